@@ -1,0 +1,418 @@
+//! Folds the sample stream into counters as it arrives: memory grows with threads and
+//! distinct stacks, never with the length of the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::{verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary};
+use crate::model::{Frame, Sample, StackId, StackTable, StateTick, ThreadState, Tid};
+
+#[derive(Debug, Default)]
+struct GilCounts {
+    ticks: u64,
+    held: u64,
+    waiters: u64,
+    contended: u64,
+    first_switch: Option<(Duration, u64)>,
+    last_switch: Option<(Duration, u64)>,
+    interval_us: u64,
+}
+
+#[derive(Debug, Default)]
+struct ThreadCounts {
+    name: Option<String>,
+    interpreter: i64,
+    states: [u64; 5],
+    held_off_cpu: u64,
+    first_cpu: Option<f64>,
+    last_cpu: Option<f64>,
+}
+
+/// Consumes [`Sample`]s and produces a [`Profile`].
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    gils: BTreeMap<i64, GilCounts>,
+    threads: BTreeMap<Tid, ThreadCounts>,
+    state_samples: u64,
+    stack_samples: u64,
+    failed_state: u64,
+    failed_stack: u64,
+    first_at: Option<Duration>,
+    last_at: Duration,
+    first_process_cpu: Option<(Duration, f64)>,
+    last_process_cpu: Option<(Duration, f64)>,
+    stacks: StackTable,
+    stack_counts: HashMap<(Tid, ThreadState, StackId), u64>,
+}
+
+impl Accumulator {
+    pub fn push(&mut self, sample: Sample) {
+        match sample {
+            Sample::State(tick) => self.state(&tick),
+            Sample::Stacks(tick) => {
+                self.stack_samples += 1;
+                for s in tick.stacks {
+                    let id = self.stacks.intern(s.frames);
+                    *self.stack_counts.entry((s.tid, s.state, id)).or_default() += 1;
+                }
+            }
+            Sample::Thread(info) => {
+                let t = self.threads.entry(info.tid).or_default();
+                t.interpreter = info.interpreter;
+                if info.name.is_some() {
+                    t.name = info.name;
+                }
+            }
+            Sample::Cpu {
+                at,
+                process_s,
+                threads,
+            } => {
+                if let Some(cpu) = process_s {
+                    self.first_process_cpu.get_or_insert((at, cpu));
+                    self.last_process_cpu = Some((at, cpu));
+                }
+                for (tid, cpu) in threads {
+                    let t = self.threads.entry(tid).or_default();
+                    t.first_cpu.get_or_insert(cpu);
+                    t.last_cpu = Some(cpu);
+                }
+            }
+            Sample::Failed { stacks: true } => self.failed_stack += 1,
+            Sample::Failed { stacks: false } => self.failed_state += 1,
+        }
+    }
+
+    fn state(&mut self, tick: &StateTick) {
+        self.state_samples += 1;
+        self.first_at.get_or_insert(tick.at);
+        self.last_at = tick.at;
+        let single_gil = tick.gils.len() == 1;
+        for reading in &tick.gils {
+            // A thread belongs to the GIL of its interpreter; with one GIL, to that one.
+            let belongs = |tid: &Tid| {
+                single_gil
+                    || self.threads.get(tid).map_or(0, |t| t.interpreter) == reading.interpreter
+            };
+            let waiters = tick
+                .threads
+                .iter()
+                .filter(|o| o.state == ThreadState::Waiting && belongs(&o.tid))
+                .count() as u64;
+            let g = self.gils.entry(reading.interpreter).or_default();
+            g.ticks += 1;
+            let held = reading.holder.is_some();
+            g.held += u64::from(held);
+            g.waiters += waiters;
+            g.contended += u64::from(held && waiters > 0);
+            g.first_switch
+                .get_or_insert((tick.at, reading.switch_number));
+            g.last_switch = Some((tick.at, reading.switch_number));
+            g.interval_us = reading.interval_us;
+        }
+        for o in &tick.threads {
+            let t = self.threads.entry(o.tid).or_default();
+            t.states[o.state.index()] += 1;
+            if o.state == ThreadState::Holding && !o.on_cpu {
+                t.held_off_cpu += 1;
+            }
+        }
+    }
+
+    /// Ends the run: `late_ticks` from the sampler, `cpu_count` of this machine.
+    pub fn finish(self, late_ticks: u64, cpu_count: usize) -> Profile {
+        let duration = self
+            .last_at
+            .saturating_sub(self.first_at.unwrap_or_default());
+        let gils: Vec<GilMetrics> = self
+            .gils
+            .iter()
+            .filter(|(_, g)| g.ticks > 0)
+            .map(|(&interpreter, g)| gil_metrics(interpreter, g))
+            .collect();
+        let threads: Vec<ThreadSummary> = self
+            .threads
+            .iter()
+            .filter_map(|(&tid, t)| {
+                let ticks: u64 = t.states.iter().sum();
+                if ticks == 0 {
+                    return None;
+                }
+                Some(ThreadSummary {
+                    tid,
+                    name: t.name.clone(),
+                    interpreter: t.interpreter,
+                    cpu_s: match (t.first_cpu, t.last_cpu) {
+                        (Some(a), Some(b)) => (b - a).max(0.0),
+                        _ => 0.0,
+                    },
+                    shares: t.states.map(|n| n as f64 / ticks as f64),
+                    ticks,
+                    held_off_cpu: t.held_off_cpu,
+                })
+            })
+            .collect();
+        let cores_used = match (self.first_process_cpu, self.last_process_cpu) {
+            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => {
+                Some((c1 - c0).max(0.0) / (t1 - t0).as_secs_f64())
+            }
+            _ => None,
+        };
+        let mut stack_counts: Vec<_> = self.stack_counts.into_iter().collect();
+        stack_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top_holders = top_sites(&self.stacks, &stack_counts, ThreadState::Holding);
+        let top_waiters = top_sites(&self.stacks, &stack_counts, ThreadState::Waiting);
+        let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
+        let verdict = verdict::judge(&verdict::Evidence {
+            gil: gils.iter().min_by_key(|g| g.interpreter),
+            native_threads,
+            cpu_count,
+            top_holder: top_holders.first(),
+            state_samples: self.state_samples,
+        });
+        Profile {
+            run: RunCounts {
+                duration_s: duration.as_secs_f64(),
+                state_samples: self.state_samples,
+                stack_samples: self.stack_samples,
+                failed_samples: self.failed_state + self.failed_stack,
+                failed_state_samples: self.failed_state,
+                failed_stack_samples: self.failed_stack,
+                late_ticks,
+            },
+            cores_used,
+            cpu_count,
+            gils,
+            threads,
+            verdict,
+            top_holders,
+            top_waiters,
+            stack_counts,
+            stacks: self.stacks,
+        }
+    }
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
+fn gil_metrics(interpreter: i64, g: &GilCounts) -> GilMetrics {
+    let held = ratio(g.held, g.ticks);
+    let demand = ratio(g.held + g.waiters, g.ticks);
+    let switches_per_s = match (g.first_switch, g.last_switch) {
+        (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+            s1.saturating_sub(s0) as f64 / (t1 - t0).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    GilMetrics {
+        interpreter,
+        enabled: true,
+        held,
+        avg_waiters: ratio(g.waiters, g.ticks),
+        contended: ratio(g.contended, g.ticks),
+        demand,
+        speedup_ceiling: if held > 0.0 { demand / held } else { 1.0 },
+        switches_per_s,
+        switch_interval_ms: g.interval_us as f64 / 1000.0,
+        ticks: g.ticks,
+    }
+}
+
+/// Mean number of threads in `state` per tick.
+fn mean_threads_in(threads: &[ThreadSummary], ticks: u64, state: ThreadState) -> f64 {
+    let n: f64 = threads
+        .iter()
+        .map(|t| t.share(state) * t.ticks as f64)
+        .sum();
+    if ticks == 0 {
+        0.0
+    } else {
+        n / ticks as f64
+    }
+}
+
+/// The innermost frames seen most often in `state`, with their share of those samples.
+fn top_sites(
+    stacks: &StackTable,
+    counts: &[((Tid, ThreadState, StackId), u64)],
+    state: ThreadState,
+) -> Vec<Site> {
+    let mut by_frame: HashMap<&Frame, u64> = HashMap::new();
+    let mut total = 0;
+    for ((_, s, id), n) in counts {
+        if *s != state {
+            continue;
+        }
+        total += n;
+        if let Some(leaf) = stacks.get(*id).last() {
+            *by_frame.entry(leaf).or_default() += n;
+        }
+    }
+    let mut sites: Vec<Site> = by_frame
+        .into_iter()
+        .map(|(f, n)| Site {
+            function: f.function.clone(),
+            file: f.file.clone(),
+            line: f.line,
+            share: ratio(n, total),
+        })
+        .collect();
+    sites.sort_by(|a, b| {
+        b.share
+            .total_cmp(&a.share)
+            .then_with(|| (&a.file, a.line).cmp(&(&b.file, b.line)))
+    });
+    sites.truncate(10);
+    sites
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GilReading, StackTick, ThreadInfo, ThreadObservation, ThreadStack};
+
+    fn obs(tid: Tid, state: ThreadState) -> ThreadObservation {
+        ThreadObservation {
+            tid,
+            state,
+            on_cpu: state == ThreadState::Holding,
+        }
+    }
+
+    fn tick(ms: u64, holder: Option<Tid>, switch: u64, threads: &[(Tid, ThreadState)]) -> Sample {
+        Sample::State(StateTick {
+            at: Duration::from_millis(ms),
+            gils: vec![GilReading {
+                interpreter: 0,
+                locked: holder.is_some(),
+                holder,
+                switch_number: switch,
+                interval_us: 5000,
+            }],
+            threads: threads.iter().map(|&(t, s)| obs(t, s)).collect(),
+        })
+    }
+
+    use ThreadState::*;
+
+    #[test]
+    fn metrics_follow_their_definitions() {
+        let mut acc = Accumulator::default();
+        // Tick 1: 1 holds, 2 and 3 wait. Tick 2: 2 holds, 3 waits. Tick 3: 3 holds alone.
+        // Tick 4: nobody holds, everyone idle.
+        acc.push(tick(
+            0,
+            Some(1),
+            100,
+            &[(1, Holding), (2, Waiting), (3, Waiting)],
+        ));
+        acc.push(tick(
+            10,
+            Some(2),
+            101,
+            &[(1, Idle), (2, Holding), (3, Waiting)],
+        ));
+        acc.push(tick(
+            20,
+            Some(3),
+            102,
+            &[(1, Idle), (2, Idle), (3, Holding)],
+        ));
+        acc.push(tick(1000, None, 110, &[(1, Idle), (2, Idle), (3, Idle)]));
+        let p = acc.finish(0, 2);
+        let g = p.main_gil().unwrap();
+        assert_eq!(g.held, 0.75);
+        assert_eq!(g.avg_waiters, 3.0 / 4.0);
+        assert_eq!(g.contended, 0.5);
+        assert_eq!(g.demand, 1.5);
+        assert_eq!(g.speedup_ceiling, 2.0);
+        assert!((g.switches_per_s - 10.0).abs() < 1e-9);
+        assert_eq!(g.switch_interval_ms, 5.0);
+        let t3 = p.threads.iter().find(|t| t.tid == 3).unwrap();
+        assert_eq!(t3.share(Waiting), 0.5);
+        assert_eq!(t3.share(Holding), 0.25);
+        assert_eq!(t3.shares.iter().sum::<f64>(), 1.0);
+        assert_eq!(p.run.state_samples, 4);
+        assert_eq!(p.run.duration_s, 1.0);
+    }
+
+    #[test]
+    fn shares_are_over_the_ticks_a_thread_was_alive() {
+        let mut acc = Accumulator::default();
+        acc.push(tick(0, Some(1), 0, &[(1, Holding)]));
+        acc.push(tick(1, Some(1), 0, &[(1, Holding), (2, Waiting)]));
+        let p = acc.finish(0, 2);
+        let t2 = p.threads.iter().find(|t| t.tid == 2).unwrap();
+        assert_eq!(t2.share(Waiting), 1.0);
+        assert_eq!(t2.ticks, 1);
+    }
+
+    #[test]
+    fn top_holders_rank_leaf_frames_of_holding_stacks() {
+        let f = |name: &str, line| Frame {
+            function: name.into(),
+            file: "app.py".into(),
+            line,
+        };
+        let mut acc = Accumulator::default();
+        acc.push(Sample::Thread(ThreadInfo {
+            tid: 1,
+            name: Some("w".into()),
+            interpreter: 0,
+        }));
+        for i in 0..4 {
+            let hot = if i < 3 {
+                f("compute", 12)
+            } else {
+                f("other", 30)
+            };
+            acc.push(Sample::Stacks(StackTick {
+                at: Duration::from_millis(i),
+                stacks: vec![
+                    ThreadStack {
+                        tid: 1,
+                        state: Holding,
+                        frames: vec![f("main", 1), hot],
+                    },
+                    ThreadStack {
+                        tid: 2,
+                        state: Waiting,
+                        frames: vec![f("worker", 20)],
+                    },
+                ],
+            }));
+        }
+        let p = acc.finish(0, 2);
+        assert_eq!(p.top_holders[0].function, "compute");
+        assert_eq!(p.top_holders[0].share, 0.75);
+        assert_eq!(p.top_waiters[0].function, "worker");
+        assert_eq!(p.top_waiters[0].share, 1.0);
+        assert_eq!(p.threads.len(), 0, "no state ticks, no thread rows");
+        assert_eq!(p.run.stack_samples, 4);
+    }
+
+    #[test]
+    fn cpu_time_is_what_was_used_during_the_run() {
+        let mut acc = Accumulator::default();
+        acc.push(Sample::Cpu {
+            at: Duration::ZERO,
+            process_s: Some(10.0),
+            threads: vec![(1, 4.0)],
+        });
+        acc.push(tick(0, Some(1), 0, &[(1, Holding)]));
+        acc.push(Sample::Cpu {
+            at: Duration::from_secs(2),
+            process_s: Some(13.0),
+            threads: vec![(1, 5.5)],
+        });
+        let p = acc.finish(0, 2);
+        assert_eq!(p.cores_used, Some(1.5));
+        assert_eq!(p.threads[0].cpu_s, 1.5);
+    }
+}

@@ -1,0 +1,118 @@
+//! Pure functions from samples to what a user reads: metrics, per-thread shares, the verdict,
+//! top holders and waiters, folded stacks.
+//!
+//! Reads [`crate::model`] values only: no I/O, no clocks, no knowledge of the sampler.
+
+mod accumulate;
+mod folded;
+mod verdict;
+
+pub use accumulate::Accumulator;
+pub use folded::{folded_wall, FoldedLine};
+pub use verdict::{Verdict, VerdictKind};
+
+use serde::Serialize;
+
+use crate::model::{StackTable, ThreadState, Tid};
+
+/// Metrics of one GIL over a run (DESIGN.md §4).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GilMetrics {
+    pub interpreter: i64,
+    pub enabled: bool,
+    /// Fraction of ticks with the GIL held.
+    pub held: f64,
+    /// Mean number of threads waiting for the GIL.
+    pub avg_waiters: f64,
+    /// Fraction of ticks with the GIL held and at least one waiter.
+    pub contended: f64,
+    /// Mean number of threads holding or waiting: threads that want to run Python.
+    pub demand: f64,
+    /// demand / held: what removing the GIL could give at most.
+    pub speedup_ceiling: f64,
+    /// GIL handoffs between threads per second, counted by CPython (`switch_number`).
+    pub switches_per_s: f64,
+    /// The switch interval read from the GIL (`sys.getswitchinterval()`), in ms.
+    pub switch_interval_ms: f64,
+    /// Ticks this GIL was read at.
+    #[serde(skip)]
+    pub ticks: u64,
+}
+
+/// One thread over a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThreadSummary {
+    pub tid: Tid,
+    pub name: Option<String>,
+    pub interpreter: i64,
+    /// CPU seconds the thread used during the run.
+    pub cpu_s: f64,
+    /// Share of the ticks it was seen in each state, indexed like [`ThreadState::ALL`].
+    #[serde(skip)]
+    pub shares: [f64; 5],
+    /// Ticks it was seen at.
+    #[serde(skip)]
+    pub ticks: u64,
+    /// Ticks it held the GIL while off CPU.
+    #[serde(skip)]
+    pub held_off_cpu: u64,
+}
+
+impl ThreadSummary {
+    pub fn share(&self, state: ThreadState) -> f64 {
+        self.shares[state.index()]
+    }
+
+    /// The name to show: the Python thread name, else the tid.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("thread {}", self.tid),
+        }
+    }
+}
+
+/// A function that holds or waits for the GIL, and its share of those samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Site {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub share: f64,
+}
+
+/// Sample counts over a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunCounts {
+    pub duration_s: f64,
+    pub state_samples: u64,
+    pub stack_samples: u64,
+    pub failed_samples: u64,
+    pub failed_state_samples: u64,
+    pub failed_stack_samples: u64,
+    pub late_ticks: u64,
+}
+
+/// Everything a report shows about one process.
+#[derive(Debug)]
+pub struct Profile {
+    pub run: RunCounts,
+    /// Cores used: CPU seconds of the whole process per wall second.
+    pub cores_used: Option<f64>,
+    pub cpu_count: usize,
+    pub gils: Vec<GilMetrics>,
+    pub threads: Vec<ThreadSummary>,
+    pub verdict: Verdict,
+    pub top_holders: Vec<Site>,
+    pub top_waiters: Vec<Site>,
+    /// Every stack sample: (thread, state, stack) and how many times it was seen.
+    pub stack_counts: Vec<((Tid, ThreadState, crate::model::StackId), u64)>,
+    pub stacks: StackTable,
+}
+
+impl Profile {
+    /// The main GIL (interpreter 0's, or the first one read).
+    pub fn main_gil(&self) -> Option<&GilMetrics> {
+        self.gils.iter().min_by_key(|g| g.interpreter)
+    }
+}

@@ -1,0 +1,293 @@
+//! The verdict: which of a few plain situations the run was in, the rule that says so, and
+//! the next step that fits (DESIGN.md §4).
+
+use serde::Serialize;
+
+use super::{GilMetrics, Site};
+
+/// GIL-bound when at least this share of ticks has a holder and a waiter…
+const GIL_BOUND_CONTENDED: f64 = 0.5;
+/// …and removing the GIL could give at least this speed-up.
+const GIL_BOUND_CEILING: f64 = 1.5;
+const PARTLY_CONTENDED: f64 = 0.1;
+const PARTLY_CEILING: f64 = 1.1;
+/// Native-parallel when on average this many threads run C code without the GIL.
+const NATIVE_THREADS: f64 = 0.5;
+/// Single-thread CPU-bound when the GIL is held this much without contention.
+const SINGLE_HELD: f64 = 0.5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictKind {
+    GilBound,
+    PartlyGilContended,
+    SingleThreadCpu,
+    NativeParallel,
+    MostlyIdle,
+    GilDisabled,
+}
+
+impl VerdictKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            VerdictKind::GilBound => "GIL-bound",
+            VerdictKind::PartlyGilContended => "partly GIL-contended",
+            VerdictKind::SingleThreadCpu => "single-thread CPU-bound",
+            VerdictKind::NativeParallel => "native-parallel",
+            VerdictKind::MostlyIdle => "mostly idle / I/O-bound",
+            VerdictKind::GilDisabled => "GIL disabled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    pub kind: VerdictKind,
+    pub summary: String,
+    /// The rule that gave this verdict, with the numbers it compared.
+    pub rule: String,
+    pub advice: Vec<String>,
+}
+
+/// What the verdict is judged on.
+pub struct Evidence<'a> {
+    pub gil: Option<&'a GilMetrics>,
+    /// Mean number of threads running C code with the GIL released.
+    pub native_threads: f64,
+    pub cpu_count: usize,
+    pub top_holder: Option<&'a Site>,
+    pub state_samples: u64,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+pub fn judge(e: &Evidence) -> Verdict {
+    let Some(g) = e.gil.filter(|_| e.state_samples > 0) else {
+        return Verdict {
+            kind: VerdictKind::MostlyIdle,
+            summary: "No GIL samples were taken: the run was too short or no Python thread ran."
+                .into(),
+            rule: "no samples".into(),
+            advice: vec!["Profile for longer (--duration) while the program does its work.".into()],
+        };
+    };
+    let holder = e.top_holder.map_or(String::new(), |s| {
+        format!(
+            "; {}() at {}:{} holds it {} of the time",
+            s.function,
+            s.file,
+            s.line,
+            pct(s.share * g.held)
+        )
+    });
+    let hot = e
+        .top_holder
+        .map_or("the hot loop".to_string(), |s| format!("{}()", s.function));
+    let capped = g.speedup_ceiling.min(e.cpu_count as f64);
+    let ceiling = format!(
+        "removing the GIL could give up to {:.1}× ({:.1}× on this machine's {} CPUs)",
+        g.speedup_ceiling, capped, e.cpu_count
+    );
+    let numbers = format!(
+        "contended {}, speed-up ceiling {:.2}, held {}, native threads {:.1}",
+        pct(g.contended),
+        g.speedup_ceiling,
+        pct(g.held),
+        e.native_threads
+    );
+
+    if g.contended >= GIL_BOUND_CONTENDED && g.speedup_ceiling >= GIL_BOUND_CEILING {
+        return Verdict {
+            kind: VerdictKind::GilBound,
+            summary: format!(
+                "GIL-bound: {:.1} threads want the GIL, one runs{holder}; {ceiling}.",
+                g.demand
+            ),
+            rule: format!(
+                "contended ≥ {} and ceiling ≥ {GIL_BOUND_CEILING} ({numbers})",
+                pct(GIL_BOUND_CONTENDED)
+            ),
+            advice: vec![
+                "Run the CPU-bound work in processes (multiprocessing, ProcessPoolExecutor) \
+                 instead of threads."
+                    .into(),
+                format!(
+                    "Move {hot} into code that releases the GIL (NumPy, a C or Rust \
+                     extension, Cython `with nogil`)."
+                ),
+                "Or try a free-threaded CPython (3.13t and later), where threads run Python \
+                 in parallel."
+                    .into(),
+            ],
+        };
+    }
+    if g.contended >= PARTLY_CONTENDED && g.speedup_ceiling >= PARTLY_CEILING {
+        return Verdict {
+            kind: VerdictKind::PartlyGilContended,
+            summary: format!(
+                "Partly GIL-contended: threads wait for the GIL {} of the time \
+                 ({:.2} waiting on average){holder}; {ceiling}.",
+                pct(g.contended),
+                g.avg_waiters
+            ),
+            rule: format!(
+                "contended ≥ {} and ceiling ≥ {PARTLY_CEILING}, below GIL-bound ({numbers})",
+                pct(PARTLY_CONTENDED)
+            ),
+            advice: vec![
+                format!(
+                    "Waiting threads are delayed by {hot}: give them a process of their \
+                     own, or move {hot} to code that releases the GIL."
+                ),
+                "If the waiting threads serve I/O, keep the CPU-heavy work off their \
+                 process (ProcessPoolExecutor) so they answer sooner."
+                    .into(),
+                "Larger work units per GIL acquisition cut switching; \
+                 sys.setswitchinterval() trades latency for throughput."
+                    .into(),
+            ],
+        };
+    }
+    if e.native_threads >= NATIVE_THREADS {
+        return Verdict {
+            kind: VerdictKind::NativeParallel,
+            summary: format!(
+                "Native-parallel: on average {:.1} threads run C code with the GIL released \
+                 and the GIL is held {}; the GIL is not the limit.",
+                e.native_threads,
+                pct(g.held)
+            ),
+            rule: format!("not contended, native threads ≥ {NATIVE_THREADS} ({numbers})"),
+            advice: vec![format!(
+                "More threads help up to the CPU count ({}); beyond it, the CPUs are the \
+                 limit, not the GIL.",
+                e.cpu_count
+            )],
+        };
+    }
+    if g.held >= SINGLE_HELD {
+        return Verdict {
+            kind: VerdictKind::SingleThreadCpu,
+            summary: format!(
+                "Single-thread CPU-bound: the GIL is held {} of the time and almost nobody \
+                 waits for it{holder}.",
+                pct(g.held)
+            ),
+            rule: format!("not contended, held ≥ {} ({numbers})", pct(SINGLE_HELD)),
+            advice: vec![format!(
+                "One thread does the Python work: more threads will not speed it up. \
+                     Make {hot} faster, or split the work across processes."
+            )],
+        };
+    }
+    Verdict {
+        kind: VerdictKind::MostlyIdle,
+        summary: format!(
+            "Mostly idle / I/O-bound: the GIL is held {} of the time and threads mostly wait \
+             on I/O, sleeps or locks.",
+            pct(g.held)
+        ),
+        rule: format!(
+            "held < {} and little native work ({numbers})",
+            pct(SINGLE_HELD)
+        ),
+        advice: vec![
+            "The GIL is not the bottleneck: look at what the threads wait for (the [idle] \
+             stacks in the flame graph)."
+                .into(),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gil(held: f64, waiters: f64, contended: f64) -> GilMetrics {
+        GilMetrics {
+            interpreter: 0,
+            enabled: true,
+            held,
+            avg_waiters: waiters,
+            contended,
+            demand: held + waiters,
+            speedup_ceiling: (held + waiters) / held.max(1e-9),
+            switches_per_s: 200.0,
+            switch_interval_ms: 5.0,
+            ticks: 1000,
+        }
+    }
+
+    fn judge_with(g: &GilMetrics, native_threads: f64) -> Verdict {
+        let site = Site {
+            function: "compute".into(),
+            file: "app.py".into(),
+            line: 12,
+            share: 0.9,
+        };
+        judge(&Evidence {
+            gil: Some(g),
+            native_threads,
+            cpu_count: 2,
+            top_holder: Some(&site),
+            state_samples: 1000,
+        })
+    }
+
+    #[test]
+    fn four_busy_threads_are_gil_bound_and_name_the_holder() {
+        let v = judge_with(&gil(0.99, 2.9, 0.97), 0.0);
+        assert_eq!(v.kind, VerdictKind::GilBound);
+        assert!(
+            v.summary.contains("compute() at app.py:12"),
+            "{}",
+            v.summary
+        );
+        assert!(v.summary.contains("3.9×"), "{}", v.summary);
+        assert!(
+            v.summary.contains("2.0× on this machine's 2 CPUs"),
+            "{}",
+            v.summary
+        );
+        assert!(v.rule.contains("contended ≥ 50%"));
+    }
+
+    #[test]
+    fn each_rule_in_turn() {
+        assert_eq!(
+            judge_with(&gil(0.95, 0.3, 0.25), 0.0).kind,
+            VerdictKind::PartlyGilContended
+        );
+        assert_eq!(
+            judge_with(&gil(0.2, 0.0, 0.0), 3.5).kind,
+            VerdictKind::NativeParallel
+        );
+        assert_eq!(
+            judge_with(&gil(0.98, 0.01, 0.01), 0.0).kind,
+            VerdictKind::SingleThreadCpu
+        );
+        assert_eq!(
+            judge_with(&gil(0.03, 0.0, 0.0), 0.0).kind,
+            VerdictKind::MostlyIdle
+        );
+        // Contended but with nothing to gain is not GIL-bound.
+        assert_ne!(
+            judge_with(&gil(1.0, 0.2, 0.6), 0.0).kind,
+            VerdictKind::GilBound
+        );
+    }
+
+    #[test]
+    fn no_samples_says_so() {
+        let v = judge(&Evidence {
+            gil: None,
+            native_threads: 0.0,
+            cpu_count: 2,
+            top_holder: None,
+            state_samples: 0,
+        });
+        assert!(v.summary.contains("No GIL samples"));
+    }
+}

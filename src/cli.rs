@@ -1,0 +1,182 @@
+//! The command line: clap types at the edge, converted to plain [`RunOptions`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::UserError;
+use crate::report::Format;
+use crate::sampler::Rates;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gilscope",
+    version,
+    about = "Is the GIL your bottleneck? Samples a live CPython process from outside and \
+             shows which threads hold the GIL, which wait for it, and which code makes them wait.",
+    after_help = "Exit codes: 0 ok; 2 usage or runtime error. `record` passes on the \
+                  command's own status when it fails (its exit code, or 128+signal)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch a Python program and profile it until it exits, Ctrl-C or --duration.
+    Record {
+        #[command(flatten)]
+        run: RunArgs,
+        /// The command to run, after `--`: gilscope record -- python3 app.py --its-flags
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
+    /// Profile a running Python process until Ctrl-C, --duration, or its exit.
+    Attach {
+        #[command(flatten)]
+        run: RunArgs,
+        /// The process id of the Python program.
+        pid: i32,
+    },
+}
+
+/// Options shared by `record` and `attach`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stack samples per second.
+    #[arg(short, long, default_value_t = 100.0, value_name = "HZ")]
+    pub rate: f64,
+    /// GIL-state samples per second (cheap: one memory read per GIL and one /proc read per
+    /// thread); metrics are counted from these.
+    #[arg(long, default_value_t = 1000.0, value_name = "HZ")]
+    pub state_rate: f64,
+    /// Stop after this many seconds (record stops the program then).
+    #[arg(short, long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Where to write the report; `-` is standard output. Default: gilscope-<pid>.<ext>.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// The report format.
+    #[arg(short, long, value_enum, default_value_t = Format::Flamegraph)]
+    pub format: Format,
+    /// Do not print the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// What a run needs, free of clap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    pub rates: Rates,
+    pub duration: Option<Duration>,
+    pub output: Option<PathBuf>,
+    pub format: Format,
+    pub quiet: bool,
+}
+
+const MAX_RATE: f64 = 10_000.0;
+
+impl RunArgs {
+    pub fn options(&self) -> Result<RunOptions, UserError> {
+        for (name, hz) in [("--rate", self.rate), ("--state-rate", self.state_rate)] {
+            if !(hz > 0.0 && hz <= MAX_RATE) {
+                return Err(UserError::Usage(format!(
+                    "{name} must be above 0 and at most {MAX_RATE} samples per second, not {hz}"
+                )));
+            }
+        }
+        let duration = match self.duration {
+            Some(s) if !(s > 0.0 && s.is_finite()) => {
+                return Err(UserError::Usage(format!(
+                    "--duration must be a positive number of seconds, not {s}"
+                )))
+            }
+            Some(s) => Some(Duration::from_secs_f64(s)),
+            None => None,
+        };
+        Ok(RunOptions {
+            // Stacks are taken at state ticks, so the state rate is at least the stack rate.
+            rates: Rates {
+                state_hz: self.state_rate.max(self.rate),
+                stack_hz: self.rate,
+            },
+            duration,
+            output: self.output.clone(),
+            format: self.format,
+            quiet: self.quiet,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("gilscope").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_parser_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn record_keeps_the_program_flags_for_the_program() {
+        let cli = parse(&[
+            "record", "--rate", "250", "--", "python3", "app.py", "--rate", "-x",
+        ])
+        .unwrap();
+        let Command::Record { run, command } = cli.command else {
+            panic!()
+        };
+        assert_eq!(run.rate, 250.0);
+        assert_eq!(command, ["python3", "app.py", "--rate", "-x"]);
+    }
+
+    #[test]
+    fn attach_takes_a_pid_and_options() {
+        let cli = parse(&["attach", "-d", "2.5", "-f", "json", "-o", "-", "4242"]).unwrap();
+        let Command::Attach { run, pid } = cli.command else {
+            panic!()
+        };
+        assert_eq!(pid, 4242);
+        let o = run.options().unwrap();
+        assert_eq!(o.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(o.format, Format::Json);
+        assert_eq!(o.output, Some(PathBuf::from("-")));
+        assert_eq!(
+            o.rates,
+            Rates {
+                state_hz: 1000.0,
+                stack_hz: 100.0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["record"]).is_err());
+        assert!(parse(&["attach", "notapid"]).is_err());
+        assert!(parse(&["attach", "-f", "png", "1"]).is_err());
+        let Command::Attach { run, .. } = parse(&["attach", "--rate", "0", "1"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert!(run.options().is_err());
+        let Command::Attach { run, .. } =
+            parse(&["attach", "--rate", "5000", "1"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!(run.options().unwrap().rates.state_hz, 5000.0);
+    }
+}

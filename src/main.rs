@@ -1,0 +1,39 @@
+//! The `gilscope` binary: parse, run, print an error once, map it to an exit code.
+//!
+//! Exit codes: 0 ok; 2 a usage or runtime error; `record` passes on the status of a command
+//! that failed on its own (its exit code, or 128 + the signal that killed it).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gilscope::cli::{Cli, Command};
+use gilscope::session::{self, Launch};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (launch, run) = match cli.command {
+        Command::Record { run, command } => (Launch::Record(command), run),
+        Command::Attach { run, pid } => (Launch::Attach(pid), run),
+    };
+    let result = run
+        .options()
+        .map_err(anyhow::Error::from)
+        .and_then(|options| session::run(launch, &options));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("gilscope: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `gilscope … -o - | head` closing the pipe early is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,103 @@
+//! Plain data shared by every stage: thread states, samples, interned stacks.
+//!
+//! No I/O and no knowledge of how the data was read or will be shown: the sampler fills these
+//! types, analysis reads them.
+
+mod stacks;
+mod state;
+
+pub use stacks::{Frame, StackId, StackTable};
+pub use state::ThreadState;
+
+use std::time::Duration;
+
+/// What was profiled and how: the facts a report states about the run itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetInfo {
+    pub pid: i32,
+    /// The CPython version, `3.11.7`.
+    pub python: String,
+    /// The command line, when gilscope launched it or could read it.
+    pub command: Vec<String>,
+    pub state_hz: f64,
+    pub stack_hz: f64,
+}
+
+/// An OS thread id (`gettid()`), as in `/proc/<pid>/task/<tid>`.
+pub type Tid = i32;
+
+/// One reading of one interpreter's GIL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GilReading {
+    /// The interpreter that owns this GIL (0 is the main interpreter).
+    pub interpreter: i64,
+    /// `gil->locked`.
+    pub locked: bool,
+    /// The thread `gil->last_holder` names, when it is a thread we know.
+    pub holder: Option<Tid>,
+    /// `gil->switch_number`: GIL handoffs between threads since the interpreter started.
+    pub switch_number: u64,
+    /// `gil->interval`: the switch interval in microseconds.
+    pub interval_us: u64,
+}
+
+/// What one thread was doing at one tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadObservation {
+    pub tid: Tid,
+    pub state: ThreadState,
+    /// Runnable or running on a CPU (as opposed to blocked in the kernel).
+    pub on_cpu: bool,
+}
+
+/// The GIL state of every Python thread at one instant: the cheap, frequent sample.
+#[derive(Clone, Debug, Default)]
+pub struct StateTick {
+    /// Time since the run started.
+    pub at: Duration,
+    pub gils: Vec<GilReading>,
+    pub threads: Vec<ThreadObservation>,
+}
+
+/// The Python stack of every thread at one instant: the expensive, rarer sample. Each stack
+/// carries the state its thread was in at the state tick taken with it.
+#[derive(Clone, Debug, Default)]
+pub struct StackTick {
+    pub at: Duration,
+    pub stacks: Vec<ThreadStack>,
+}
+
+/// One thread's stack, outermost frame first, and its state at that tick.
+#[derive(Clone, Debug)]
+pub struct ThreadStack {
+    pub tid: Tid,
+    pub state: ThreadState,
+    pub frames: Vec<Frame>,
+}
+
+/// Facts about a thread that change rarely: sent when first seen and when they change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreadInfo {
+    pub tid: Tid,
+    pub name: Option<String>,
+    pub interpreter: i64,
+}
+
+/// What the sampler sends, in order.
+#[derive(Clone, Debug)]
+pub enum Sample {
+    State(StateTick),
+    Stacks(StackTick),
+    /// A thread seen for the first time, or whose name became known.
+    Thread(ThreadInfo),
+    /// CPU seconds used so far by the whole process and by each Python thread.
+    Cpu {
+        at: Duration,
+        process_s: Option<f64>,
+        threads: Vec<(Tid, f64)>,
+    },
+    /// A state or stack read that failed (torn or garbage memory, a thread that vanished).
+    Failed {
+        stacks: bool,
+    },
+}

@@ -1,0 +1,112 @@
+//! The plain-language summary printed at the end of every run.
+
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::model::ThreadState;
+
+fn pct(x: f64) -> String {
+    format!("{:5.1}%", x * 100.0)
+}
+
+/// Cuts a target-controlled string to `max` characters and drops control characters, so a
+/// hostile thread name cannot garble the terminal.
+fn printable(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    if s.chars().count() > max {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+/// The summary, ending with a newline.
+pub fn summary(report: &Report) -> String {
+    let (t, p) = (report.target, report.profile);
+    let mut s = String::new();
+    let r = &p.run;
+    let _ = writeln!(
+        s,
+        "gilscope: pid {}, CPython {}, {:.1} s: {} GIL-state samples ({:.0} Hz), {} stack samples ({:.0} Hz)",
+        t.pid, t.python, r.duration_s, r.state_samples, t.state_hz, r.stack_samples, t.stack_hz
+    );
+    if r.failed_samples > 0 || r.late_ticks > 0 {
+        let _ = writeln!(
+            s,
+            "  {} failed samples ({} state, {} stack: torn reads or threads ending mid-read, each cost one sample), {} late ticks",
+            r.failed_samples, r.failed_state_samples, r.failed_stack_samples, r.late_ticks
+        );
+    }
+    let v = &p.verdict;
+    let _ = writeln!(s, "\n{}", v.summary);
+    let _ = writeln!(s, "  rule: {}", v.rule);
+    for (i, a) in v.advice.iter().enumerate() {
+        let _ = writeln!(s, "  {} {a}", if i == 0 { "next:" } else { "     " });
+    }
+
+    if !p.gils.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nGIL             held  avg waiters  contended  demand  ceiling  switches/s  interval"
+        );
+        for g in &p.gils {
+            let _ = writeln!(
+                s,
+                "  interp {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>5.1} ms",
+                g.interpreter,
+                pct(g.held),
+                g.avg_waiters,
+                pct(g.contended),
+                g.demand,
+                g.speedup_ceiling,
+                g.switches_per_s,
+                g.switch_interval_ms
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  held: share of samples with the GIL taken; avg waiters: threads blocked on it; \
+             contended: held with ≥1 waiter;\n  demand: threads holding or waiting; ceiling: \
+             demand/held, the most removing the GIL could give; switches/s: handoffs CPython counted"
+        );
+    }
+    if let Some(cores) = p.cores_used {
+        let _ = writeln!(s, "  cores used: {cores:.2} of {}", p.cpu_count);
+    }
+
+    if !p.threads.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nThread                      holding  waiting  handoff   native     idle   CPU s"
+        );
+        for th in &p.threads {
+            let label = printable(&format!("{} ({})", th.label(), th.tid), 26);
+            let _ = write!(s, "  {label:<26}");
+            for state in ThreadState::ALL {
+                let _ = write!(s, "  {}", pct(th.share(state)));
+            }
+            let _ = writeln!(s, "  {:6.2}", th.cpu_s);
+        }
+    }
+    for (title, sites) in [
+        ("Holds the GIL", &p.top_holders),
+        ("Waits for the GIL at", &p.top_waiters),
+    ] {
+        if sites.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{title}");
+        for site in sites.iter().take(5) {
+            let file = site.file.rsplit('/').next().unwrap_or(&site.file);
+            let _ = writeln!(
+                s,
+                "  {}  {}  {}:{}",
+                pct(site.share),
+                printable(&site.function, 40),
+                printable(file, 60),
+                site.line
+            );
+        }
+    }
+    s
+}

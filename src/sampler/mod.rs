@@ -1,0 +1,344 @@
+//! The sampling thread: reads the target at two rates and sends plain samples.
+//!
+//! At every state tick it reads each GIL's head (one `process_vm_readv` per GIL) and each
+//! Python thread's `/proc/…/syscall` (one `pread` per thread); at every stack tick it also asks
+//! py-spy for every thread's stack. It never stops the target and never renders anything: it
+//! sends [`Sample`]s over a channel and counts what failed.
+
+mod procfs;
+mod python;
+mod threads;
+mod timer;
+
+pub use procfs::{is_alive, task_ids};
+pub use python::PythonInfo;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use remoteprocess::{Process, ProcessMemory};
+
+use crate::gil::{classify, layout, GilHead, Layout, Memory};
+use crate::model::{
+    GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack, Tid,
+};
+use python::StackReader;
+use threads::ThreadTable;
+
+/// How often the thread list is re-read even when nothing suggests a change.
+const REFRESH_EVERY: Duration = Duration::from_millis(200);
+/// How often CPU times are read.
+const CPU_EVERY: Duration = Duration::from_millis(250);
+
+/// How the sampler ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Asked to stop.
+    Stopped,
+    /// The target exited.
+    TargetExited,
+}
+
+/// Sampling rates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rates {
+    /// GIL state samples per second.
+    pub state_hz: f64,
+    /// Stack samples per second (at most `state_hz`).
+    pub stack_hz: f64,
+}
+
+impl Rates {
+    /// State ticks per stack tick.
+    fn stack_every(&self) -> u64 {
+        (self.state_hz / self.stack_hz).round().max(1.0) as u64
+    }
+}
+
+/// A Python process gilscope has opened and understood, ready to sample.
+pub struct Target {
+    pub pid: i32,
+    pub python: PythonInfo,
+    process: Process,
+    runtime: u64,
+    layout: Layout,
+    stacks: StackReader,
+}
+
+/// Why a process could not be opened as a target; the caller turns each into advice.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("not a CPython process: {0:#}")]
+    NotPython(anyhow::Error),
+    #[error("CPython {0} is not supported")]
+    Unsupported(String),
+    #[error("the interpreter is not ready yet: {0:#}")]
+    NotReady(anyhow::Error),
+}
+
+struct Remote<'a>(&'a Process);
+
+impl Memory for Remote<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0
+            .read(addr as usize, buf)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+impl Target {
+    /// Opens `pid`: finds its Python version, `_PyRuntime` and the layout to read it with.
+    pub fn open(pid: i32) -> Result<Target, OpenError> {
+        let process = Process::new(pid).map_err(|e| OpenError::NotPython(anyhow!(e)))?;
+        let python = python::inspect(&process).map_err(OpenError::NotPython)?;
+        let Some(table) = Layout::for_version(python.major, python.minor) else {
+            return Err(OpenError::Unsupported(python.version.clone()));
+        };
+        let runtime = python
+            .runtime
+            .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
+        let layout = if python.minor >= 13 {
+            let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
+            Remote(&process)
+                .read(runtime, &mut bytes)
+                .ok()
+                .and_then(|_| Layout::from_debug_offsets(&bytes).ok())
+                .map(|(l, _)| l)
+                .unwrap_or(table)
+        } else {
+            table
+        };
+        // The interpreter must have a thread before there is anything to sample.
+        let interpreters =
+            crate::gil::walk(&Remote(&process), runtime, &layout).map_err(OpenError::NotReady)?;
+        if interpreters.iter().all(|i| i.threads.is_empty()) {
+            return Err(OpenError::NotReady(anyhow!("no Python thread yet")));
+        }
+        let stacks = StackReader::new(pid).map_err(OpenError::NotReady)?;
+        Ok(Target {
+            pid,
+            python,
+            process,
+            runtime,
+            layout,
+            stacks,
+        })
+    }
+}
+
+/// A running sampler.
+pub struct Sampler {
+    pub samples: Receiver<Sample>,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Result<(End, Counters)>>,
+}
+
+/// What the sampling thread counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub late_ticks: u64,
+}
+
+impl Sampler {
+    pub fn start(target: Target, rates: Rates) -> Result<Sampler> {
+        // Bounded, so a stalled consumer slows the sampler instead of growing memory.
+        let (tx, rx) = sync_channel(4096);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("gilscope-sampler".into())
+            .spawn(move || run(target, rates, &flag, &tx))
+            .context("starting the sampling thread")?;
+        Ok(Sampler {
+            samples: rx,
+            stop,
+            handle,
+        })
+    }
+
+    /// Asks the sampling thread to stop; samples already sent stay in the channel.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn join(self) -> Result<(End, Counters)> {
+        self.stop();
+        self.handle
+            .join()
+            .map_err(|_| anyhow!("the sampling thread panicked"))?
+    }
+}
+
+fn run(
+    mut target: Target,
+    rates: Rates,
+    stop: &AtomicBool,
+    tx: &SyncSender<Sample>,
+) -> Result<(End, Counters)> {
+    let pid = target.pid;
+    let start = Instant::now();
+    let tick_s = procfs::clock_tick_s();
+    let mut table = ThreadTable::default();
+    let mut timer = timer::Timer::new(rates.state_hz);
+    let stack_every = rates.stack_every();
+    let mut last_refresh: Option<Instant> = None;
+    let mut last_cpu: Option<Instant> = None;
+    let mut names: std::collections::HashMap<Tid, String> = Default::default();
+    let send = |s: Sample| tx.send(s).is_ok();
+
+    for tick in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            return Ok((
+                End::Stopped,
+                Counters {
+                    late_ticks: timer.late,
+                },
+            ));
+        }
+        if tick > 0 {
+            timer.wait();
+        }
+        let at = start.elapsed();
+        let mem = Remote(&target.process);
+
+        if last_refresh.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) {
+            match table.refresh(pid, &mem, target.runtime, &target.layout) {
+                Ok(new) => {
+                    for (tid, interpreter) in new {
+                        let name = procfs::thread_comm(pid, tid);
+                        send(Sample::Thread(ThreadInfo {
+                            tid,
+                            name,
+                            interpreter,
+                        }));
+                    }
+                }
+                Err(_) if !procfs::is_alive(pid) => break,
+                Err(_) => {
+                    send(Sample::Failed { stacks: false });
+                    continue;
+                }
+            }
+            last_refresh = Some(Instant::now());
+        }
+
+        let Some(state) = read_state(&mem, &table, at) else {
+            if !procfs::is_alive(pid) {
+                break;
+            }
+            // The holder is a thread we do not know yet: read the thread list next tick.
+            last_refresh = None;
+            send(Sample::Failed { stacks: false });
+            continue;
+        };
+
+        if tick % stack_every == 0 {
+            match target.stacks.read() {
+                Ok(raw) => {
+                    let mut stacks = Vec::with_capacity(raw.len());
+                    for s in raw {
+                        let Some(tid) = s.tid.or_else(|| table.tid_of_pthread(s.pthread)) else {
+                            continue;
+                        };
+                        let Some(obs) = state.threads.iter().find(|o| o.tid == tid) else {
+                            continue;
+                        };
+                        if let Some(name) = s.name.filter(|n| names.get(&tid) != Some(n)) {
+                            names.insert(tid, name.clone());
+                            let interpreter = table
+                                .threads
+                                .iter()
+                                .find(|t| t.tid == tid)
+                                .map_or(0, |t| t.interpreter);
+                            send(Sample::Thread(ThreadInfo {
+                                tid,
+                                name: Some(name),
+                                interpreter,
+                            }));
+                        }
+                        stacks.push(ThreadStack {
+                            tid,
+                            state: obs.state,
+                            frames: s.frames,
+                        });
+                    }
+                    send(Sample::Stacks(StackTick { at, stacks }));
+                }
+                Err(_) => {
+                    send(Sample::Failed { stacks: true });
+                }
+            }
+        }
+        if !send(Sample::State(state)) {
+            return Ok((
+                End::Stopped,
+                Counters {
+                    late_ticks: timer.late,
+                },
+            ));
+        }
+
+        if last_cpu.is_none_or(|t| t.elapsed() >= CPU_EVERY) {
+            let threads = table
+                .threads
+                .iter()
+                .filter_map(|t| Some((t.tid, t.files.stat()?.cpu_ticks as f64 * tick_s)))
+                .collect();
+            let process_s = procfs::process_stat(pid).map(|s| s.cpu_ticks as f64 * tick_s);
+            send(Sample::Cpu {
+                at: start.elapsed(),
+                process_s,
+                threads,
+            });
+            last_cpu = Some(Instant::now());
+        }
+    }
+    Ok((
+        End::TargetExited,
+        Counters {
+            late_ticks: timer.late,
+        },
+    ))
+}
+
+/// One state tick: every GIL's head, then every thread's syscall file. `None` when a read
+/// failed or the GIL names a holder that is not in the thread table.
+fn read_state(mem: &dyn Memory, table: &ThreadTable, at: Duration) -> Option<StateTick> {
+    let mut gils = Vec::with_capacity(table.gils.len());
+    let mut holders = Vec::new();
+    for gil in &table.gils {
+        let head = GilHead::read(mem, gil.address).ok()?;
+        let holder = if head.locked {
+            Some(table.holder(head.last_holder)?)
+        } else {
+            None
+        };
+        holders.extend(holder);
+        gils.push(GilReading {
+            interpreter: gil.interpreter,
+            locked: head.locked,
+            holder,
+            switch_number: head.switch_number,
+            interval_us: head.interval_us,
+        });
+    }
+    let addresses = table.gil_addresses();
+    let mut threads = Vec::with_capacity(table.threads.len());
+    for t in &table.threads {
+        // A thread that ended between the refresh and now is simply left out of this tick.
+        let Some(syscall) = t.files.syscall() else {
+            continue;
+        };
+        let (state, on_cpu) = classify(holders.contains(&t.tid), syscall, &addresses);
+        threads.push(ThreadObservation {
+            tid: t.tid,
+            state,
+            on_cpu,
+        });
+    }
+    Some(StateTick { at, gils, threads })
+}

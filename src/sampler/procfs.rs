@@ -1,0 +1,151 @@
+//! The per-thread `/proc` files the sampler re-reads at every tick, kept open and read with
+//! `pread` (about 0.7 µs a read, against 1.8 µs for open + read + close).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::gil::Syscall;
+use crate::model::Tid;
+
+/// Seconds per clock tick, for the CPU times in `stat`.
+pub fn clock_tick_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    1.0 / if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// Fields of a `/proc/…/stat` line that gilscope uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    /// The scheduler state letter: `R` running, `S` sleeping, `Z` zombie, …
+    pub state: u8,
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+}
+
+impl Stat {
+    /// Parses `pid (comm) S ppid … utime stime …`; comm may hold spaces and parentheses, so
+    /// the fields are counted from the last `)`.
+    pub fn parse(text: &[u8]) -> Option<Stat> {
+        let close = text.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next()?.bytes().next()?;
+        // After state: ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+        // utime stime — utime is the 11th field after state.
+        let mut fields = fields.skip(10);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(Stat {
+            state,
+            cpu_ticks: utime + stime,
+        })
+    }
+}
+
+/// An open `/proc` file read from offset 0 again and again.
+#[derive(Debug)]
+pub struct ProcFile {
+    file: File,
+}
+
+impl ProcFile {
+    pub fn open(path: &Path) -> std::io::Result<ProcFile> {
+        Ok(ProcFile {
+            file: File::open(path)?,
+        })
+    }
+
+    /// Reads the whole (small) file into `buf`, returning the bytes read.
+    pub fn read<'a>(&self, buf: &'a mut [u8]) -> std::io::Result<&'a [u8]> {
+        let n = self.file.read_at(buf, 0)?;
+        Ok(&buf[..n])
+    }
+}
+
+/// The two files of one thread.
+#[derive(Debug)]
+pub struct TaskFiles {
+    syscall: ProcFile,
+    stat: ProcFile,
+}
+
+impl TaskFiles {
+    pub fn open(pid: i32, tid: Tid) -> std::io::Result<TaskFiles> {
+        let dir = format!("/proc/{pid}/task/{tid}");
+        Ok(TaskFiles {
+            syscall: ProcFile::open(Path::new(&format!("{dir}/syscall")))?,
+            stat: ProcFile::open(Path::new(&format!("{dir}/stat")))?,
+        })
+    }
+
+    /// `None` when the thread is gone or the file said something unexpected.
+    pub fn syscall(&self) -> Option<Syscall> {
+        let mut buf = [0u8; 256];
+        Syscall::parse(self.syscall.read(&mut buf).ok()?)
+    }
+
+    pub fn stat(&self) -> Option<Stat> {
+        let mut buf = [0u8; 1024];
+        Stat::parse(self.stat.read(&mut buf).ok()?)
+    }
+}
+
+/// The thread ids of a process, from `/proc/<pid>/task`.
+pub fn task_ids(pid: i32) -> std::io::Result<Vec<Tid>> {
+    let mut tids = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        if let Some(tid) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            tids.push(tid);
+        }
+    }
+    Ok(tids)
+}
+
+/// The process's own stat (all threads), or `None` once it is gone.
+pub fn process_stat(pid: i32) -> Option<Stat> {
+    Stat::parse(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether the process still runs: its `/proc` entry exists and it is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    matches!(process_stat(pid), Some(s) if s.state != b'Z' && s.state != b'X')
+}
+
+/// The kernel's name for a thread (`/proc/<pid>/task/<tid>/comm`).
+pub fn thread_comm(pid: i32, tid: Tid) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+    Some(comm.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = b"4242 (my (odd) name) R 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 5";
+        assert_eq!(
+            Stat::parse(line),
+            Some(Stat {
+                state: b'R',
+                cpu_ticks: 300
+            })
+        );
+        assert_eq!(Stat::parse(b"4242 (x) S 1"), None);
+        assert_eq!(Stat::parse(b"garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process_own_files() {
+        let me = std::process::id() as i32;
+        let tids = task_ids(me).unwrap();
+        assert!(tids.contains(&me));
+        let files = TaskFiles::open(me, me).unwrap();
+        // Reading our own syscall file while running says "running".
+        assert_eq!(files.syscall(), Some(Syscall::Running));
+        assert_eq!(files.stat().unwrap().state, b'R');
+        assert!(is_alive(me));
+    }
+}

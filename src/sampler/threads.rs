@@ -1,0 +1,169 @@
+//! The Python threads of the target: which OS thread each `PyThreadState` is, which GIL it
+//! belongs to, and its open `/proc` files. Refreshed from the interpreter's thread list.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Result;
+
+use super::procfs::{task_ids, TaskFiles};
+use crate::gil::{self, GilAddresses, Interpreter, Layout, Memory};
+use crate::model::Tid;
+
+/// Where glibc keeps `tid` inside `struct pthread` on x86-64; tried first, then a scan.
+const GLIBC_PTHREAD_TID: usize = 0x2d0;
+/// How far into `struct pthread` the scan looks for the tid.
+const PTHREAD_SCAN: usize = 2048;
+
+/// One Python thread being followed.
+#[derive(Debug)]
+pub struct Tracked {
+    pub tid: Tid,
+    pub interpreter: i64,
+    pub pthread: u64,
+    pub files: TaskFiles,
+}
+
+/// What one GIL is and which interpreters use it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gil {
+    pub address: u64,
+    /// The lowest id among the interpreters that share it.
+    pub interpreter: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct ThreadTable {
+    pub threads: Vec<Tracked>,
+    pub gils: Vec<Gil>,
+    /// `PyThreadState*` → tid, to name the GIL holder.
+    by_tstate: HashMap<u64, Tid>,
+    /// `pthread_t` → tid, to match py-spy's stacks to threads.
+    by_pthread: HashMap<u64, Tid>,
+    /// Offset of `tid` in `struct pthread`, once found (3.8–3.10 only).
+    pthread_tid_offset: Option<usize>,
+}
+
+impl ThreadTable {
+    pub fn holder(&self, tstate: u64) -> Option<Tid> {
+        self.by_tstate.get(&tstate).copied()
+    }
+
+    pub fn tid_of_pthread(&self, pthread: u64) -> Option<Tid> {
+        self.by_pthread.get(&pthread).copied()
+    }
+
+    pub fn gil_addresses(&self) -> Vec<GilAddresses> {
+        self.gils
+            .iter()
+            .map(|g| GilAddresses { base: g.address })
+            .collect()
+    }
+
+    /// Re-reads the interpreter and thread lists. Returns the threads seen for the first time.
+    pub fn refresh(
+        &mut self,
+        pid: i32,
+        mem: &dyn Memory,
+        runtime: u64,
+        layout: &Layout,
+    ) -> Result<Vec<(Tid, i64)>> {
+        let interpreters = gil::walk(mem, runtime, layout)?;
+        let live: HashSet<Tid> = task_ids(pid)?.into_iter().collect();
+        let pthread_tids = self.resolve_pthreads(mem, &interpreters, &live);
+
+        let mut gils: Vec<Gil> = Vec::new();
+        let mut by_tstate = HashMap::new();
+        let mut by_pthread = HashMap::new();
+        let mut wanted: Vec<(Tid, i64, u64)> = Vec::new();
+        for interp in &interpreters {
+            match gils.iter_mut().find(|g| g.address == interp.gil) {
+                Some(g) => g.interpreter = g.interpreter.min(interp.id),
+                None if interp.gil != 0 => gils.push(Gil {
+                    address: interp.gil,
+                    interpreter: interp.id,
+                }),
+                None => {}
+            }
+            for t in &interp.threads {
+                let tid = t
+                    .native_tid
+                    .or_else(|| pthread_tids.get(&t.pthread).copied());
+                let Some(tid) = tid.filter(|tid| live.contains(tid)) else {
+                    continue;
+                };
+                by_tstate.insert(t.tstate, tid);
+                by_pthread.insert(t.pthread, tid);
+                wanted.push((tid, interp.id, t.pthread));
+            }
+        }
+
+        let mut kept: HashMap<Tid, Tracked> = self.threads.drain(..).map(|t| (t.tid, t)).collect();
+        let mut new = Vec::new();
+        for (tid, interpreter, pthread) in wanted {
+            if let Some(mut t) = kept.remove(&tid) {
+                t.interpreter = interpreter;
+                t.pthread = pthread;
+                self.threads.push(t);
+            } else if let Ok(files) = TaskFiles::open(pid, tid) {
+                self.threads.push(Tracked {
+                    tid,
+                    interpreter,
+                    pthread,
+                    files,
+                });
+                new.push((tid, interpreter));
+            }
+        }
+        self.gils = gils;
+        self.by_tstate = by_tstate;
+        self.by_pthread = by_pthread;
+        Ok(new)
+    }
+
+    /// Maps `pthread_t` values to OS thread ids for versions whose thread states do not carry
+    /// `native_thread_id`: the tid is a field of glibc's (or musl's) `struct pthread`, at an
+    /// offset found once by looking for the offset where every thread's value is a live,
+    /// distinct tid of the process.
+    fn resolve_pthreads(
+        &mut self,
+        mem: &dyn Memory,
+        interpreters: &[Interpreter],
+        live: &HashSet<Tid>,
+    ) -> HashMap<u64, Tid> {
+        let pthreads: Vec<u64> = interpreters
+            .iter()
+            .flat_map(|i| &i.threads)
+            .filter(|t| t.native_tid.is_none() && t.pthread != 0)
+            .map(|t| t.pthread)
+            .collect();
+        if pthreads.is_empty() {
+            return HashMap::new();
+        }
+        let blocks: Vec<(u64, Vec<u8>)> = pthreads
+            .iter()
+            .filter_map(|&p| {
+                let mut buf = vec![0u8; PTHREAD_SCAN];
+                mem.read(p, &mut buf).ok().map(|_| (p, buf))
+            })
+            .collect();
+        let tid_at =
+            |block: &[u8], off: usize| i32::from_le_bytes(block[off..off + 4].try_into().unwrap());
+        let matches = |off: usize| {
+            let tids: HashSet<Tid> = blocks
+                .iter()
+                .map(|(_, b)| tid_at(b, off))
+                .filter(|t| live.contains(t))
+                .collect();
+            tids.len() == blocks.len()
+        };
+        if self.pthread_tid_offset.is_none() && !blocks.is_empty() {
+            self.pthread_tid_offset = std::iter::once(GLIBC_PTHREAD_TID)
+                .chain((0..PTHREAD_SCAN - 4).step_by(4))
+                .find(|&off| matches(off));
+        }
+        let Some(off) = self.pthread_tid_offset else {
+            return HashMap::new();
+        };
+        blocks.iter().map(|(p, b)| (*p, tid_at(b, off))).collect()
+    }
+}
