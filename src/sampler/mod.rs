@@ -63,6 +63,9 @@ impl Rates {
 pub struct Target {
     pub pid: i32,
     pub python: PythonInfo,
+    /// Whether the layout came from CPython's own `_Py_DebugOffsets` (3.13+) rather than
+    /// gilscope's table.
+    pub layout_from_debug_offsets: bool,
     process: Process,
     runtime: u64,
     layout: Layout,
@@ -101,17 +104,15 @@ impl Target {
         let runtime = python
             .runtime
             .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
-        let layout = if python.minor >= 13 {
-            let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
-            Remote(&process)
-                .read(runtime, &mut bytes)
-                .ok()
-                .and_then(|_| Layout::from_debug_offsets(&bytes).ok())
-                .map(|(l, _)| l)
-                .unwrap_or(table)
-        } else {
-            table
-        };
+        let published = (python.minor >= 13)
+            .then(|| {
+                let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
+                Remote(&process).read(runtime, &mut bytes).ok()?;
+                Layout::from_debug_offsets(&bytes).ok().map(|(l, _)| l)
+            })
+            .flatten();
+        let layout_from_debug_offsets = published.is_some();
+        let layout = published.unwrap_or(table);
         // The interpreter must have a thread before there is anything to sample.
         let interpreters =
             crate::gil::walk(&Remote(&process), runtime, &layout).map_err(OpenError::NotReady)?;
@@ -122,6 +123,7 @@ impl Target {
         Ok(Target {
             pid,
             python,
+            layout_from_debug_offsets,
             process,
             runtime,
             layout,

@@ -138,14 +138,30 @@ mod tests {
     }
 
     #[test]
-    fn reads_this_process_own_files() {
+    fn reads_a_blocked_thread_of_this_process() {
         let me = std::process::id() as i32;
-        let tids = task_ids(me).unwrap();
-        assert!(tids.contains(&me));
-        let files = TaskFiles::open(me, me).unwrap();
-        // Reading our own syscall file while running says "running".
-        assert_eq!(files.syscall(), Some(Syscall::Running));
-        assert_eq!(files.stat().unwrap().state, b'R');
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let sleeper = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            rx.recv().unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        assert!(task_ids(me).unwrap().contains(&tid));
+        let files = TaskFiles::open(me, tid).unwrap();
+        // The sleeper blocks in futex() on the channel; poll until it got there.
+        let blocked = (0..2000).find_map(|_| match files.syscall() {
+            Some(Syscall::Blocked { nr, .. }) => Some(nr),
+            _ => {
+                std::thread::yield_now();
+                None
+            }
+        });
+        assert_eq!(blocked, Some(202));
+        assert_eq!(files.stat().unwrap().state, b'S');
         assert!(is_alive(me));
+        tx.send(()).unwrap();
+        sleeper.join().unwrap();
     }
 }
