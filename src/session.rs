@@ -143,7 +143,7 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     let mut stopped_by_us = false;
     loop {
         match sampler.samples.recv_timeout(Duration::from_millis(50)) {
-            Ok(sample) => acc.push(sample),
+            Ok(batch) => batch.into_iter().for_each(|s| acc.push(s)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -160,11 +160,8 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
             }
         }
     }
-    sampler.stop();
-    for sample in sampler.samples.try_iter() {
-        acc.push(sample);
-    }
-    let (end, counters) = sampler.join()?;
+    let (end, counters, rest) = sampler.finish()?;
+    rest.into_iter().for_each(|s| acc.push(s));
 
     if let Some(child) = child.as_mut() {
         if child_status.is_none() {

@@ -163,11 +163,12 @@ impl Accumulator {
         let top_holders = top_sites(&self.stacks, &stack_counts, ThreadState::Holding);
         let top_waiters = top_sites(&self.stacks, &stack_counts, ThreadState::Waiting);
         let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
+        let hottest = hottest_function(&top_holders);
         let verdict = verdict::judge(&verdict::Evidence {
             gil: gils.iter().min_by_key(|g| g.interpreter),
             native_threads,
             cpu_count,
-            top_holder: top_holders.first(),
+            top_holder: hottest.as_ref(),
             state_samples: self.state_samples,
         });
         Profile {
@@ -270,6 +271,25 @@ fn top_sites(
     });
     sites.truncate(10);
     sites
+}
+
+/// The function that holds the GIL most, all its lines together, named at its hottest line:
+/// what the verdict blames.
+fn hottest_function(sites: &[Site]) -> Option<Site> {
+    let mut by_function: Vec<Site> = Vec::new();
+    for site in sites {
+        match by_function
+            .iter_mut()
+            .find(|s| s.function == site.function && s.file == site.file)
+        {
+            // Sites come hottest first, so the first line seen stays the one named.
+            Some(s) => s.share += site.share,
+            None => by_function.push(site.clone()),
+        }
+    }
+    by_function
+        .into_iter()
+        .max_by(|a, b| a.share.total_cmp(&b.share))
 }
 
 #[cfg(test)]
@@ -391,6 +411,28 @@ mod tests {
         let p = acc.finish(0, 2);
         assert_eq!(p.top_holders[0].function, "compute");
         assert_eq!(p.top_holders[0].share, 0.75);
+        let split = [
+            Site {
+                function: "f".into(),
+                file: "a.py".into(),
+                line: 2,
+                share: 0.4,
+            },
+            Site {
+                function: "g".into(),
+                file: "a.py".into(),
+                line: 9,
+                share: 0.35,
+            },
+            Site {
+                function: "f".into(),
+                file: "a.py".into(),
+                line: 3,
+                share: 0.25,
+            },
+        ];
+        let hot = hottest_function(&split).unwrap();
+        assert_eq!((hot.function.as_str(), hot.line, hot.share), ("f", 2, 0.65));
         assert_eq!(p.top_waiters[0].function, "worker");
         assert_eq!(p.top_waiters[0].share, 1.0);
         assert_eq!(p.threads.len(), 0, "no state ticks, no thread rows");

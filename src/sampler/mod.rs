@@ -33,6 +33,9 @@ use threads::ThreadTable;
 const REFRESH_EVERY: Duration = Duration::from_millis(200);
 /// How often CPU times are read.
 const CPU_EVERY: Duration = Duration::from_millis(250);
+/// How long samples are batched before they are sent: one wake-up of the consumer per batch
+/// instead of one per tick.
+const BATCH_EVERY: Duration = Duration::from_millis(50);
 
 /// How the sampler ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +137,7 @@ impl Target {
 
 /// A running sampler.
 pub struct Sampler {
-    pub samples: Receiver<Sample>,
+    pub samples: Receiver<Vec<Sample>>,
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Result<(End, Counters)>>,
 }
@@ -148,7 +151,7 @@ pub struct Counters {
 impl Sampler {
     pub fn start(target: Target, rates: Rates) -> Result<Sampler> {
         // Bounded, so a stalled consumer slows the sampler instead of growing memory.
-        let (tx, rx) = sync_channel(4096);
+        let (tx, rx) = sync_channel(64);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
@@ -162,16 +165,18 @@ impl Sampler {
         })
     }
 
-    /// Asks the sampling thread to stop; samples already sent stay in the channel.
-    pub fn stop(&self) {
+    /// Stops the sampling thread and returns how it ended, with every sample it sent that
+    /// was not received yet.
+    pub fn finish(self) -> Result<(End, Counters, Vec<Sample>)> {
         self.stop.store(true, Ordering::Relaxed);
-    }
-
-    pub fn join(self) -> Result<(End, Counters)> {
-        self.stop();
-        self.handle
+        // The thread drops its sender when it ends, which ends this loop; receiving meanwhile
+        // keeps a full channel from blocking its last send.
+        let rest: Vec<Sample> = self.samples.iter().flatten().collect();
+        let (end, counters) = self
+            .handle
             .join()
-            .map_err(|_| anyhow!("the sampling thread panicked"))?
+            .map_err(|_| anyhow!("the sampling thread panicked"))??;
+        Ok((end, counters, rest))
     }
 }
 
@@ -179,7 +184,7 @@ fn run(
     mut target: Target,
     rates: Rates,
     stop: &AtomicBool,
-    tx: &SyncSender<Sample>,
+    tx: &SyncSender<Vec<Sample>>,
 ) -> Result<(End, Counters)> {
     let pid = target.pid;
     let start = Instant::now();
@@ -190,16 +195,17 @@ fn run(
     let mut last_refresh: Option<Instant> = None;
     let mut last_cpu: Option<Instant> = None;
     let mut names: std::collections::HashMap<Tid, String> = Default::default();
-    let send = |s: Sample| tx.send(s).is_ok();
+    let mut out = Outbox {
+        tx,
+        batch: Vec::new(),
+        since: Instant::now(),
+    };
 
+    let mut end = End::TargetExited;
     for tick in 0u64.. {
-        if stop.load(Ordering::Relaxed) {
-            return Ok((
-                End::Stopped,
-                Counters {
-                    late_ticks: timer.late,
-                },
-            ));
+        if stop.load(Ordering::Relaxed) || !out.flush_if_due() {
+            end = End::Stopped;
+            break;
         }
         if tick > 0 {
             timer.wait();
@@ -212,7 +218,7 @@ fn run(
                 Ok(new) => {
                     for (tid, interpreter) in new {
                         let name = procfs::thread_comm(pid, tid);
-                        send(Sample::Thread(ThreadInfo {
+                        out.push(Sample::Thread(ThreadInfo {
                             tid,
                             name,
                             interpreter,
@@ -221,7 +227,7 @@ fn run(
                 }
                 Err(_) if !procfs::is_alive(pid) => break,
                 Err(_) => {
-                    send(Sample::Failed { stacks: false });
+                    out.push(Sample::Failed { stacks: false });
                     continue;
                 }
             }
@@ -234,7 +240,7 @@ fn run(
             }
             // The holder is a thread we do not know yet: read the thread list next tick.
             last_refresh = None;
-            send(Sample::Failed { stacks: false });
+            out.push(Sample::Failed { stacks: false });
             continue;
         };
 
@@ -256,7 +262,7 @@ fn run(
                                 .iter()
                                 .find(|t| t.tid == tid)
                                 .map_or(0, |t| t.interpreter);
-                            send(Sample::Thread(ThreadInfo {
+                            out.push(Sample::Thread(ThreadInfo {
                                 tid,
                                 name: Some(name),
                                 interpreter,
@@ -268,21 +274,14 @@ fn run(
                             frames: s.frames,
                         });
                     }
-                    send(Sample::Stacks(StackTick { at, stacks }));
+                    out.push(Sample::Stacks(StackTick { at, stacks }));
                 }
                 Err(_) => {
-                    send(Sample::Failed { stacks: true });
+                    out.push(Sample::Failed { stacks: true });
                 }
             }
         }
-        if !send(Sample::State(state)) {
-            return Ok((
-                End::Stopped,
-                Counters {
-                    late_ticks: timer.late,
-                },
-            ));
-        }
+        out.push(Sample::State(state));
 
         if last_cpu.is_none_or(|t| t.elapsed() >= CPU_EVERY) {
             let threads = table
@@ -291,7 +290,7 @@ fn run(
                 .filter_map(|t| Some((t.tid, t.files.stat()?.cpu_ticks as f64 * tick_s)))
                 .collect();
             let process_s = procfs::process_stat(pid).map(|s| s.cpu_ticks as f64 * tick_s);
-            send(Sample::Cpu {
+            out.push(Sample::Cpu {
                 at: start.elapsed(),
                 process_s,
                 threads,
@@ -299,12 +298,39 @@ fn run(
             last_cpu = Some(Instant::now());
         }
     }
+    out.flush();
     Ok((
-        End::TargetExited,
+        end,
         Counters {
             late_ticks: timer.late,
         },
     ))
+}
+
+/// Samples waiting to be sent as one batch.
+struct Outbox<'a> {
+    tx: &'a SyncSender<Vec<Sample>>,
+    batch: Vec<Sample>,
+    since: Instant,
+}
+
+impl Outbox<'_> {
+    fn push(&mut self, sample: Sample) {
+        self.batch.push(sample);
+    }
+
+    /// Sends the batch; false once the receiver is gone.
+    fn flush(&mut self) -> bool {
+        self.since = Instant::now();
+        if self.batch.is_empty() {
+            return true;
+        }
+        self.tx.send(std::mem::take(&mut self.batch)).is_ok()
+    }
+
+    fn flush_if_due(&mut self) -> bool {
+        self.since.elapsed() < BATCH_EVERY || self.flush()
+    }
 }
 
 /// One state tick: every GIL's head, then every thread's syscall file. `None` when a read
