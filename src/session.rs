@@ -51,7 +51,13 @@ impl Output {
         match path {
             Some(p) if p == Path::new("-") => Ok(Output::Stdout),
             Some(p) => {
-                let file = File::create(p).map_err(|e| unwritable(p, e))?;
+                // Opened, not truncated: an existing report survives a run that fails early.
+                let file = File::options()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(p)
+                    .map_err(|e| unwritable(p, e))?;
                 Ok(Output::File(p.to_path_buf(), file))
             }
             None => {
@@ -83,7 +89,20 @@ impl Output {
 
 /// Runs one profiling session; returns the process exit code.
 pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
+    let new_file = options
+        .output
+        .as_deref()
+        .filter(|p| *p != Path::new("-") && !p.exists());
     let output = Output::prepare(options.output.as_deref())?;
+    let result = profile(launch, options, output);
+    if let (Err(_), Some(path)) = (&result, new_file) {
+        // Leave no empty report behind a run that produced none.
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn profile(launch: Launch, options: &RunOptions, output: Output) -> Result<u8> {
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -137,6 +156,12 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     };
 
     let sampler = Sampler::start(target, options.rates)?;
+    if !options.quiet {
+        eprintln!(
+            "gilscope: sampling pid {pid} (CPython {}) at {:.0} Hz, stacks at {:.0} Hz; Ctrl-C to stop",
+            info.python, info.state_hz, info.stack_hz
+        );
+    }
     let mut acc = Accumulator::default();
     let started = Instant::now();
     let mut child_status = None;
@@ -167,9 +192,18 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
         if child_status.is_none() {
             child_status = if interrupted.load(Ordering::Relaxed) {
                 // The terminal sent Ctrl-C to the program too: let it finish its own way.
-                match record::wait_for(child, INTERRUPT_GRACE) {
+                match record::wait_for(child, Duration::from_millis(200)) {
                     Some(status) => Some(status),
-                    None => Some(record::terminate(child, TERMINATE_GRACE)?),
+                    None => {
+                        eprintln!(
+                            "gilscope: interrupted; waiting up to {} s for the program to exit",
+                            INTERRUPT_GRACE.as_secs()
+                        );
+                        match record::wait_for(child, INTERRUPT_GRACE) {
+                            Some(status) => Some(status),
+                            None => Some(record::terminate(child, TERMINATE_GRACE)?),
+                        }
+                    }
                 }
             } else {
                 Some(record::terminate(child, TERMINATE_GRACE)?)
@@ -218,6 +252,8 @@ fn write_report(
             out.flush()?;
         }
         Some((path, file)) => {
+            file.set_len(0)
+                .with_context(|| format!("truncating {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
             renderer
                 .render(report, &mut out)

@@ -464,6 +464,17 @@ fn attaching_to_a_pid_that_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
     let out = gilscope(dir.path(), &["attach", &gone.id().to_string()]);
     assert_error(&out, "no process has pid");
+    // A failed run leaves an existing report alone and creates no empty one.
+    std::fs::write(dir.path().join("old.svg"), "old report").unwrap();
+    for name in ["old.svg", "new.svg"] {
+        let out = gilscope(dir.path(), &["attach", "-o", name, &gone.id().to_string()]);
+        assert_error(&out, "no process has pid");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("old.svg")).unwrap(),
+        "old report"
+    );
+    assert!(!dir.path().join("new.svg").exists());
 }
 
 #[test]
@@ -757,4 +768,39 @@ fn cpython_3_13_is_read_through_its_published_debug_offsets() {
     if checked == 0 {
         eprintln!("skipped: no CPython 3.13 found");
     }
+}
+
+#[test]
+fn ctrl_c_ends_a_record_run_with_its_report() {
+    use std::os::unix::process::CommandExt;
+    let _turn = exclusive();
+    let py = &pythons()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Command::new(BIN)
+        .args(["record", "-f", "json", "-o", "out.json", "--"])
+        .arg(&py.path)
+        .arg(fixture("single_busy.py"))
+        .args(["--seconds", "60"])
+        .current_dir(dir.path())
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until gilscope says it samples (its first line on stderr).
+    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.contains("sampling pid"), "{first}");
+    // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(-(run.id() as i32), libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(rest.contains("GIL-state samples"), "no summary: {rest}");
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    assert!(f(&json["run"]["state_samples"]) > 0.0, "{json}");
 }

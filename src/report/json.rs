@@ -105,3 +105,128 @@ impl Render for Json {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Accumulator;
+    use crate::model::{
+        Frame, GilReading, Sample, StackTick, StateTick, TargetInfo, ThreadInfo, ThreadObservation,
+        ThreadStack,
+    };
+    use std::time::Duration;
+
+    fn render() -> serde_json::Value {
+        let mut acc = Accumulator::default();
+        let name = "</script>\"\u{1}".to_string();
+        acc.push(Sample::Thread(ThreadInfo {
+            tid: 7,
+            name: Some(name),
+            interpreter: 0,
+        }));
+        for (ms, holder) in [(0, Some(7)), (10, None)] {
+            acc.push(Sample::State(StateTick {
+                at: Duration::from_millis(ms),
+                gils: vec![GilReading {
+                    interpreter: 0,
+                    locked: holder.is_some(),
+                    holder,
+                    switch_number: ms,
+                    interval_us: 5000,
+                }],
+                threads: vec![ThreadObservation {
+                    tid: 7,
+                    state: if holder.is_some() {
+                        ThreadState::Holding
+                    } else {
+                        ThreadState::Idle
+                    },
+                    on_cpu: true,
+                }],
+            }));
+        }
+        acc.push(Sample::Stacks(StackTick {
+            at: Duration::ZERO,
+            stacks: vec![ThreadStack {
+                tid: 7,
+                state: ThreadState::Holding,
+                frames: vec![Frame {
+                    function: "compute".into(),
+                    file: "app.py".into(),
+                    line: 12,
+                }],
+            }],
+        }));
+        let profile = acc.finish(0, 2);
+        let target = TargetInfo {
+            pid: 42,
+            python: "3.12.1".into(),
+            command: vec!["python3".into(), "app.py".into()],
+            state_hz: 1000.0,
+            stack_hz: 100.0,
+        };
+        let mut out = Vec::new();
+        Json.render(
+            &Report {
+                target: &target,
+                profile: &profile,
+            },
+            &mut out,
+        )
+        .unwrap();
+        serde_json::from_slice(&out).expect("valid JSON, whatever the thread is called")
+    }
+
+    #[test]
+    fn has_every_field_of_the_gilscope_1_contract() {
+        let doc = render();
+        assert_eq!(doc["schema"], "gilscope/1");
+        for (section, keys) in [
+            ("target", &["pid", "python", "free_threaded", "command"][..]),
+            (
+                "run",
+                &[
+                    "duration_s",
+                    "state_samples",
+                    "stack_samples",
+                    "failed_samples",
+                ][..],
+            ),
+            ("process", &["cores_used", "cpu_count"][..]),
+            ("verdict", &["kind", "summary", "advice"][..]),
+        ] {
+            for key in keys {
+                assert!(
+                    doc[section].get(key).is_some(),
+                    "{section}.{key} missing: {doc}"
+                );
+            }
+        }
+        let gil = &doc["gils"][0];
+        for key in [
+            "interpreter",
+            "enabled",
+            "held",
+            "avg_waiters",
+            "contended",
+            "demand",
+            "speedup_ceiling",
+            "switches_per_s",
+            "switch_interval_ms",
+        ] {
+            assert!(gil.get(key).is_some(), "gils[0].{key} missing");
+        }
+        let thread = &doc["threads"][0];
+        for key in ["tid", "name", "interpreter", "cpu_s", "states"] {
+            assert!(thread.get(key).is_some(), "threads[0].{key} missing");
+        }
+        for state in ["holding", "waiting", "handoff", "native", "idle"] {
+            assert!(thread["states"][state].is_f64(), "states.{state}");
+        }
+        assert_eq!(thread["name"], "</script>\"\u{1}");
+        assert_eq!(gil["held"], 0.5);
+        assert_eq!(doc["top_holders"][0]["function"], "compute");
+        assert_eq!(doc["top_holders"][0]["line"], 12);
+        assert!(doc["top_waiters"].as_array().unwrap().is_empty());
+    }
+}

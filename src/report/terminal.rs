@@ -25,16 +25,34 @@ pub fn summary(report: &Report) -> String {
     let (t, p) = (report.target, report.profile);
     let mut s = String::new();
     let r = &p.run;
+    let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
     let _ = writeln!(
         s,
-        "gilscope: pid {}, CPython {}, {:.1} s: {} GIL-state samples ({:.0} Hz), {} stack samples ({:.0} Hz)",
-        t.pid, t.python, r.duration_s, r.state_samples, t.state_hz, r.stack_samples, t.stack_hz
+        "gilscope: pid {}, CPython {}, {:.1} s: {} GIL-state samples ({:.0}/s, {:.0} Hz asked), \
+         {} stack samples ({:.0}/s, {:.0} Hz asked)",
+        t.pid,
+        t.python,
+        r.duration_s,
+        r.state_samples,
+        per_s(r.state_samples),
+        t.state_hz,
+        r.stack_samples,
+        per_s(r.stack_samples),
+        t.stack_hz
     );
-    if r.failed_samples > 0 || r.late_ticks > 0 {
+    if r.failed_samples > 0 {
         let _ = writeln!(
             s,
-            "  {} failed samples ({} state, {} stack: torn reads or threads ending mid-read, each cost one sample), {} late ticks",
-            r.failed_samples, r.failed_state_samples, r.failed_stack_samples, r.late_ticks
+            "  {} failed samples ({} state, {} stack): torn reads or threads ending mid-read, \
+             each cost one sample",
+            r.failed_samples, r.failed_state_samples, r.failed_stack_samples
+        );
+    }
+    if r.late_ticks > 0 {
+        let _ = writeln!(
+            s,
+            "  {} ticks skipped: the sampler got no CPU in time (a busy machine)",
+            r.late_ticks
         );
     }
     let v = &p.verdict;

@@ -31,6 +31,9 @@ use threads::ThreadTable;
 
 /// How often the thread list is re-read even when nothing suggests a change.
 const REFRESH_EVERY: Duration = Duration::from_millis(200);
+/// How soon it is re-read when a read failed or the GIL names an unknown holder: soon, but
+/// not at every tick, so that a target whose memory stays garbage is not hammered.
+const REFRESH_RETRY: Duration = Duration::from_millis(10);
 /// How often CPU times are read.
 const CPU_EVERY: Duration = Duration::from_millis(250);
 /// How long samples are batched before they are sent: one wake-up of the consumer per batch
@@ -192,7 +195,8 @@ fn run(
     let mut table = ThreadTable::default();
     let mut timer = timer::Timer::new(rates.state_hz);
     let stack_every = rates.stack_every();
-    let mut last_refresh: Option<Instant> = None;
+    let mut next_refresh = Instant::now();
+    let mut refreshed_at = Instant::now();
     let mut last_cpu: Option<Instant> = None;
     let mut names: std::collections::HashMap<Tid, String> = Default::default();
     let mut out = Outbox {
@@ -213,7 +217,9 @@ fn run(
         let at = start.elapsed();
         let mem = Remote(&target.process);
 
-        if last_refresh.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) {
+        if Instant::now() >= next_refresh {
+            refreshed_at = Instant::now();
+            next_refresh = refreshed_at + REFRESH_EVERY;
             match table.refresh(pid, &mem, target.runtime, &target.layout) {
                 Ok(new) => {
                     for (tid, interpreter) in new {
@@ -227,19 +233,19 @@ fn run(
                 }
                 Err(_) if !procfs::is_alive(pid) => break,
                 Err(_) => {
+                    next_refresh = refreshed_at + REFRESH_RETRY;
                     out.push(Sample::Failed { stacks: false });
                     continue;
                 }
             }
-            last_refresh = Some(Instant::now());
         }
 
         let Some(state) = read_state(&mem, &table, at) else {
             if !procfs::is_alive(pid) {
                 break;
             }
-            // The holder is a thread we do not know yet: read the thread list next tick.
-            last_refresh = None;
+            // The holder may be a thread we do not know yet: read the thread list soon.
+            next_refresh = next_refresh.min(refreshed_at + REFRESH_RETRY);
             out.push(Sample::Failed { stacks: false });
             continue;
         };
