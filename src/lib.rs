@@ -11,6 +11,7 @@ pub mod cli;
 pub mod error;
 pub mod gil;
 pub mod model;
+pub mod output;
 pub mod record;
 pub mod report;
 pub mod sampler;

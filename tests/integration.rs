@@ -633,6 +633,7 @@ fn bad_options_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = gilscope(dir.path(), &["attach", "--rate", "0", "1"]);
     assert_error(&out, "--rate must be above 0");
+
     let out = gilscope(dir.path(), &["attach", "--format", "png", "1"]);
     assert_eq!(out.status.code(), Some(2));
 }
