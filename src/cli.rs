@@ -55,7 +55,7 @@ pub struct RunArgs {
     pub rate: f64,
     /// GIL-state samples per second (cheap: one memory read per GIL and one /proc read per
     /// thread); metrics are counted from these.
-    #[arg(long, default_value_t = 1000.0, value_name = "HZ")]
+    #[arg(long, default_value_t = 250.0, value_name = "HZ")]
     pub state_rate: f64,
     /// Stop after this many seconds (record stops the program then).
     #[arg(short, long, value_name = "SECS")]
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(
             o.rates,
             Rates {
-                state_hz: 1000.0,
+                state_hz: 250.0,
                 stack_hz: 100.0
             }
         );
