@@ -167,6 +167,15 @@ impl Layout {
     }
 }
 
+/// Whether `_Py_DebugOffsets` (3.13+) says the build is free-threaded; `None` when the bytes
+/// are not a debug-offsets struct.
+pub fn debug_offsets_free_threaded(bytes: &[u8]) -> Option<bool> {
+    if bytes.len() < 24 || &bytes[0..8] != b"xdebugpy" {
+        return None;
+    }
+    Some(u64::from_le_bytes(bytes[16..24].try_into().unwrap()) != 0)
+}
+
 /// How many bytes of `_Py_DebugOffsets` [`Layout::from_debug_offsets`] reads.
 pub const DEBUG_OFFSETS_LEN: usize = 224;
 
@@ -207,6 +216,19 @@ mod tests {
         bytes[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Layout::from_debug_offsets(&bytes).is_err());
         assert!(Layout::from_debug_offsets(&bytes[..100]).is_err());
+    }
+
+    #[test]
+    fn free_threaded_builds_are_told_apart() {
+        let mut bytes = debug_offsets_3_13();
+        assert_eq!(debug_offsets_free_threaded(&bytes), Some(false));
+        bytes[16] = 1;
+        assert_eq!(debug_offsets_free_threaded(&bytes), Some(true));
+        assert!(Layout::from_debug_offsets(&bytes).is_err());
+        assert_eq!(
+            debug_offsets_free_threaded(b"garbage garbage garbage!"),
+            None
+        );
     }
 
     #[test]

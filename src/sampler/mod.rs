@@ -110,13 +110,21 @@ impl Target {
         let runtime = python
             .runtime
             .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
-        let published = (python.minor >= 13)
-            .then(|| {
-                let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
-                Remote(&process).read(runtime, &mut bytes).ok()?;
-                Layout::from_debug_offsets(&bytes).ok().map(|(l, _)| l)
-            })
-            .flatten();
+        let mut published = None;
+        if python.minor >= 13 {
+            let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
+            if Remote(&process).read(runtime, &mut bytes).is_ok() {
+                // The table describes the default build only; a free-threaded build's
+                // structures differ, so it must not be read with it.
+                if layout::debug_offsets_free_threaded(&bytes) == Some(true) {
+                    return Err(OpenError::Unsupported(format!(
+                        "{} (free-threaded)",
+                        python.version
+                    )));
+                }
+                published = Layout::from_debug_offsets(&bytes).ok().map(|(l, _)| l);
+            }
+        }
         let layout_from_debug_offsets = published.is_some();
         let layout = published.unwrap_or(table);
         // The interpreter must have a thread before there is anything to sample.
