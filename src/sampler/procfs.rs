@@ -150,15 +150,21 @@ mod tests {
         let tid = tid_rx.recv().unwrap();
         assert!(task_ids(me).unwrap().contains(&tid));
         let files = TaskFiles::open(me, tid).unwrap();
-        // The sleeper blocks in futex() on the channel; poll until it got there.
-        let blocked = (0..2000).find_map(|_| match files.syscall() {
-            Some(Syscall::Blocked { nr, .. }) => Some(nr),
-            _ => {
-                std::thread::yield_now();
-                None
+        // The sleeper ends up blocked in futex() on the channel (on its way there it may be
+        // seen running or in other system calls): poll until it is seen there.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = None;
+        while std::time::Instant::now() < deadline {
+            seen = files.syscall();
+            if matches!(seen, Some(Syscall::Blocked { nr: 202, .. })) {
+                break;
             }
-        });
-        assert_eq!(blocked, Some(202));
+            std::thread::yield_now();
+        }
+        assert!(
+            matches!(seen, Some(Syscall::Blocked { nr: 202, .. })),
+            "last seen: {seen:?}"
+        );
         assert_eq!(files.stat().unwrap().state, b'S');
         assert!(is_alive(me));
         tx.send(()).unwrap();
