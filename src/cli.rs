@@ -60,12 +60,14 @@ pub struct RunArgs {
     /// Stop after this many seconds (record stops the program then).
     #[arg(short, long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Where to write the report; `-` is standard output. Default: gilscope-<pid>.<ext>.
+    /// Where to write the report; `-` is standard output. Takes one --format. Default:
+    /// gilscope-<pid>.<format suffix> in the current directory, one file per format.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// The report format.
-    #[arg(short, long, value_enum, default_value_t = Format::Flamegraph)]
-    pub format: Format,
+    /// Report formats, comma-separated or repeated. Default: flamegraph,blame (just
+    /// flamegraph with -o).
+    #[arg(short, long, value_enum, value_delimiter = ',', value_name = "FORMAT")]
+    pub format: Vec<Format>,
     /// Do not print the summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -77,7 +79,8 @@ pub struct RunOptions {
     pub rates: Rates,
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
-    pub format: Format,
+    /// At least one, no repeats.
+    pub formats: Vec<Format>,
     pub quiet: bool,
 }
 
@@ -101,6 +104,25 @@ impl RunArgs {
             Some(s) => Some(Duration::from_secs_f64(s)),
             None => None,
         };
+        let mut formats: Vec<Format> = Vec::new();
+        for &f in &self.format {
+            if !formats.contains(&f) {
+                formats.push(f);
+            }
+        }
+        if formats.is_empty() {
+            formats.push(Format::Flamegraph);
+            if self.output.is_none() {
+                formats.push(Format::Blame);
+            }
+        }
+        if self.output.is_some() && formats.len() > 1 {
+            return Err(UserError::Usage(
+                "-o names one file, so it takes one --format; leave -o out to write \
+                 gilscope-<pid>.<format> files for several formats"
+                    .into(),
+            ));
+        }
         Ok(RunOptions {
             // Stacks are taken at state ticks, so the state rate is at least the stack rate.
             rates: Rates {
@@ -109,7 +131,7 @@ impl RunArgs {
             },
             duration,
             output: self.output.clone(),
-            format: self.format,
+            formats,
             quiet: self.quiet,
         })
     }
@@ -151,7 +173,7 @@ mod tests {
         assert_eq!(pid, 4242);
         let o = run.options().unwrap();
         assert_eq!(o.duration, Some(Duration::from_millis(2500)));
-        assert_eq!(o.format, Format::Json);
+        assert_eq!(o.formats, [Format::Json]);
         assert_eq!(o.output, Some(PathBuf::from("-")));
         assert_eq!(
             o.rates,
@@ -160,6 +182,29 @@ mod tests {
                 stack_hz: 100.0
             }
         );
+    }
+
+    #[test]
+    fn formats_default_to_the_wall_and_blame_graphs_or_one_with_an_output() {
+        let formats = |args: &[&str]| {
+            let Command::Attach { run, .. } = parse(args).unwrap().command else {
+                panic!()
+            };
+            run.options().map(|o| o.formats)
+        };
+        assert_eq!(
+            formats(&["attach", "1"]).unwrap(),
+            [Format::Flamegraph, Format::Blame]
+        );
+        assert_eq!(
+            formats(&["attach", "-o", "x.svg", "1"]).unwrap(),
+            [Format::Flamegraph]
+        );
+        assert_eq!(
+            formats(&["attach", "-f", "json,waiters", "-f", "json", "1"]).unwrap(),
+            [Format::Json, Format::Waiters]
+        );
+        assert!(formats(&["attach", "-f", "json,blame", "-o", "x", "1"]).is_err());
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Output {
             Output::Stdout => Ok(Destination::Stdout),
             Output::File { path, file } => Ok(Destination::File { path, file }),
             Output::Default => {
-                let path = PathBuf::from(format!("gilscope-{pid}.{}", format.extension()));
+                let path = PathBuf::from(format!("gilscope-{pid}.{}", format.suffix()));
                 let file = File::create(&path).map_err(|e| unwritable(&path, e))?;
                 Ok(Destination::File { path, file })
             }

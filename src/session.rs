@@ -16,7 +16,7 @@ use crate::error::UserError;
 use crate::model::TargetInfo;
 use crate::output::Output;
 use crate::record::{failure_code, Program};
-use crate::report::{terminal, Report};
+use crate::report::{terminal, Format, Report};
 use crate::sampler::{End, Sampler};
 
 /// How long a just-launched program may take before its interpreter can be read.
@@ -38,8 +38,13 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
         .output
         .as_deref()
         .filter(|p| *p != Path::new("-") && !p.exists());
-    let output = Output::prepare(options.output.as_deref())?;
-    let result = profile(launch, options, output);
+    // Checked before the program starts, not after a long run.
+    let outputs = options
+        .formats
+        .iter()
+        .map(|&f| Ok((f, Output::prepare(options.output.as_deref())?)))
+        .collect::<Result<Vec<_>, UserError>>()?;
+    let result = profile(launch, options, outputs);
     if let (Err(_), Some(path)) = (&result, new_file) {
         // Leave no empty report behind a run that produced none.
         let _ = std::fs::remove_file(path);
@@ -47,7 +52,7 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     result
 }
 
-fn profile(launch: Launch, options: &RunOptions, output: Output) -> Result<u8> {
+fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>) -> Result<u8> {
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -87,7 +92,10 @@ fn profile(launch: Launch, options: &RunOptions, output: Output) -> Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let destination = output.open(pid, options.format)?;
+    let destinations = outputs
+        .into_iter()
+        .map(|(format, output)| Ok((format, output.open(pid, format)?)))
+        .collect::<Result<Vec<_>, UserError>>()?;
     let info = TargetInfo {
         pid,
         python: target.python.version.clone(),
@@ -143,9 +151,13 @@ fn profile(launch: Launch, options: &RunOptions, output: Output) -> Result<u8> {
         }
         eprint!("{}", terminal::summary(&report));
     }
-    let written = destination.write(options.format.renderer().as_ref(), &report)?;
-    if let (Some(path), false) = (written, options.quiet) {
-        eprintln!("\nWrote {}", path.display());
+    let mut written = Vec::new();
+    for (format, destination) in destinations {
+        written.extend(destination.write(format.renderer().as_ref(), &report)?);
+    }
+    if !options.quiet && !written.is_empty() {
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("\nWrote {}", names.join(", "));
     }
 
     // A program that failed on its own passes its status on; one gilscope stopped does not.

@@ -195,6 +195,24 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+fn finding_kinds(json: &Value) -> Vec<&str> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect()
+}
+
+/// Only the off-CPU fixture holds the GIL while blocked.
+fn assert_not_held_off_cpu(json: &Value, who: &str) {
+    assert!(
+        !finding_kinds(json).contains(&"held-off-cpu"),
+        "{who}: {}",
+        json["findings"]
+    );
+}
+
 fn threads_named<'a>(json: &'a Value, prefix: &str) -> Vec<&'a Value> {
     json["threads"]
         .as_array()
@@ -336,6 +354,7 @@ fn io_bound_threads_leave_the_gil_free() {
             gil0(&json)["held"]
         );
         assert_eq!(json["verdict"]["kind"], "mostly-idle", "{who}");
+        assert_not_held_off_cpu(&json, who);
         for t in threads_named(&json, "io-") {
             assert!(
                 f(&t["states"]["idle"]) >= 0.8,
@@ -354,6 +373,7 @@ fn native_code_that_releases_the_gil_reads_native_not_gil_bound() {
         let (json, _) = record_json(py, "native_release.py", &["--seconds", "2"]);
         let who = &py.label;
         assert_ne!(json["verdict"]["kind"], "gil-bound", "{who}");
+        assert_not_held_off_cpu(&json, who);
         let workers = threads_named(&json, "native-");
         assert_eq!(workers.len(), 4, "{who}");
         for t in workers {
@@ -386,6 +406,7 @@ fn a_single_busy_thread_is_single_thread_cpu_bound() {
             g["avg_waiters"]
         );
         assert_eq!(json["verdict"]["kind"], "single-thread-cpu", "{who}");
+        assert_not_held_off_cpu(&json, who);
         let busy = threads_named(&json, "busy");
         assert!(f(&busy[0]["states"]["holding"]) >= 0.9, "{who}");
         assert_eq!(json["top_holders"][0]["function"], "spin", "{who}");
@@ -415,6 +436,44 @@ fn one_cpu_thread_with_bursty_threads_makes_them_wait() {
             ["gil-bound", "partly-gil-contended"].contains(&kind),
             "{who}: {kind}"
         );
+    }
+}
+
+#[test]
+fn a_gil_held_off_cpu_is_a_finding_with_its_stack() {
+    let _turn = exclusive();
+    for py in pythons() {
+        let (json, summary) = record_json(py, "gil_offcpu.py", &["--seconds", "3"]);
+        let who = &py.label;
+        let finding = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == "held-off-cpu")
+            .unwrap_or_else(|| panic!("{who}: no held-off-cpu finding: {summary}"));
+        assert!(
+            finding["summary"].as_str().unwrap().contains("blocker"),
+            "{who}: {finding}"
+        );
+        assert_eq!(
+            finding["sites"][0]["function"], "block_with_gil",
+            "{who}: {finding}"
+        );
+        let blocker = threads_named(&json, "blocker");
+        assert!(
+            f(&blocker[0]["held_off_cpu"]) > 0.1,
+            "{who}: {}",
+            blocker[0]
+        );
+        for w in threads_named(&json, "worker-") {
+            assert!(
+                f(&w["states"]["waiting"]) >= 0.3,
+                "{who}: {} {}",
+                w["name"],
+                w["states"]
+            );
+        }
+        assert!(summary.contains("Findings"), "{who}: {summary}");
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary};
+use super::{findings, verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary};
 use crate::model::{Frame, Sample, StackId, StackTable, StateTick, ThreadState, Tid};
 
 #[derive(Debug, Default)]
@@ -43,6 +43,10 @@ pub struct Accumulator {
     last_process_cpu: Option<(Duration, f64)>,
     stacks: StackTable,
     stack_counts: HashMap<(Tid, ThreadState, StackId), u64>,
+    /// Holder stacks weighted by the number of waiters at their tick.
+    blame: HashMap<StackId, u64>,
+    /// Holder stacks seen while the holder was off CPU.
+    held_off_cpu: HashMap<StackId, u64>,
 }
 
 impl Accumulator {
@@ -54,6 +58,14 @@ impl Accumulator {
                 for s in tick.stacks {
                     let id = self.stacks.intern(s.frames);
                     *self.stack_counts.entry((s.tid, s.state, id)).or_default() += 1;
+                    if s.state == ThreadState::Holding {
+                        if tick.waiters > 0 {
+                            *self.blame.entry(id).or_default() += u64::from(tick.waiters);
+                        }
+                        if !s.on_cpu {
+                            *self.held_off_cpu.entry(id).or_default() += 1;
+                        }
+                    }
                 }
             }
             Sample::Thread(info) => {
@@ -160,15 +172,48 @@ impl Accumulator {
         };
         let mut stack_counts: Vec<_> = self.stack_counts.into_iter().collect();
         stack_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top_holders = top_sites(&self.stacks, &stack_counts, ThreadState::Holding);
-        let top_waiters = top_sites(&self.stacks, &stack_counts, ThreadState::Waiting);
+        let in_state = |state: ThreadState| {
+            stack_counts
+                .iter()
+                .filter(move |((_, s, _), _)| *s == state)
+                .map(|((_, _, id), n)| (*id, *n))
+        };
+        let top_holders = top_sites(&self.stacks, in_state(ThreadState::Holding));
+        let top_waiters = top_sites(&self.stacks, in_state(ThreadState::Waiting));
+        let mut blame: Vec<(StackId, u64)> = self.blame.into_iter().collect();
+        blame.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top_blame = top_sites(&self.stacks, blame.iter().copied());
+        let off_cpu_sites = top_sites(&self.stacks, self.held_off_cpu.into_iter());
         let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
-        let hottest = hottest_function(&top_holders);
+        // The verdict blames the code that makes others wait; with no waiters, the holder.
+        let hottest = hottest_function(&top_blame)
+            .or_else(|| hottest_function(&top_holders))
+            .map(|blamed| {
+                // Named by blame, stated with its share of the holding samples.
+                let holding: f64 = top_holders
+                    .iter()
+                    .filter(|h| h.function == blamed.function && h.file == blamed.file)
+                    .map(|h| h.share)
+                    .sum();
+                Site {
+                    share: holding,
+                    ..blamed
+                }
+            });
+        let main_gil = gils.iter().min_by_key(|g| g.interpreter);
+        let findings = findings::find(&findings::Evidence {
+            gil: main_gil,
+            threads: &threads,
+            off_cpu_sites: &off_cpu_sites,
+        });
         let verdict = verdict::judge(&verdict::Evidence {
-            gil: gils.iter().min_by_key(|g| g.interpreter),
+            gil: main_gil,
             native_threads,
             cpu_count,
             top_holder: hottest.as_ref(),
+            held_off_cpu: findings
+                .iter()
+                .any(|f| f.kind == findings::FindingKind::HeldOffCpu),
             state_samples: self.state_samples,
         });
         Profile {
@@ -188,6 +233,9 @@ impl Accumulator {
             verdict,
             top_holders,
             top_waiters,
+            top_blame,
+            findings,
+            blame,
             stack_counts,
             stacks: self.stacks,
         }
@@ -205,11 +253,12 @@ fn ratio(n: u64, d: u64) -> f64 {
 fn gil_metrics(interpreter: i64, g: &GilCounts) -> GilMetrics {
     let held = ratio(g.held, g.ticks);
     let demand = ratio(g.held + g.waiters, g.ticks);
-    let switches_per_s = match (g.first_switch, g.last_switch) {
+    let (switches, switches_per_s) = match (g.first_switch, g.last_switch) {
         (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
-            s1.saturating_sub(s0) as f64 / (t1 - t0).as_secs_f64()
+            let n = s1.saturating_sub(s0);
+            (n, n as f64 / (t1 - t0).as_secs_f64())
         }
-        _ => 0.0,
+        _ => (0, 0.0),
     };
     GilMetrics {
         interpreter,
@@ -220,6 +269,7 @@ fn gil_metrics(interpreter: i64, g: &GilCounts) -> GilMetrics {
         demand,
         speedup_ceiling: if held > 0.0 { demand / held } else { 1.0 },
         switches_per_s,
+        switches,
         switch_interval_ms: g.interval_us as f64 / 1000.0,
         ticks: g.ticks,
     }
@@ -238,20 +288,13 @@ fn mean_threads_in(threads: &[ThreadSummary], ticks: u64, state: ThreadState) ->
     }
 }
 
-/// The innermost frames seen most often in `state`, with their share of those samples.
-fn top_sites(
-    stacks: &StackTable,
-    counts: &[((Tid, ThreadState, StackId), u64)],
-    state: ThreadState,
-) -> Vec<Site> {
+/// The innermost frames with the most weight, each with its share of the total weight.
+fn top_sites(stacks: &StackTable, weighted: impl Iterator<Item = (StackId, u64)>) -> Vec<Site> {
     let mut by_frame: HashMap<&Frame, u64> = HashMap::new();
     let mut total = 0;
-    for ((_, s, id), n) in counts {
-        if *s != state {
-            continue;
-        }
+    for (id, n) in weighted {
         total += n;
-        if let Some(leaf) = stacks.get(*id).last() {
+        if let Some(leaf) = stacks.get(id).last() {
             *by_frame.entry(leaf).or_default() += n;
         }
     }
@@ -273,7 +316,7 @@ fn top_sites(
     sites
 }
 
-/// The function that holds the GIL most, all its lines together, named at its hottest line:
+/// The function with the most weight, all its lines together, named at its hottest line:
 /// what the verdict blames.
 fn hottest_function(sites: &[Site]) -> Option<Site> {
     let mut by_function: Vec<Site> = Vec::new();
@@ -394,15 +437,18 @@ mod tests {
             };
             acc.push(Sample::Stacks(StackTick {
                 at: Duration::from_millis(i),
+                waiters: 1,
                 stacks: vec![
                     ThreadStack {
                         tid: 1,
                         state: Holding,
+                        on_cpu: true,
                         frames: vec![f("main", 1), hot],
                     },
                     ThreadStack {
                         tid: 2,
                         state: Waiting,
+                        on_cpu: false,
                         frames: vec![f("worker", 20)],
                     },
                 ],

@@ -4,11 +4,13 @@
 //! Reads [`crate::model`] values only: no I/O, no clocks, no knowledge of the sampler.
 
 mod accumulate;
+mod findings;
 mod folded;
 mod verdict;
 
 pub use accumulate::Accumulator;
-pub use folded::{folded_wall, FoldedLine};
+pub use findings::{Finding, FindingKind};
+pub use folded::{folded, FoldedLine, View};
 pub use verdict::{Verdict, VerdictKind};
 
 use serde::Serialize;
@@ -32,6 +34,8 @@ pub struct GilMetrics {
     pub speedup_ceiling: f64,
     /// GIL handoffs between threads per second, counted by CPython (`switch_number`).
     pub switches_per_s: f64,
+    /// GIL handoffs between threads during the run.
+    pub switches: u64,
     /// The switch interval read from the GIL (`sys.getswitchinterval()`), in ms.
     pub switch_interval_ms: f64,
     /// Ticks this GIL was read at.
@@ -105,6 +109,11 @@ pub struct Profile {
     pub verdict: Verdict,
     pub top_holders: Vec<Site>,
     pub top_waiters: Vec<Site>,
+    /// Holder sites weighted by the number of waiters: the code that makes others wait.
+    pub top_blame: Vec<Site>,
+    pub findings: Vec<Finding>,
+    /// Holder stacks weighted by the number of waiters at their tick.
+    pub blame: Vec<(crate::model::StackId, u64)>,
     /// Every stack sample: (thread, state, stack) and how many times it was seen.
     pub stack_counts: Vec<((Tid, ThreadState, crate::model::StackId), u64)>,
     pub stacks: StackTable,

@@ -55,8 +55,11 @@ pub struct Evidence<'a> {
     /// Mean number of threads running C code with the GIL released.
     pub native_threads: f64,
     pub cpu_count: usize,
+    /// The function that makes others wait most, with its share of the holding samples.
     pub top_holder: Option<&'a Site>,
     pub state_samples: u64,
+    /// The GIL was held by threads blocked off CPU (a finding of its own).
+    pub held_off_cpu: bool,
 }
 
 fn pct(x: f64) -> String {
@@ -64,6 +67,25 @@ fn pct(x: f64) -> String {
 }
 
 pub fn judge(e: &Evidence) -> Verdict {
+    let mut verdict = judge_situation(e);
+    if e.held_off_cpu
+        && matches!(
+            verdict.kind,
+            VerdictKind::GilBound | VerdictKind::PartlyGilContended
+        )
+    {
+        // Threads wait for a GIL that nobody uses: that is the first thing to fix.
+        verdict.advice.insert(
+            0,
+            "First release the GIL where it is held while blocked (see Findings): waiting \
+             threads wait for a holder that is not even running."
+                .into(),
+        );
+    }
+    verdict
+}
+
+fn judge_situation(e: &Evidence) -> Verdict {
     let Some(g) = e.gil.filter(|_| e.state_samples > 0) else {
         return Verdict {
             kind: VerdictKind::MostlyIdle,
@@ -215,6 +237,7 @@ mod tests {
             demand: held + waiters,
             speedup_ceiling: (held + waiters) / held.max(1e-9),
             switches_per_s: 200.0,
+            switches: 2000,
             switch_interval_ms: 5.0,
             ticks: 1000,
         }
@@ -233,6 +256,7 @@ mod tests {
             cpu_count: 2,
             top_holder: Some(&site),
             state_samples: 1000,
+            held_off_cpu: false,
         })
     }
 
@@ -280,6 +304,27 @@ mod tests {
     }
 
     #[test]
+    fn a_gil_held_off_cpu_comes_first_in_the_advice() {
+        let g = gil(0.99, 2.9, 0.97);
+        let site = Site {
+            function: "compute".into(),
+            file: "app.py".into(),
+            line: 12,
+            share: 0.9,
+        };
+        let v = judge(&Evidence {
+            gil: Some(&g),
+            native_threads: 0.0,
+            cpu_count: 2,
+            top_holder: Some(&site),
+            state_samples: 1000,
+            held_off_cpu: true,
+        });
+        assert!(v.advice[0].contains("held while blocked"), "{:?}", v.advice);
+        assert_eq!(judge_with(&g, 0.0).advice.len() + 1, v.advice.len());
+    }
+
+    #[test]
     fn no_samples_says_so() {
         let v = judge(&Evidence {
             gil: None,
@@ -287,6 +332,7 @@ mod tests {
             cpu_count: 2,
             top_holder: None,
             state_samples: 0,
+            held_off_cpu: false,
         });
         assert!(v.summary.contains("No GIL samples"));
     }

@@ -84,6 +84,19 @@ pub fn classify(holds: bool, syscall: Syscall, gils: &[GilAddresses]) -> (Thread
     (state, on_cpu)
 }
 
+/// Whether a thread that reads as running (not the holder, not asleep on the GIL) is in
+/// fact still inside `take_gil()`, woken but waiting for a CPU or about to sleep again.
+///
+/// `take_gil()` is left only by taking the GIL, and a thread that takes it from another
+/// thread increments `switch_number`; when it later drops the GIL, `last_holder` keeps naming
+/// it until someone else takes it. So a thread seen waiting at the previous tick has provably
+/// not taken the GIL since if no handoff happened at all (`handoffs == 0`), or exactly one
+/// happened and `last_holder` is another thread. Without this, a woken waiter that the
+/// scheduler has not run yet reads as `native` (DESIGN.md §2, the hard case).
+pub fn still_waiting(previous: ThreadState, handoffs: u64, last_holder_is_self: bool) -> bool {
+    previous == ThreadState::Waiting && (handoffs == 0 || (handoffs == 1 && !last_holder_is_self))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +180,22 @@ mod tests {
         );
         let read = Syscall::Blocked { nr: 0, arg0: 3 };
         assert_eq!(classify(true, read, &[GIL]), (ThreadState::Holding, false));
+    }
+
+    #[test]
+    fn a_woken_waiter_stays_waiting_until_it_can_have_taken_the_gil() {
+        use ThreadState::*;
+        // No handoff since it was seen waiting: it cannot have left take_gil().
+        assert!(still_waiting(Waiting, 0, false));
+        // One handoff, to another thread.
+        assert!(still_waiting(Waiting, 1, false));
+        // One handoff and it is the last holder: it took the GIL and dropped it again.
+        assert!(!still_waiting(Waiting, 1, true));
+        // Two or more handoffs: it may have taken the GIL in between.
+        assert!(!still_waiting(Waiting, 2, false));
+        // Only a waiter carries on waiting.
+        assert!(!still_waiting(Native, 0, false));
+        assert!(!still_waiting(Holding, 0, false));
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod classify;
 pub mod layout;
 mod walk;
 
-pub use classify::{classify, GilAddresses, Syscall};
+pub use classify::{classify, still_waiting, GilAddresses, Syscall};
 pub use layout::Layout;
 pub use walk::{walk, Interpreter, PyThread};
 

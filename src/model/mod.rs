@@ -64,6 +64,9 @@ pub struct StateTick {
 #[derive(Clone, Debug, Default)]
 pub struct StackTick {
     pub at: Duration,
+    /// Threads waiting for the GIL at this tick: the weight of the holder's stack in the
+    /// blame view.
+    pub waiters: u32,
     pub stacks: Vec<ThreadStack>,
 }
 
@@ -72,6 +75,8 @@ pub struct StackTick {
 pub struct ThreadStack {
     pub tid: Tid,
     pub state: ThreadState,
+    /// Running or runnable, as opposed to blocked in the kernel.
+    pub on_cpu: bool,
     pub frames: Vec<Frame>,
 }
 

@@ -1,5 +1,5 @@
-//! Flame graph SVG (inferno): every thread, its state as the top frame, coloured by state so
-//! that waiting stands out.
+//! Flame graph SVGs (inferno) for each view: the wall view coloured by thread state so that
+//! waiting stands out, and the holder, blame and waiter views.
 
 use std::io::Write;
 
@@ -8,10 +8,10 @@ use inferno::flamegraph::color::{BasicPalette, Color, Palette, PaletteMap};
 use inferno::flamegraph::{self as inferno_fg, Options};
 
 use super::{Render, Report};
-use crate::analysis::folded_wall;
+use crate::analysis::{folded, View};
 use crate::model::ThreadState;
 
-pub struct Flamegraph;
+pub struct Flamegraph(pub View);
 
 /// The colour of each state's top frame: holding green, waiting red, handoff orange, native
 /// blue, idle grey.
@@ -26,42 +26,88 @@ fn state_color(state: ThreadState) -> Color {
     Color { r, g, b }
 }
 
+/// Title, subtitle, what a sample counts, and the palette of each view.
+fn describe(view: View) -> (&'static str, &'static str, &'static str, BasicPalette) {
+    match view {
+        View::Wall => (
+            "all threads",
+            "top frame = thread state: green holding the GIL, red waiting for it, orange \
+             handing it off, blue native without it, grey idle",
+            "samples",
+            BasicPalette::Aqua,
+        ),
+        View::Holders => (
+            "who holds the GIL",
+            "stacks of the thread holding the GIL",
+            "samples",
+            BasicPalette::Green,
+        ),
+        View::Blame => (
+            "who makes others wait",
+            "stacks of the GIL holder, each sample weighted by the number of threads waiting \
+             for the GIL meanwhile",
+            "waiter-samples",
+            BasicPalette::Red,
+        ),
+        View::Waiters => (
+            "where threads wait for the GIL",
+            "stacks of threads blocked waiting to take the GIL",
+            "samples",
+            BasicPalette::Orange,
+        ),
+    }
+}
+
 impl Render for Flamegraph {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
-        let lines = folded_wall(report.profile);
+        let (what, subtitle, count_name, basic) = describe(self.0);
+        let lines = folded(report.profile, self.0);
         let text: Vec<String> = lines
             .iter()
             .map(|(stack, n)| format!("{stack} {n}"))
             .collect();
+        let title = format!(
+            "gilscope: {what} — pid {}, CPython {}, {}",
+            report.target.pid,
+            report.target.python,
+            report.profile.verdict.kind.title()
+        );
+        if text.is_empty() {
+            // inferno refuses empty input; an empty view still gets a valid, readable file.
+            let note = match self.0 {
+                View::Blame => "no thread waited for the GIL while a stack was sampled",
+                View::Waiters => "no thread was seen waiting for the GIL",
+                _ => "no stack samples were taken",
+            };
+            write!(
+                out,
+                r#"<?xml version="1.0" standalone="no"?><svg xmlns="http://www.w3.org/2000/svg" width="900" height="70"><text x="10" y="25" font-family="monospace" font-size="14">{}</text><text x="10" y="50" font-family="monospace" font-size="12">{note}</text></svg>"#,
+                escape(&title)
+            )?;
+            return Ok(());
+        }
         let mut palette = PaletteMap::default();
         for state in ThreadState::ALL {
             palette.insert(state.frame_label(), state_color(state));
         }
         let mut options = Options::default();
-        options.title = format!(
-            "gilscope: pid {}, CPython {} — {}",
-            report.target.pid,
-            report.target.python,
-            report.profile.verdict.kind.title()
-        );
-        options.subtitle = Some(
-            "top frame = thread state: green holding the GIL, red waiting for it, orange \
-             handing it off, blue native without it, grey idle"
-                .into(),
-        );
-        options.count_name = "samples".into();
-        options.colors = Palette::Basic(BasicPalette::Aqua);
-        options.palette_map = Some(&mut palette);
-        if text.is_empty() {
-            // inferno refuses empty input; an empty run still gets a valid file.
-            write!(
-                out,
-                r#"<svg xmlns="http://www.w3.org/2000/svg" width="600" height="60"><text x="10" y="30">gilscope: no stack samples were taken</text></svg>"#
-            )?;
-            return Ok(());
+        options.title = title;
+        options.subtitle = Some(subtitle.into());
+        options.count_name = count_name.into();
+        options.colors = Palette::Basic(basic);
+        if self.0 == View::Wall {
+            options.palette_map = Some(&mut palette);
         }
         inferno_fg::from_lines(&mut options, text.iter().map(String::as_str), out)
             .context("rendering the flame graph")?;
         Ok(())
     }
+}
+
+/// Escapes text for SVG.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

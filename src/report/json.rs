@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Render, Report};
-use crate::analysis::{GilMetrics, RunCounts, Site, Verdict};
+use crate::analysis::{Finding, GilMetrics, RunCounts, Site, Verdict};
 use crate::model::ThreadState;
 
 pub const SCHEMA: &str = "gilscope/1";
@@ -23,8 +23,11 @@ struct Document<'a> {
     gils: &'a [GilMetrics],
     threads: Vec<Thread<'a>>,
     verdict: &'a Verdict,
+    findings: &'a [Finding],
     top_holders: &'a [Site],
     top_waiters: &'a [Site],
+    /// Holder sites weighted by the number of threads waiting meanwhile.
+    top_blame: &'a [Site],
 }
 
 #[derive(Serialize)]
@@ -97,8 +100,10 @@ impl Render for Json {
                 })
                 .collect(),
             verdict: &p.verdict,
+            findings: &p.findings,
             top_holders: &p.top_holders,
             top_waiters: &p.top_waiters,
+            top_blame: &p.top_blame,
         };
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
@@ -147,9 +152,11 @@ mod tests {
         }
         acc.push(Sample::Stacks(StackTick {
             at: Duration::ZERO,
+            waiters: 0,
             stacks: vec![ThreadStack {
                 tid: 7,
                 state: ThreadState::Holding,
+                on_cpu: true,
                 frames: vec![Frame {
                     function: "compute".into(),
                     file: "app.py".into(),
@@ -228,5 +235,7 @@ mod tests {
         assert_eq!(doc["top_holders"][0]["function"], "compute");
         assert_eq!(doc["top_holders"][0]["line"], 12);
         assert!(doc["top_waiters"].as_array().unwrap().is_empty());
+        assert!(doc["top_blame"].as_array().unwrap().is_empty());
+        assert!(doc["findings"].as_array().unwrap().is_empty());
     }
 }

@@ -20,6 +20,18 @@ fn printable(s: &str, max: usize) -> String {
     out
 }
 
+/// `  87.0%  compute  app.py:12`
+fn site_line(site: &crate::analysis::Site) -> String {
+    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
+    format!(
+        "{}  {}  {}:{}",
+        pct(site.share),
+        printable(&site.function, 40),
+        printable(file, 60),
+        site.line
+    )
+}
+
 /// The summary, ending with a newline.
 pub fn summary(report: &Report) -> String {
     let (t, p) = (report.target, report.profile);
@@ -106,24 +118,32 @@ pub fn summary(report: &Report) -> String {
             let _ = writeln!(s, "  {:6.2}", th.cpu_s);
         }
     }
-    for (title, sites) in [
-        ("Holds the GIL", &p.top_holders),
-        ("Waits for the GIL at", &p.top_waiters),
-    ] {
+    if !p.findings.is_empty() {
+        let _ = writeln!(s, "\nFindings");
+        for f in &p.findings {
+            let _ = writeln!(s, "  - {}", f.summary);
+            let _ = writeln!(s, "    next: {}", f.advice);
+            for site in f.sites.iter().take(3) {
+                let _ = writeln!(s, "    {}", site_line(site));
+            }
+        }
+    }
+    // Blame when anyone waited; otherwise who holds the GIL is the useful list.
+    let holders = if p.top_blame.is_empty() {
+        ("Holds the GIL", &p.top_holders)
+    } else {
+        (
+            "Holds the GIL while others wait (weighted by waiting threads)",
+            &p.top_blame,
+        )
+    };
+    for (title, sites) in [holders, ("Waits for the GIL at", &p.top_waiters)] {
         if sites.is_empty() {
             continue;
         }
         let _ = writeln!(s, "\n{title}");
         for site in sites.iter().take(5) {
-            let file = site.file.rsplit('/').next().unwrap_or(&site.file);
-            let _ = writeln!(
-                s,
-                "  {}  {}  {}:{}",
-                pct(site.share),
-                printable(&site.function, 40),
-                printable(file, 60),
-                site.line
-            );
+            let _ = writeln!(s, "  {}", site_line(site));
         }
     }
     s

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use remoteprocess::{Process, ProcessMemory};
 
-use crate::gil::{classify, layout, GilHead, Layout, Memory};
+use crate::gil::{classify, layout, still_waiting, GilHead, Layout, Memory};
 use crate::model::{
-    GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack, Tid,
+    GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack,
+    ThreadState, Tid,
 };
 use python::StackReader;
 use threads::ThreadTable;
@@ -59,9 +60,10 @@ pub struct Rates {
 }
 
 impl Rates {
-    /// State ticks per stack tick.
-    fn stack_every(&self) -> u64 {
-        (self.state_hz / self.stack_hz).round().max(1.0) as u64
+    /// Stack ticks per state tick (at most 1): stacks are taken at the state ticks where
+    /// this fraction, accumulated, passes a whole number, so the mean stack rate is exact.
+    fn stack_share(&self) -> f64 {
+        (self.stack_hz / self.state_hz).min(1.0)
     }
 }
 
@@ -202,7 +204,8 @@ fn run(
     let tick_s = procfs::clock_tick_s();
     let mut table = ThreadTable::default();
     let mut timer = timer::Timer::new(rates.state_hz);
-    let stack_every = rates.stack_every();
+    let stack_share = rates.stack_share();
+    let mut stack_credit = 1.0;
     let mut next_refresh = Instant::now();
     let mut refreshed_at = Instant::now();
     let mut last_cpu: Option<Instant> = None;
@@ -248,7 +251,7 @@ fn run(
             }
         }
 
-        let Some(state) = read_state(&mem, &table, at) else {
+        let Some(state) = read_state(&mem, &mut table, at) else {
             if !procfs::is_alive(pid) {
                 break;
             }
@@ -258,7 +261,9 @@ fn run(
             continue;
         };
 
-        if tick % stack_every == 0 {
+        stack_credit += stack_share;
+        if stack_credit >= 1.0 {
+            stack_credit -= 1.0;
             match target.stacks.read() {
                 Ok(raw) => {
                     let mut stacks = Vec::with_capacity(raw.len());
@@ -285,10 +290,20 @@ fn run(
                         stacks.push(ThreadStack {
                             tid,
                             state: obs.state,
+                            on_cpu: obs.on_cpu,
                             frames: s.frames,
                         });
                     }
-                    out.push(Sample::Stacks(StackTick { at, stacks }));
+                    let waiters = state
+                        .threads
+                        .iter()
+                        .filter(|o| o.state == ThreadState::Waiting)
+                        .count() as u32;
+                    out.push(Sample::Stacks(StackTick {
+                        at,
+                        waiters,
+                        stacks,
+                    }));
                 }
                 Err(_) => {
                     out.push(Sample::Failed { stacks: true });
@@ -349,17 +364,18 @@ impl Outbox<'_> {
 
 /// One state tick: every GIL's head, then every thread's syscall file. `None` when a read
 /// failed or the GIL names a holder that is not in the thread table.
-fn read_state(mem: &dyn Memory, table: &ThreadTable, at: Duration) -> Option<StateTick> {
+fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option<StateTick> {
     let mut gils = Vec::with_capacity(table.gils.len());
-    let mut holders = Vec::new();
+    let mut last_holders = Vec::with_capacity(table.gils.len());
     for gil in &table.gils {
         let head = GilHead::read(mem, gil.address).ok()?;
+        let last_holder = table.holder(head.last_holder);
         let holder = if head.locked {
-            Some(table.holder(head.last_holder)?)
+            Some(last_holder?)
         } else {
             None
         };
-        holders.extend(holder);
+        last_holders.push(last_holder);
         gils.push(GilReading {
             interpreter: gil.interpreter,
             locked: head.locked,
@@ -370,12 +386,24 @@ fn read_state(mem: &dyn Memory, table: &ThreadTable, at: Duration) -> Option<Sta
     }
     let addresses = table.gil_addresses();
     let mut threads = Vec::with_capacity(table.threads.len());
-    for t in &table.threads {
+    for i in 0..table.threads.len() {
+        let g = table.gil_of(table.threads[i].interpreter);
+        let t = &mut table.threads[i];
         // A thread that ended between the refresh and now is simply left out of this tick.
         let Some(syscall) = t.files.syscall() else {
             continue;
         };
-        let (state, on_cpu) = classify(holders.contains(&t.tid), syscall, &addresses);
+        let holds = gils.get(g).is_some_and(|r| r.holder == Some(t.tid));
+        let (mut state, on_cpu) = classify(holds, syscall, &addresses);
+        let switch_number = gils.get(g).map_or(0, |r| r.switch_number);
+        if let (ThreadState::Native, Some((previous, then))) = (state, t.previous) {
+            let last_holder_is_self = last_holders.get(g).copied().flatten() == Some(t.tid);
+            let handoffs = switch_number.wrapping_sub(then);
+            if still_waiting(previous, handoffs, last_holder_is_self) {
+                state = ThreadState::Waiting;
+            }
+        }
+        t.previous = Some((state, switch_number));
         threads.push(ThreadObservation {
             tid: t.tid,
             state,

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::procfs::{task_ids, TaskFiles};
 use crate::gil::{self, GilAddresses, Interpreter, Layout, Memory};
-use crate::model::Tid;
+use crate::model::{ThreadState, Tid};
 
 /// Where glibc keeps `tid` inside `struct pthread` on x86-64; tried first, then a scan.
 const GLIBC_PTHREAD_TID: usize = 0x2d0;
@@ -21,6 +21,8 @@ pub struct Tracked {
     pub interpreter: i64,
     pub pthread: u64,
     pub files: TaskFiles,
+    /// Its state at the previous tick, and its GIL's `switch_number` then.
+    pub previous: Option<(ThreadState, u64)>,
 }
 
 /// What one GIL is and which interpreters use it.
@@ -50,6 +52,14 @@ impl ThreadTable {
 
     pub fn tid_of_pthread(&self, pthread: u64) -> Option<Tid> {
         self.by_pthread.get(&pthread).copied()
+    }
+
+    /// Index in `gils` of the GIL a thread of `interpreter` uses.
+    pub fn gil_of(&self, interpreter: i64) -> usize {
+        self.gils
+            .iter()
+            .position(|g| g.interpreter == interpreter)
+            .unwrap_or(0)
     }
 
     pub fn gil_addresses(&self) -> Vec<GilAddresses> {
@@ -110,6 +120,7 @@ impl ThreadTable {
                     interpreter,
                     pthread,
                     files,
+                    previous: None,
                 });
                 new.push((tid, interpreter));
             }

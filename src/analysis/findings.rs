@@ -1,0 +1,206 @@
+//! Findings: specific things worth a user's attention beside the verdict, each with the
+//! stacks that earned it.
+
+use serde::Serialize;
+
+use super::{GilMetrics, Site, ThreadSummary};
+
+/// A holder off CPU for at least this share of the time the GIL was held…
+const OFF_CPU_SHARE: f64 = 0.05;
+/// …and at least this many samples, so that a stray page fault is not a finding.
+const OFF_CPU_MIN_TICKS: u64 = 5;
+/// CPython's default switch interval.
+const DEFAULT_INTERVAL_MS: f64 = 5.0;
+/// Handoffs per second above which switching itself is a cost…
+const SWITCHES_PER_S: f64 = 1000.0;
+/// …when threads also wait for the GIL this often.
+const SWITCHING_CONTENDED: f64 = 0.2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// The GIL was held by a thread blocked in the kernel.
+    HeldOffCpu,
+    /// `sys.setswitchinterval` changed the switch interval.
+    SwitchInterval,
+    /// The GIL changes hands so often that switching is the cost (a convoy).
+    SwitchingCost,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub summary: String,
+    pub advice: String,
+    /// Where it happens: innermost frames and their share of the evidence.
+    pub sites: Vec<Site>,
+}
+
+/// What findings are judged on.
+pub struct Evidence<'a> {
+    pub gil: Option<&'a GilMetrics>,
+    pub threads: &'a [ThreadSummary],
+    /// Holder stacks sampled while the holder was off CPU.
+    pub off_cpu_sites: &'a [Site],
+}
+
+pub fn find(e: &Evidence) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let held_ticks: f64 = e
+        .threads
+        .iter()
+        .map(|t| t.share(crate::model::ThreadState::Holding) * t.ticks as f64)
+        .sum();
+    let off_cpu_ticks: u64 = e.threads.iter().map(|t| t.held_off_cpu).sum();
+    if off_cpu_ticks >= OFF_CPU_MIN_TICKS && off_cpu_ticks as f64 >= OFF_CPU_SHARE * held_ticks {
+        let mut who: Vec<(u64, String)> = e
+            .threads
+            .iter()
+            .filter(|t| t.held_off_cpu > 0)
+            .map(|t| (t.held_off_cpu, t.label()))
+            .collect();
+        who.sort_by_key(|w| std::cmp::Reverse(w.0));
+        let names: Vec<String> = who.into_iter().take(3).map(|(_, n)| n).collect();
+        findings.push(Finding {
+            kind: FindingKind::HeldOffCpu,
+            summary: format!(
+                "The GIL was held while its holder was off CPU {:.0}% of the time it was held \
+                 (by {}): C code that blocks without releasing the GIL stalls every thread that \
+                 wants to run Python.",
+                100.0 * off_cpu_ticks as f64 / held_ticks.max(1.0),
+                names.join(", ")
+            ),
+            advice: "Release the GIL around the blocking call (Py_BEGIN_ALLOW_THREADS in C, \
+                     ctypes.CDLL rather than PyDLL, `with nogil` in Cython), or move it out of \
+                     the process."
+                .into(),
+            sites: e.off_cpu_sites.iter().take(5).cloned().collect(),
+        });
+    }
+    let Some(g) = e.gil else { return findings };
+    if g.ticks > 0 && (g.switch_interval_ms - DEFAULT_INTERVAL_MS).abs() > 0.001 {
+        let effect = if g.switch_interval_ms < DEFAULT_INTERVAL_MS {
+            "more handoffs, each a wake-up and a context switch, for quicker turns"
+        } else {
+            "fewer handoffs, but a thread that wants the GIL back (an I/O thread) waits longer"
+        };
+        findings.push(Finding {
+            kind: FindingKind::SwitchInterval,
+            summary: format!(
+                "The switch interval is {} ms, not the default {DEFAULT_INTERVAL_MS} ms \
+                 (sys.setswitchinterval): {effect}.",
+                g.switch_interval_ms
+            ),
+            advice: "Keep the change only if measurements with and without it favour it.".into(),
+            sites: Vec::new(),
+        });
+    }
+    if g.switches_per_s >= SWITCHES_PER_S && g.contended >= SWITCHING_CONTENDED {
+        findings.push(Finding {
+            kind: FindingKind::SwitchingCost,
+            summary: format!(
+                "The GIL changes hands {:.0} times a second (every {:.0} µs on average) while \
+                 threads wait for it {:.0}% of the time: switching itself is a cost here.",
+                g.switches_per_s,
+                1e6 / g.switches_per_s,
+                100.0 * g.contended
+            ),
+            advice: "When I/O or native threads take the GIL back after every short call (a \
+                     convoy behind a CPU-bound thread), batch their work per acquisition, or \
+                     give the CPU-bound work a process of its own."
+                .into(),
+            sites: Vec::new(),
+        });
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(holding: f64, held_off_cpu: u64) -> ThreadSummary {
+        ThreadSummary {
+            tid: 1,
+            name: Some("blocker".into()),
+            interpreter: 0,
+            cpu_s: 0.0,
+            shares: [holding, 0.0, 0.0, 0.0, 1.0 - holding],
+            ticks: 1000,
+            held_off_cpu,
+        }
+    }
+
+    fn gil(interval_ms: f64, switches_per_s: f64, contended: f64) -> GilMetrics {
+        GilMetrics {
+            interpreter: 0,
+            enabled: true,
+            held: 0.5,
+            avg_waiters: 1.0,
+            contended,
+            demand: 1.5,
+            speedup_ceiling: 3.0,
+            switches_per_s,
+            switches: 0,
+            switch_interval_ms: interval_ms,
+            ticks: 1000,
+        }
+    }
+
+    fn kinds(threads: &[ThreadSummary], g: &GilMetrics) -> Vec<FindingKind> {
+        let sites = [Site {
+            function: "usleep".into(),
+            file: "app.py".into(),
+            line: 3,
+            share: 1.0,
+        }];
+        find(&Evidence {
+            gil: Some(g),
+            threads,
+            off_cpu_sites: &sites,
+        })
+        .into_iter()
+        .map(|f| f.kind)
+        .collect()
+    }
+
+    #[test]
+    fn a_holder_off_cpu_for_long_is_a_finding_with_its_stack() {
+        let g = gil(5.0, 100.0, 0.5);
+        assert_eq!(kinds(&[thread(0.5, 300)], &g), [FindingKind::HeldOffCpu]);
+        let sites = [Site {
+            function: "usleep".into(),
+            file: "app.py".into(),
+            line: 3,
+            share: 1.0,
+        }];
+        let f = find(&Evidence {
+            gil: Some(&g),
+            threads: &[thread(0.5, 300)],
+            off_cpu_sites: &sites,
+        });
+        assert!(
+            f[0].summary.contains("60%") && f[0].summary.contains("blocker"),
+            "{}",
+            f[0].summary
+        );
+        assert_eq!(f[0].sites[0].function, "usleep");
+        // A few stray samples (a page fault, a brief syscall) are not a finding.
+        assert!(kinds(&[thread(0.5, 4)], &g).is_empty());
+        assert!(kinds(&[thread(0.9, 20)], &g).is_empty());
+    }
+
+    #[test]
+    fn a_changed_switch_interval_and_a_handoff_storm_are_findings() {
+        assert_eq!(
+            kinds(&[], &gil(1.0, 100.0, 0.5)),
+            [FindingKind::SwitchInterval]
+        );
+        assert_eq!(
+            kinds(&[], &gil(5.0, 3000.0, 0.5)),
+            [FindingKind::SwitchingCost]
+        );
+        assert!(kinds(&[], &gil(5.0, 3000.0, 0.05)).is_empty());
+        assert!(kinds(&[], &gil(5.0, 190.0, 0.97)).is_empty());
+    }
+}
