@@ -96,15 +96,16 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         .into_iter()
         .map(|(format, output)| Ok((format, output.open(pid, format)?)))
         .collect::<Result<Vec<_>, UserError>>()?;
+    let python = target.python.version.clone();
+    let sampler = Sampler::start(target, options.rates)?;
     let info = TargetInfo {
         pid,
-        python: target.python.version.clone(),
+        python,
         command,
         state_hz: options.rates.state_hz,
         stack_hz: options.rates.stack_hz,
+        monotonic_zero_ns: sampler.monotonic_zero_ns,
     };
-
-    let sampler = Sampler::start(target, options.rates)?;
     if !options.quiet {
         eprintln!(
             "gilscope: sampling pid {pid} (CPython {}) at {:.0} Hz, stacks at {:.0} Hz; \

@@ -219,6 +219,7 @@ impl Accumulator {
         Profile {
             run: RunCounts {
                 duration_s: duration.as_secs_f64(),
+                first_sample_s: self.first_at.unwrap_or_default().as_secs_f64(),
                 state_samples: self.state_samples,
                 stack_samples: self.stack_samples,
                 failed_samples: self.failed_state + self.failed_stack,

@@ -88,7 +88,11 @@ pub struct Site {
 /// Sample counts over a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RunCounts {
+    /// From the first to the last GIL-state sample.
     pub duration_s: f64,
+    /// When the first GIL-state sample was taken, in seconds from the run's time zero.
+    #[serde(skip)]
+    pub first_sample_s: f64,
     pub state_samples: u64,
     pub stack_samples: u64,
     pub failed_samples: u64,

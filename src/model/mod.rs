@@ -21,6 +21,8 @@ pub struct TargetInfo {
     pub command: Vec<String>,
     pub state_hz: f64,
     pub stack_hz: f64,
+    /// `CLOCK_MONOTONIC` (ns) at the run's time zero, which samples' times count from.
+    pub monotonic_zero_ns: u64,
 }
 
 /// An OS thread id (`gettid()`), as in `/proc/<pid>/task/<tid>`.

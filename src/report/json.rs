@@ -44,6 +44,9 @@ struct Run<'a> {
     counts: &'a RunCounts,
     state_rate_hz: f64,
     stack_rate_hz: f64,
+    /// `CLOCK_MONOTONIC` (ns) of the first GIL-state sample: the window the metrics cover is
+    /// [this, this + duration_s], comparable with bpftrace's `nsecs` and perf timestamps.
+    monotonic_start_ns: u64,
 }
 
 #[derive(Serialize)]
@@ -78,6 +81,8 @@ impl Render for Json {
                 counts: &p.run,
                 state_rate_hz: report.target.state_hz,
                 stack_rate_hz: report.target.stack_hz,
+                monotonic_start_ns: report.target.monotonic_zero_ns
+                    + (p.run.first_sample_s * 1e9) as u64,
             },
             process: Process {
                 cores_used: p.cores_used,
@@ -171,6 +176,7 @@ mod tests {
             command: vec!["python3".into(), "app.py".into()],
             state_hz: 1000.0,
             stack_hz: 100.0,
+            monotonic_zero_ns: 5_000_000_000,
         };
         let mut out = Vec::new();
         Json.render(
@@ -232,6 +238,7 @@ mod tests {
         }
         assert_eq!(thread["name"], "</script>\"\u{1}");
         assert_eq!(gil["held"], 0.5);
+        assert_eq!(doc["run"]["monotonic_start_ns"], 5_000_000_000u64);
         assert_eq!(doc["top_holders"][0]["function"], "compute");
         assert_eq!(doc["top_holders"][0]["line"], 12);
         assert!(doc["top_waiters"].as_array().unwrap().is_empty());

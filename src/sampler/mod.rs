@@ -151,6 +151,9 @@ impl Target {
 /// A running sampler.
 pub struct Sampler {
     pub samples: Receiver<Vec<Sample>>,
+    /// `CLOCK_MONOTONIC` at the run's time zero (samples' `at` count from it), in ns: what
+    /// ties gilscope's samples to other tools' timestamps (bpftrace's `nsecs`, perf).
+    pub monotonic_zero_ns: u64,
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Result<(End, Counters)>>,
 }
@@ -167,12 +170,15 @@ impl Sampler {
         let (tx, rx) = sync_channel(64);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let start = Instant::now();
+        let monotonic_zero_ns = procfs::monotonic_ns();
         let handle = std::thread::Builder::new()
             .name("gilscope-sampler".into())
-            .spawn(move || run(target, rates, &flag, &tx))
+            .spawn(move || run(target, rates, start, &flag, &tx))
             .context("starting the sampling thread")?;
         Ok(Sampler {
             samples: rx,
+            monotonic_zero_ns,
             stop,
             handle,
         })
@@ -196,11 +202,11 @@ impl Sampler {
 fn run(
     mut target: Target,
     rates: Rates,
+    start: Instant,
     stop: &AtomicBool,
     tx: &SyncSender<Vec<Sample>>,
 ) -> Result<(End, Counters)> {
     let pid = target.pid;
-    let start = Instant::now();
     let tick_s = procfs::clock_tick_s();
     let mut table = ThreadTable::default();
     let mut timer = timer::Timer::new(rates.state_hz);

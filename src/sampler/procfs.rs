@@ -15,6 +15,17 @@ pub fn clock_tick_s() -> f64 {
     1.0 / if hz > 0 { hz as f64 } else { 100.0 }
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock bpftrace's `nsecs` and perf use.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Fields of a `/proc/…/stat` line that gilscope uses.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stat {
