@@ -478,6 +478,29 @@ fn a_gil_held_off_cpu_is_a_finding_with_its_stack() {
 }
 
 #[test]
+fn a_changed_switch_interval_is_read_from_the_gil_and_reported() {
+    let _turn = exclusive();
+    for py in pythons() {
+        let args = [
+            "--threads",
+            "2",
+            "--seconds",
+            "1.5",
+            "--switch-interval-ms",
+            "2",
+        ];
+        let (json, _) = record_json(py, "gil_bound.py", &args);
+        let who = &py.label;
+        assert_eq!(f(&gil0(&json)["switch_interval_ms"]), 2.0, "{who}");
+        assert!(
+            finding_kinds(&json).contains(&"switch-interval"),
+            "{who}: {}",
+            json["findings"]
+        );
+    }
+}
+
+#[test]
 fn attach_profiles_a_running_process_and_writes_the_flame_graph() {
     let _turn = exclusive();
     for py in pythons() {
