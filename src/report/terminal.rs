@@ -52,6 +52,17 @@ pub fn summary(report: &Report) -> String {
         per_s(r.stack_samples),
         t.stack_hz
     );
+    if r.state_samples > 0 {
+        // The 95% half-width of a share estimated from n independent samples, at its widest
+        // (a share of one half): what sampling alone can be off by.
+        let half_width = 1.96 * (0.25 / r.state_samples as f64).sqrt();
+        let _ = writeln!(
+            s,
+            "  shares below are within ±{:.1} percentage points (95%) from sampling alone; \
+             a longer run narrows it",
+            100.0 * half_width
+        );
+    }
     if r.failed_samples > 0 {
         let _ = writeln!(
             s,
