@@ -134,17 +134,24 @@ fn pythons() -> &'static [Python] {
     })
 }
 
-/// The oldest pyenv CPython below 3.8, for the unsupported-version test.
-fn old_python() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let dir = Path::new(&home).join(".pyenv/versions");
-    ["3.7", "3.6"].iter().find_map(|v| {
-        std::fs::read_dir(&dir).ok()?.flatten().find_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.starts_with(&format!("{v}."))
-                .then(|| e.path().join("bin/python3"))
+/// pyenv's CPythons older than 3.8 (2.7, 3.6, 3.7), for the unsupported-version test.
+fn old_pythons() -> Vec<PathBuf> {
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(Path::new(&home).join(".pyenv/versions")) else {
+        return Vec::new();
+    };
+    let mut old: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            ["2.", "3.6.", "3.7."].iter().any(|v| name.starts_with(v))
         })
-    })
+        .map(|e| e.path().join("bin/python"))
+        .collect();
+    old.sort();
+    old
 }
 
 /// Runs `gilscope` with `args` in `dir`.
@@ -570,27 +577,53 @@ fn attaching_to_a_process_that_is_not_python() {
 }
 
 #[test]
-fn attaching_to_a_too_old_python_lists_the_supported_versions() {
-    let Some(old) = old_python() else {
-        eprintln!("skipped: no pyenv CPython 3.6 or 3.7 on this machine");
+fn a_too_old_python_gets_the_list_of_supported_versions() {
+    let old = old_pythons();
+    if old.is_empty() {
+        eprintln!("skipped: no pyenv CPython 2.7, 3.6 or 3.7 on this machine");
+    }
+    for py in old {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "import time\nwhile True: time.sleep(0.01)";
+        let out = gilscope(
+            dir.path(),
+            &["record", "--", py.to_str().unwrap(), "-c", script],
+        );
+        assert_error(&out, "supported: 3.8, 3.9, 3.10, 3.11, 3.12 and 3.13");
+        assert!(
+            text(&out.stderr).contains("runs CPython"),
+            "{}: {}",
+            py.display(),
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn pypy_is_not_cpython() {
+    let Ok(pypy) = which("pypy3") else {
+        eprintln!("skipped: pypy3 is not installed (apt-get install pypy3)");
         return;
     };
-    let mut child = Command::new(&old)
+    let mut child = Command::new(&pypy)
         .args(["-c", "import time\nwhile True: time.sleep(0.01)"])
         .spawn()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut out = gilscope(dir.path(), &["attach", &child.id().to_string()]);
-    // The interpreter may still be starting on the first try.
-    for _ in 0..5 {
-        if text(&out.stderr).contains("cannot read") {
-            break;
-        }
-        out = gilscope(dir.path(), &["attach", &child.id().to_string()]);
-    }
+    let out = gilscope(dir.path(), &["attach", &child.id().to_string()]);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_error(&out, "supported: 3.8, 3.9, 3.10, 3.11, 3.12 and 3.13");
+    assert_error(&out, "is not a CPython process");
+    assert!(text(&out.stderr).contains("pypy"), "{}", text(&out.stderr));
+}
+
+/// The full path of a program on PATH.
+fn which(program: &str) -> Result<PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
 }
 
 #[test]

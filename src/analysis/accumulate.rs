@@ -24,6 +24,7 @@ struct ThreadCounts {
     interpreter: i64,
     states: [u64; 5],
     held_off_cpu: u64,
+    stalling: u64,
     first_cpu: Option<f64>,
     last_cpu: Option<f64>,
 }
@@ -45,8 +46,8 @@ pub struct Accumulator {
     stack_counts: HashMap<(Tid, ThreadState, StackId), u64>,
     /// Holder stacks weighted by the number of waiters at their tick.
     blame: HashMap<StackId, u64>,
-    /// Holder stacks seen while the holder was off CPU.
-    held_off_cpu: HashMap<StackId, u64>,
+    /// Holder stacks seen while the holder was off CPU and others waited.
+    stalling: HashMap<StackId, u64>,
 }
 
 impl Accumulator {
@@ -62,8 +63,8 @@ impl Accumulator {
                         if tick.waiters > 0 {
                             *self.blame.entry(id).or_default() += u64::from(tick.waiters);
                         }
-                        if !s.on_cpu {
-                            *self.held_off_cpu.entry(id).or_default() += 1;
+                        if !s.on_cpu && tick.waiters > 0 {
+                            *self.stalling.entry(id).or_default() += 1;
                         }
                     }
                 }
@@ -122,11 +123,14 @@ impl Accumulator {
             g.last_switch = Some((tick.at, reading.switch_number));
             g.interval_us = reading.interval_us;
         }
+        let anyone_waits = tick.threads.iter().any(|o| o.state == ThreadState::Waiting);
         for o in &tick.threads {
             let t = self.threads.entry(o.tid).or_default();
             t.states[o.state.index()] += 1;
             if o.state == ThreadState::Holding && !o.on_cpu {
                 t.held_off_cpu += 1;
+                // Off CPU with the GIL while another thread wants it: a stall.
+                t.stalling += u64::from(anyone_waits);
             }
         }
     }
@@ -161,6 +165,7 @@ impl Accumulator {
                     shares: t.states.map(|n| n as f64 / ticks as f64),
                     ticks,
                     held_off_cpu: t.held_off_cpu,
+                    stalling: t.stalling,
                 })
             })
             .collect();
@@ -183,7 +188,7 @@ impl Accumulator {
         let mut blame: Vec<(StackId, u64)> = self.blame.into_iter().collect();
         blame.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let top_blame = top_sites(&self.stacks, blame.iter().copied());
-        let off_cpu_sites = top_sites(&self.stacks, self.held_off_cpu.into_iter());
+        let off_cpu_sites = top_sites(&self.stacks, self.stalling.into_iter());
         let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
         // The verdict blames the code that makes others wait; with no waiters, the holder.
         let hottest = hottest_function(&top_blame)
@@ -205,6 +210,7 @@ impl Accumulator {
             gil: main_gil,
             threads: &threads,
             off_cpu_sites: &off_cpu_sites,
+            ticks: self.state_samples,
         });
         let verdict = verdict::judge(&verdict::Evidence {
             gil: main_gil,
@@ -484,6 +490,40 @@ mod tests {
         assert_eq!(p.top_waiters[0].share, 1.0);
         assert_eq!(p.threads.len(), 0, "no state ticks, no thread rows");
         assert_eq!(p.run.stack_samples, 4);
+    }
+
+    #[test]
+    fn holding_off_cpu_is_a_stall_only_while_someone_waits() {
+        let off_cpu = |waiter: Option<Tid>| {
+            let mut threads = vec![ThreadObservation {
+                tid: 1,
+                state: Holding,
+                on_cpu: false,
+            }];
+            threads.extend(waiter.map(|tid| obs(tid, Waiting)));
+            Sample::State(StateTick {
+                at: Duration::ZERO,
+                gils: vec![GilReading {
+                    interpreter: 0,
+                    locked: true,
+                    holder: Some(1),
+                    switch_number: 0,
+                    interval_us: 5000,
+                }],
+                threads,
+            })
+        };
+        // Importing at start-up, nobody else around: not a finding.
+        let mut acc = Accumulator::default();
+        (0..20).for_each(|_| acc.push(off_cpu(None)));
+        let p = acc.finish(0, 2);
+        assert_eq!(p.threads[0].held_off_cpu, 20);
+        assert!(p.findings.is_empty(), "{:?}", p.findings);
+        // The same while another thread waits: every one of those ticks is a stall.
+        let mut acc = Accumulator::default();
+        (0..20).for_each(|_| acc.push(off_cpu(Some(2))));
+        let p = acc.finish(0, 2);
+        assert_eq!(p.findings[0].kind, super::findings::FindingKind::HeldOffCpu);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct ThreadSummary {
     /// Ticks it held the GIL while off CPU.
     #[serde(skip)]
     pub held_off_cpu: u64,
+    /// Ticks it held the GIL while off CPU and another thread waited for it.
+    #[serde(skip)]
+    pub stalling: u64,
 }
 
 impl ThreadSummary {

@@ -7,11 +7,13 @@
 
 mod procfs;
 mod python;
+mod target;
 mod threads;
 mod timer;
 
 pub use procfs::{is_alive, task_ids};
 pub use python::PythonInfo;
+pub use target::{OpenError, Target};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -20,14 +22,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use remoteprocess::{Process, ProcessMemory};
 
-use crate::gil::{classify, layout, still_waiting, GilHead, Layout, Memory};
+use crate::gil::{classify, still_waiting, GilHead, Memory};
 use crate::model::{
     GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack,
     ThreadState, Tid,
 };
-use python::StackReader;
+use target::Remote;
 use threads::ThreadTable;
 
 /// How often the thread list is re-read even when nothing suggests a change.
@@ -64,87 +65,6 @@ impl Rates {
     /// this fraction, accumulated, passes a whole number, so the mean stack rate is exact.
     fn stack_share(&self) -> f64 {
         (self.stack_hz / self.state_hz).min(1.0)
-    }
-}
-
-/// A Python process gilscope has opened and understood, ready to sample.
-pub struct Target {
-    pub pid: i32,
-    pub python: PythonInfo,
-    /// Whether the layout came from CPython's own `_Py_DebugOffsets` (3.13+) rather than
-    /// gilscope's table.
-    pub layout_from_debug_offsets: bool,
-    process: Process,
-    runtime: u64,
-    layout: Layout,
-    stacks: StackReader,
-}
-
-/// Why a process could not be opened as a target; the caller turns each into advice.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("not a CPython process: {0:#}")]
-    NotPython(anyhow::Error),
-    #[error("CPython {0} is not supported")]
-    Unsupported(String),
-    #[error("the interpreter is not ready yet: {0:#}")]
-    NotReady(anyhow::Error),
-}
-
-struct Remote<'a>(&'a Process);
-
-impl Memory for Remote<'_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0
-            .read(addr as usize, buf)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }
-}
-
-impl Target {
-    /// Opens `pid`: finds its Python version, `_PyRuntime` and the layout to read it with.
-    pub fn open(pid: i32) -> Result<Target, OpenError> {
-        let process = Process::new(pid).map_err(|e| OpenError::NotPython(anyhow!(e)))?;
-        let python = python::inspect(&process).map_err(OpenError::NotPython)?;
-        let Some(table) = Layout::for_version(python.major, python.minor) else {
-            return Err(OpenError::Unsupported(python.version.clone()));
-        };
-        let runtime = python
-            .runtime
-            .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
-        let mut published = None;
-        if python.minor >= 13 {
-            let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
-            if Remote(&process).read(runtime, &mut bytes).is_ok() {
-                // The table describes the default build only; a free-threaded build's
-                // structures differ, so it must not be read with it.
-                if layout::debug_offsets_free_threaded(&bytes) == Some(true) {
-                    return Err(OpenError::Unsupported(format!(
-                        "{} (free-threaded)",
-                        python.version
-                    )));
-                }
-                published = Layout::from_debug_offsets(&bytes).ok().map(|(l, _)| l);
-            }
-        }
-        let layout_from_debug_offsets = published.is_some();
-        let layout = published.unwrap_or(table);
-        // The interpreter must have a thread before there is anything to sample.
-        let interpreters =
-            crate::gil::walk(&Remote(&process), runtime, &layout).map_err(OpenError::NotReady)?;
-        if interpreters.iter().all(|i| i.threads.is_empty()) {
-            return Err(OpenError::NotReady(anyhow!("no Python thread yet")));
-        }
-        let stacks = StackReader::new(pid).map_err(OpenError::NotReady)?;
-        Ok(Target {
-            pid,
-            python,
-            layout_from_debug_offsets,
-            process,
-            runtime,
-            layout,
-            stacks,
-        })
     }
 }
 
