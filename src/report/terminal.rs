@@ -9,6 +9,9 @@ fn pct(x: f64) -> String {
     format!("{:5.1}%", x * 100.0)
 }
 
+/// Above this share of late ticks, the summary warns that CPU scarcity biases the shares.
+const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
+
 /// Cuts a target-controlled string to `max` characters and drops control characters, so a
 /// hostile thread name cannot garble the terminal.
 fn printable(s: &str, max: usize) -> String {
@@ -76,6 +79,17 @@ pub fn summary(report: &Report) -> String {
             s,
             "  {} ticks skipped: the sampler got no CPU in time (a busy machine)",
             r.late_ticks
+        );
+    }
+    // Measured against ground truth (ACCURACY.md): when the sampler has to fight for a CPU,
+    // holding reads high for CPU-bound holders and low for threads that alternate running
+    // and sleeping, by up to a few points.
+    if r.late_ticks as f64 > SCARCE_CPU_LATE_SHARE * (r.state_samples + r.late_ticks) as f64 {
+        let _ = writeln!(
+            s,
+            "  warning: CPUs were scarce ({:.0}% of ticks came late), so holding shares may be \
+             off by a few percentage points; fewer busy threads or a lower --state-rate help",
+            100.0 * r.late_ticks as f64 / (r.state_samples + r.late_ticks) as f64
         );
     }
     let v = &p.verdict;
@@ -158,4 +172,54 @@ pub fn summary(report: &Report) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Accumulator;
+    use crate::model::{GilReading, Sample, StateTick, TargetInfo};
+    use std::time::Duration;
+
+    fn summary_with(late_ticks: u64) -> String {
+        let mut acc = Accumulator::default();
+        for ms in 0..100 {
+            acc.push(Sample::State(StateTick {
+                at: Duration::from_millis(ms),
+                gils: vec![GilReading {
+                    interpreter: 0,
+                    locked: false,
+                    holder: None,
+                    switch_number: 0,
+                    interval_us: 5000,
+                }],
+                threads: Vec::new(),
+            }));
+        }
+        let profile = acc.finish(late_ticks, 2);
+        let target = TargetInfo {
+            pid: 1,
+            python: "3.12.1".into(),
+            ..TargetInfo::default()
+        };
+        summary(&Report {
+            target: &target,
+            profile: &profile,
+        })
+    }
+
+    #[test]
+    fn scarce_cpus_are_a_warning_and_the_sampling_bound_is_stated() {
+        let calm = summary_with(1);
+        assert!(!calm.contains("warning"), "{calm}");
+        assert!(
+            calm.contains("within ±9.8 percentage points (95%)"),
+            "{calm}"
+        );
+        let busy = summary_with(20);
+        assert!(
+            busy.contains("warning: CPUs were scarce (17% of ticks came late)"),
+            "{busy}"
+        );
+    }
 }
