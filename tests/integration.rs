@@ -721,6 +721,8 @@ fn a_failing_program_is_not_turned_into_a_pass() {
     let _turn = exclusive();
     let py = &pythons()[0];
     let dir = tempfile::tempdir().unwrap();
+    // An older, longer report in the way: it must be replaced, not partly overwritten.
+    std::fs::write(dir.path().join("r.svg"), "x".repeat(1 << 20)).unwrap();
     let script =
         "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass\nraise SystemExit(3)";
     let out = gilscope(
@@ -737,9 +739,11 @@ fn a_failing_program_is_not_turned_into_a_pass() {
         ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // The report is still written, in full and alone.
+    let svg = std::fs::read_to_string(dir.path().join("r.svg")).unwrap();
     assert!(
-        dir.path().join("r.svg").exists(),
-        "the report is still written"
+        svg.trim_end().ends_with("</svg>") && svg.contains("[holding GIL]"),
+        "{svg:.200}"
     );
 }
 
