@@ -1,287 +1,18 @@
 //! The real binary against real CPython processes: every interpreter found on the machine,
 //! every fixture, and every error a user can cause.
 //!
-//! Interpreters: pyenv's builds (`~/.pyenv/versions/3.*`), `python3` on PATH, Debian's
-//! `/usr/bin/python3.11`, and any listed in `GILSCOPE_TEST_PYTHONS` (separated by `:`).
-//! Each test prints which it used and which it skipped, and why.
+//! The interpreters are those `common` finds (pyenv's, Debian's, and what
+//! `scripts/test-pythons` provides: sid's 3.13–3.15 in a chroot); it prints which it used and
+//! which it skipped, and why.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gilscope");
-
-/// Profiling tests measure CPU contention, so they take turns on this 2-core machine.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-#[derive(Clone, Debug)]
-struct Python {
-    path: PathBuf,
-    version: (u32, u32),
-    label: String,
-}
-
-/// Every distinct interpreter on the machine, with its version; `(path, reason)` for those
-/// left out.
-fn discover() -> (Vec<Python>, Vec<(String, String)>) {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Ok(list) = std::env::var("GILSCOPE_TEST_PYTHONS") {
-        candidates.extend(list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let versions = Path::new(&home).join(".pyenv/versions");
-        if let Ok(entries) = std::fs::read_dir(versions) {
-            let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-            dirs.sort();
-            candidates.extend(dirs.into_iter().map(|d| d.join("bin/python")));
-        }
-    }
-    candidates.push("/usr/bin/python3.11".into());
-    if let Ok(out) = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-    {
-        let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !exe.is_empty() {
-            candidates.push(exe.into());
-        }
-    }
-    let mut found: BTreeMap<PathBuf, Python> = BTreeMap::new();
-    let mut skipped = Vec::new();
-    for path in candidates {
-        let shown = path.display().to_string();
-        let Ok(real) = std::fs::canonicalize(&path) else {
-            skipped.push((shown, "not found".into()));
-            continue;
-        };
-        if found.contains_key(&real) {
-            continue;
-        }
-        let probe =
-            "import sys, sysconfig; sys.stdout.write('%d %d %s %s\\n' % (sys.version_info[0], \
-                     sys.version_info[1], sys.version.split()[0], \
-                     bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))";
-        let out = Command::new(&real).args(["-c", probe]).output();
-        let Some(text) = out
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        else {
-            skipped.push((shown, "does not run".into()));
-            continue;
-        };
-        let f: Vec<&str> = text.split_whitespace().collect();
-        let (Some(Ok(major)), Some(Ok(minor))) = (
-            f.first().map(|s| s.parse::<u32>()),
-            f.get(1).map(|s| s.parse::<u32>()),
-        ) else {
-            skipped.push((shown, format!("unexpected version output {text:?}")));
-            continue;
-        };
-        if (major, minor) < (3, 8) {
-            skipped.push((
-                shown,
-                format!("CPython {} is older than 3.8 (tested as unsupported)", f[2]),
-            ));
-            continue;
-        }
-        if (major, minor) > (3, 13) || f.get(3) == Some(&"True") {
-            skipped.push((shown, format!("CPython {} is not supported yet", f[2])));
-            continue;
-        }
-        let label = format!("{} ({})", f[2], real.display());
-        found.insert(
-            real.clone(),
-            Python {
-                path: real,
-                version: (major, minor),
-                label,
-            },
-        );
-    }
-    (found.into_values().collect(), skipped)
-}
-
-fn pythons() -> &'static [Python] {
-    static FOUND: OnceLock<Vec<Python>> = OnceLock::new();
-    FOUND.get_or_init(|| {
-        let (found, skipped) = discover();
-        eprintln!("interpreters under test:");
-        for p in &found {
-            eprintln!("  {}", p.label);
-        }
-        for (path, why) in &skipped {
-            eprintln!("  skipped {path}: {why}");
-        }
-        assert!(
-            !found.is_empty(),
-            "no supported CPython found (need 3.8-3.13)"
-        );
-        found
-    })
-}
-
-/// pyenv's CPythons older than 3.8 (2.7, 3.6, 3.7), for the unsupported-version test.
-fn old_pythons() -> Vec<PathBuf> {
-    let Some(home) = std::env::var_os("HOME") else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir(Path::new(&home).join(".pyenv/versions")) else {
-        return Vec::new();
-    };
-    let mut old: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            ["2.", "3.6.", "3.7."].iter().any(|v| name.starts_with(v))
-        })
-        .map(|e| e.path().join("bin/python"))
-        .collect();
-    old.sort();
-    old
-}
-
-/// Runs `gilscope` with `args` in `dir`.
-fn gilscope(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run gilscope")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `record -f json -o -` on a fixture; returns the parsed JSON and stderr.
-fn record_json(py: &Python, fixture_name: &str, extra: &[&str]) -> (Value, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let fx = fixture(fixture_name);
-    let mut args = vec![
-        "record",
-        "-f",
-        "json",
-        "-o",
-        "-",
-        "--",
-        py.path.to_str().unwrap(),
-    ];
-    args.push(fx.to_str().unwrap());
-    args.extend(extra);
-    let out = gilscope(dir.path(), &args);
-    let stderr = text(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}: {fixture_name} failed: {stderr}",
-        py.label
-    );
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{}: JSON on stdout: {e}\n{}", py.label, text(&out.stdout)));
-    (json, stderr)
-}
-
-fn gil0(json: &Value) -> &Value {
-    &json["gils"][0]
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn finding_kinds(json: &Value) -> Vec<&str> {
-    json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect()
-}
-
-/// Only the off-CPU fixture holds the GIL while blocked.
-fn assert_not_held_off_cpu(json: &Value, who: &str) {
-    assert!(
-        !finding_kinds(json).contains(&"held-off-cpu"),
-        "{who}: {}",
-        json["findings"]
-    );
-}
-
-fn threads_named<'a>(json: &'a Value, prefix: &str) -> Vec<&'a Value> {
-    json["threads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
-        .collect()
-}
-
-/// A fixture started by the test, killed on drop; `pid` once it wrote its ready file.
-struct Running {
-    child: Child,
-    pid: i32,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    fn start(py: &Path, fixture_name: &str, args: &[&str]) -> Running {
-        Running::start_as(Command::new(py), fixture_name, args)
-    }
-
-    fn start_as(mut command: Command, fixture_name: &str, args: &[&str]) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let ready = dir.path().join("ready");
-        let mut child = command
-            .arg(fixture(fixture_name))
-            .args(args)
-            .arg("--ready")
-            .arg(&ready)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start fixture");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready.exists() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{fixture_name} exited before it was ready: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{fixture_name} never wrote its ready file"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let pid = std::fs::read_to_string(&ready)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        Running {
-            child,
-            pid,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // What a user checks, per fixture and interpreter.
@@ -511,7 +242,7 @@ fn a_changed_switch_interval_is_read_from_the_gil_and_reported() {
 fn attach_profiles_a_running_process_and_writes_the_flame_graph() {
     let _turn = exclusive();
     for py in pythons() {
-        let target = Running::start(&py.path, "gil_bound.py", &["--seconds", "30"]);
+        let target = Running::start(py, "gil_bound.py", &["--seconds", "30"]);
         let dir = tempfile::tempdir().unwrap();
         let pid = target.pid.to_string();
         let out = gilscope(dir.path(), &["attach", "--duration", "1.5", &pid]);
@@ -538,13 +269,6 @@ fn attach_profiles_a_running_process_and_writes_the_flame_graph() {
 
 // ---------------------------------------------------------------------------------------
 // Errors a user can cause: one sentence, exit 2 (or the command's own status).
-
-fn assert_error(out: &Output, needle: &str) {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
 
 #[test]
 fn attaching_to_a_pid_that_does_not_exist() {
@@ -589,7 +313,7 @@ fn a_too_old_python_gets_the_list_of_supported_versions() {
             dir.path(),
             &["record", "--", py.to_str().unwrap(), "-c", script],
         );
-        assert_error(&out, "supported: 3.8, 3.9, 3.10, 3.11, 3.12 and 3.13");
+        assert_error(&out, "supported: 3.8 to 3.15");
         assert!(
             text(&out.stderr).contains("runs CPython"),
             "{}: {}",
@@ -617,15 +341,6 @@ fn pypy_is_not_cpython() {
     assert!(text(&out.stderr).contains("pypy"), "{}", text(&out.stderr));
 }
 
-/// The full path of a program on PATH.
-fn which(program: &str) -> Result<PathBuf, ()> {
-    let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .ok_or(())
-}
-
 #[test]
 fn permission_denied_explains_what_to_do() {
     // SAFETY: geteuid has no preconditions.
@@ -634,8 +349,8 @@ fn permission_denied_explains_what_to_do() {
         return;
     }
     let _turn = exclusive();
-    let py = &pythons()[0];
-    let target = Running::start(&py.path, "single_busy.py", &["--seconds", "30"]);
+    let py = pythons()[0];
+    let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
     // The binary must be reachable by `nobody`: copy it somewhere world-readable.
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("gilscope");
@@ -659,8 +374,8 @@ fn permission_denied_explains_what_to_do() {
 #[test]
 fn a_target_that_exits_mid_run_still_gets_its_report() {
     let _turn = exclusive();
-    let py = &pythons()[0];
-    let target = Running::start(&py.path, "gil_bound.py", &["--seconds", "1.5"]);
+    let py = pythons()[0];
+    let target = Running::start(py, "gil_bound.py", &["--seconds", "1.5"]);
     let dir = tempfile::tempdir().unwrap();
     let out = gilscope(
         dir.path(),
@@ -719,25 +434,17 @@ fn a_command_that_cannot_start() {
 #[test]
 fn a_failing_program_is_not_turned_into_a_pass() {
     let _turn = exclusive();
-    let py = &pythons()[0];
+    let py = pythons()[0];
     let dir = tempfile::tempdir().unwrap();
     // An older, longer report in the way: it must be replaced, not partly overwritten.
     std::fs::write(dir.path().join("r.svg"), "x".repeat(1 << 20)).unwrap();
     let script =
         "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass\nraise SystemExit(3)";
-    let out = gilscope(
-        dir.path(),
-        &[
-            "record",
-            "-q",
-            "-o",
-            "r.svg",
-            "--",
-            py.path.to_str().unwrap(),
-            "-c",
-            script,
-        ],
-    );
+    let argv = py.argv();
+    let mut args = vec!["record", "-q", "-o", "r.svg", "--"];
+    args.extend(argv.iter().map(String::as_str));
+    args.extend(["-c", script]);
+    let out = gilscope(dir.path(), &args);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     // The report is still written, in full and alone.
     let svg = std::fs::read_to_string(dir.path().join("r.svg")).unwrap();
@@ -785,8 +492,12 @@ fn layout_matches_debug_info() {
     let mut checked = 0;
     for py in pythons() {
         let (major, minor) = py.version;
+        if py.root.is_some() {
+            eprintln!("layout: skipped {}: runs chrooted, stripped", py.label);
+            continue;
+        }
         let lib = py
-            .path
+            .program
             .parent()
             .unwrap()
             .join(format!("../lib/libpython{major}.{minor}.so.1.0"));
@@ -871,11 +582,12 @@ fn layout_matches_debug_info() {
 }
 
 #[test]
-fn cpython_3_13_is_read_through_its_published_debug_offsets() {
+fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
+    use gilscope::gil::Layout;
     let _turn = exclusive();
-    let mut checked = 0;
-    for py in pythons().iter().filter(|p| p.version >= (3, 13)) {
-        let target = Running::start(&py.path, "single_busy.py", &["--seconds", "30"]);
+    let mut checked = Vec::new();
+    for py in pythons().into_iter().filter(|p| p.version >= (3, 13)) {
+        let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
         let opened = gilscope::attach::open(target.pid, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{}: {e}", py.label));
         assert!(
@@ -883,10 +595,19 @@ fn cpython_3_13_is_read_through_its_published_debug_offsets() {
             "{}: fell back to the table",
             py.label
         );
-        checked += 1;
+        // The fallback table agrees with what the process publishes about itself.
+        let (major, minor) = py.version;
+        assert_eq!(
+            Some(opened.layout),
+            Layout::for_version(major.into(), minor.into()),
+            "{}",
+            py.label
+        );
+        checked.push(py.full_version.clone());
     }
-    if checked == 0 {
-        eprintln!("skipped: no CPython 3.13 found");
+    eprintln!("debug offsets: checked {checked:?}");
+    if checked.is_empty() {
+        eprintln!("skipped: no CPython 3.13+ found");
     }
 }
 
@@ -894,12 +615,12 @@ fn cpython_3_13_is_read_through_its_published_debug_offsets() {
 fn ctrl_c_ends_a_record_run_with_its_report() {
     use std::os::unix::process::CommandExt;
     let _turn = exclusive();
-    let py = &pythons()[0];
+    let py = pythons()[0];
     let dir = tempfile::tempdir().unwrap();
     let mut run = Command::new(BIN)
         .args(["record", "-f", "json", "-o", "out.json", "--"])
-        .arg(&py.path)
-        .arg(fixture("single_busy.py"))
+        .args(py.argv())
+        .arg(py.fixture("single_busy.py"))
         .args(["--seconds", "60"])
         .current_dir(dir.path())
         .process_group(0)

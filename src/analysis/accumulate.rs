@@ -9,7 +9,14 @@ use crate::model::{Frame, Sample, StackId, StackTable, StateTick, ThreadState, T
 
 #[derive(Debug, Default)]
 struct GilCounts {
+    /// Ticks this GIL was read at.
     ticks: u64,
+    /// Ticks it was enabled at (all of them but in a free-threaded build): the ticks its
+    /// metrics are over.
+    enabled_ticks: u64,
+    free_threaded: bool,
+    /// When it was first seen enabled, in a free-threaded build.
+    enabled_at: Option<Duration>,
     held: u64,
     waiters: u64,
     contended: u64,
@@ -22,7 +29,7 @@ struct GilCounts {
 struct ThreadCounts {
     name: Option<String>,
     interpreter: i64,
-    states: [u64; 5],
+    states: [u64; 6],
     held_off_cpu: u64,
     stalling: u64,
     first_cpu: Option<f64>,
@@ -114,6 +121,14 @@ impl Accumulator {
                 .count() as u64;
             let g = self.gils.entry(reading.interpreter).or_default();
             g.ticks += 1;
+            g.free_threaded |= reading.enabled.is_some();
+            if reading.enabled == Some(false) {
+                continue;
+            }
+            if reading.enabled == Some(true) {
+                g.enabled_at.get_or_insert(tick.at);
+            }
+            g.enabled_ticks += 1;
             let held = reading.holder.is_some();
             g.held += u64::from(held);
             g.waiters += waiters;
@@ -144,7 +159,7 @@ impl Accumulator {
             .gils
             .iter()
             .filter(|(_, g)| g.ticks > 0)
-            .map(|(&interpreter, g)| gil_metrics(interpreter, g))
+            .map(|(&interpreter, g)| gil_metrics(interpreter, g, self.first_at.unwrap_or_default()))
             .collect();
         let threads: Vec<ThreadSummary> = self
             .threads
@@ -185,27 +200,36 @@ impl Accumulator {
         };
         let top_holders = top_sites(&self.stacks, in_state(ThreadState::Holding));
         let top_waiters = top_sites(&self.stacks, in_state(ThreadState::Waiting));
+        let top_running = top_sites(&self.stacks, in_state(ThreadState::Running));
         let mut blame: Vec<(StackId, u64)> = self.blame.into_iter().collect();
         blame.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let top_blame = top_sites(&self.stacks, blame.iter().copied());
         let off_cpu_sites = top_sites(&self.stacks, self.stalling.into_iter());
         let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
-        // The verdict blames the code that makes others wait; with no waiters, the holder.
-        let hottest = hottest_function(&top_blame)
-            .or_else(|| hottest_function(&top_holders))
-            .map(|blamed| {
-                // Named by blame, stated with its share of the holding samples.
-                let holding: f64 = top_holders
-                    .iter()
-                    .filter(|h| h.function == blamed.function && h.file == blamed.file)
-                    .map(|h| h.share)
-                    .sum();
-                Site {
-                    share: holding,
-                    ..blamed
-                }
-            });
+        let running_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Running);
         let main_gil = gils.iter().min_by_key(|g| g.interpreter);
+        let gil_disabled = main_gil
+            .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
+        // The verdict blames the code that makes others wait; with no waiters, the holder;
+        // with no GIL, the code that runs most.
+        let hottest = if gil_disabled {
+            hottest_function(&top_running)
+        } else {
+            hottest_function(&top_blame)
+                .or_else(|| hottest_function(&top_holders))
+                .map(|blamed| {
+                    // Named by blame, stated with its share of the holding samples.
+                    let holding: f64 = top_holders
+                        .iter()
+                        .filter(|h| h.function == blamed.function && h.file == blamed.file)
+                        .map(|h| h.share)
+                        .sum();
+                    Site {
+                        share: holding,
+                        ..blamed
+                    }
+                })
+        };
         let findings = findings::find(&findings::Evidence {
             gil: main_gil,
             threads: &threads,
@@ -221,6 +245,8 @@ impl Accumulator {
                 .iter()
                 .any(|f| f.kind == findings::FindingKind::HeldOffCpu),
             state_samples: self.state_samples,
+            running_threads,
+            cores_used,
         });
         Profile {
             run: RunCounts {
@@ -240,6 +266,7 @@ impl Accumulator {
             verdict,
             top_holders,
             top_waiters,
+            top_running,
             top_blame,
             findings,
             blame,
@@ -257,9 +284,10 @@ fn ratio(n: u64, d: u64) -> f64 {
     }
 }
 
-fn gil_metrics(interpreter: i64, g: &GilCounts) -> GilMetrics {
-    let held = ratio(g.held, g.ticks);
-    let demand = ratio(g.held + g.waiters, g.ticks);
+fn gil_metrics(interpreter: i64, g: &GilCounts, start: Duration) -> GilMetrics {
+    let ticks = g.enabled_ticks;
+    let held = ratio(g.held, ticks);
+    let demand = ratio(g.held + g.waiters, ticks);
     let (switches, switches_per_s) = match (g.first_switch, g.last_switch) {
         (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
             let n = s1.saturating_sub(s0);
@@ -269,10 +297,16 @@ fn gil_metrics(interpreter: i64, g: &GilCounts) -> GilMetrics {
     };
     GilMetrics {
         interpreter,
-        enabled: true,
+        enabled: ticks > 0,
+        free_threaded: g.free_threaded,
+        enabled_share: ratio(ticks, g.ticks),
+        enabled_at_s: g
+            .enabled_at
+            .filter(|_| g.free_threaded)
+            .map(|at| at.saturating_sub(start).as_secs_f64()),
         held,
-        avg_waiters: ratio(g.waiters, g.ticks),
-        contended: ratio(g.contended, g.ticks),
+        avg_waiters: ratio(g.waiters, ticks),
+        contended: ratio(g.contended, ticks),
         demand,
         speedup_ceiling: if held > 0.0 { demand / held } else { 1.0 },
         switches_per_s,
@@ -364,6 +398,7 @@ mod tests {
                 holder,
                 switch_number: switch,
                 interval_us: 5000,
+                enabled: None,
             }],
             threads: threads.iter().map(|&(t, s)| obs(t, s)).collect(),
         })
@@ -509,6 +544,7 @@ mod tests {
                     holder: Some(1),
                     switch_number: 0,
                     interval_us: 5000,
+                    enabled: None,
                 }],
                 threads,
             })

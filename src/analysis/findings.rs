@@ -26,6 +26,8 @@ pub enum FindingKind {
     SwitchInterval,
     /// The GIL changes hands so often that switching is the cost (a convoy).
     SwitchingCost,
+    /// A free-threaded build ran with its GIL enabled.
+    GilEnabled,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -76,6 +78,29 @@ pub fn find(e: &Evidence) -> Vec<Finding> {
         });
     }
     let Some(g) = e.gil else { return findings };
+    if let (true, Some(at)) = (g.free_threaded, g.enabled_at_s) {
+        let when = if at < 0.001 {
+            "from the first sample on".to_string()
+        } else {
+            format!("from {at:.2} s after sampling began")
+        };
+        findings.push(Finding {
+            kind: FindingKind::GilEnabled,
+            summary: format!(
+                "This free-threaded CPython ran with its GIL enabled for {:.0}% of the run, \
+                 {when}: either PYTHON_GIL=1 (or -X gil=1) asked for it, or an extension \
+                 module not marked as free-threading-safe was imported, which enables the \
+                 GIL (CPython then prints a RuntimeWarning naming the module). The GIL \
+                 metrics cover that part of the run.",
+                100.0 * g.enabled_share
+            ),
+            advice: "Find the module in the RuntimeWarning and upgrade it to a release built \
+                     for free-threading; PYTHON_GIL=0 forces the GIL off, at the risk of the \
+                     module's own thread-safety."
+                .into(),
+            sites: Vec::new(),
+        });
+    }
     if g.ticks > 0 && (g.switch_interval_ms - DEFAULT_INTERVAL_MS).abs() > 0.001 {
         let effect = if g.switch_interval_ms < DEFAULT_INTERVAL_MS {
             "more handoffs, each a wake-up and a context switch, for quicker turns"
@@ -123,7 +148,7 @@ mod tests {
             name: Some("blocker".into()),
             interpreter: 0,
             cpu_s: 0.0,
-            shares: [holding, 0.0, 0.0, 0.0, 1.0 - holding],
+            shares: [holding, 0.0, 0.0, 0.0, 1.0 - holding, 0.0],
             ticks: 1000,
             held_off_cpu: stalling,
             stalling,
@@ -134,6 +159,9 @@ mod tests {
         GilMetrics {
             interpreter: 0,
             enabled: true,
+            free_threaded: false,
+            enabled_share: 1.0,
+            enabled_at_s: None,
             held: 0.5,
             avg_waiters: 1.0,
             contended,

@@ -21,7 +21,15 @@ use crate::model::{StackTable, ThreadState, Tid};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GilMetrics {
     pub interpreter: i64,
+    /// Whether the GIL was enabled at any tick (always, but in a free-threaded build).
     pub enabled: bool,
+    /// A free-threaded build (3.13t+), where the GIL is disabled unless something enabled it.
+    pub free_threaded: bool,
+    /// Fraction of ticks the GIL was enabled at; every metric below is over those ticks.
+    pub enabled_share: f64,
+    /// Free-threaded builds: when the GIL was first seen enabled, in seconds after the first
+    /// sample.
+    pub enabled_at_s: Option<f64>,
     /// Fraction of ticks with the GIL held.
     pub held: f64,
     /// Mean number of threads waiting for the GIL.
@@ -53,7 +61,7 @@ pub struct ThreadSummary {
     pub cpu_s: f64,
     /// Share of the ticks it was seen in each state, indexed like [`ThreadState::ALL`].
     #[serde(skip)]
-    pub shares: [f64; 5],
+    pub shares: [f64; 6],
     /// Ticks it was seen at.
     #[serde(skip)]
     pub ticks: u64,
@@ -116,6 +124,8 @@ pub struct Profile {
     pub verdict: Verdict,
     pub top_holders: Vec<Site>,
     pub top_waiters: Vec<Site>,
+    /// Where threads ran without a GIL (free-threaded builds with the GIL disabled).
+    pub top_running: Vec<Site>,
     /// Holder sites weighted by the number of waiters: the code that makes others wait.
     pub top_blame: Vec<Site>,
     pub findings: Vec<Finding>,

@@ -15,6 +15,9 @@ const PARTLY_CEILING: f64 = 1.1;
 const NATIVE_THREADS: f64 = 0.5;
 /// Single-thread CPU-bound when the GIL is held this much without contention.
 const SINGLE_HELD: f64 = 0.5;
+/// A free-threaded run is judged as GIL-disabled unless the GIL was enabled for at least
+/// this share of it (a module import can enable it for a moment).
+pub const GIL_DISABLED_BELOW: f64 = 0.05;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +63,10 @@ pub struct Evidence<'a> {
     pub state_samples: u64,
     /// The GIL was held by threads blocked off CPU (a finding of its own).
     pub held_off_cpu: bool,
+    /// Mean number of threads running without a GIL (free-threaded builds).
+    pub running_threads: f64,
+    /// CPU seconds of the whole process per wall second.
+    pub cores_used: Option<f64>,
 }
 
 fn pct(x: f64) -> String {
@@ -95,6 +102,9 @@ fn judge_situation(e: &Evidence) -> Verdict {
             advice: vec!["Profile for longer (--duration) while the program does its work.".into()],
         };
     };
+    if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
+        return gil_disabled(e, g);
+    }
     let holder = e.top_holder.map_or(String::new(), |s| {
         format!(
             "; {}() at {}:{} holds it {} of the time",
@@ -223,6 +233,48 @@ fn judge_situation(e: &Evidence) -> Verdict {
     }
 }
 
+/// A free-threaded build whose GIL stayed disabled: threads run Python in parallel, and the
+/// question is how many did and where.
+fn gil_disabled(e: &Evidence, g: &GilMetrics) -> Verdict {
+    let hot = e.top_holder.map_or(String::new(), |s| {
+        format!(
+            "; the hottest code is {}() at {}:{} ({} of running samples)",
+            s.function,
+            s.file,
+            s.line,
+            pct(s.share)
+        )
+    });
+    let cores = e.cores_used.map_or(String::new(), |c| {
+        format!(" using {c:.2} of {} cores", e.cpu_count)
+    });
+    Verdict {
+        kind: VerdictKind::GilDisabled,
+        summary: format!(
+            "GIL disabled (free-threaded CPython): on average {:.1} threads ran Python at \
+             once{cores}{hot}.",
+            e.running_threads
+        ),
+        rule: format!(
+            "free-threaded build and the GIL enabled < {} of the run (enabled {}, running \
+             threads {:.1})",
+            pct(GIL_DISABLED_BELOW),
+            pct(g.enabled_share),
+            e.running_threads
+        ),
+        advice: vec![
+            format!(
+                "Threads already run in parallel: more help up to the CPU count ({}).",
+                e.cpu_count
+            ),
+            "If the run is slower than expected, the cost is elsewhere than a GIL: locks and \
+             shared objects the threads contend on (the [running, no GIL] stacks show where \
+             they spend their time)."
+                .into(),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +283,9 @@ mod tests {
         GilMetrics {
             interpreter: 0,
             enabled: true,
+            free_threaded: false,
+            enabled_share: 1.0,
+            enabled_at_s: None,
             held,
             avg_waiters: waiters,
             contended,
@@ -257,6 +312,8 @@ mod tests {
             top_holder: Some(&site),
             state_samples: 1000,
             held_off_cpu: false,
+            running_threads: 0.0,
+            cores_used: None,
         })
     }
 
@@ -319,6 +376,8 @@ mod tests {
             top_holder: Some(&site),
             state_samples: 1000,
             held_off_cpu: true,
+            running_threads: 0.0,
+            cores_used: None,
         });
         assert!(v.advice[0].contains("held while blocked"), "{:?}", v.advice);
         assert_eq!(judge_with(&g, 0.0).advice.len() + 1, v.advice.len());
@@ -333,7 +392,50 @@ mod tests {
             top_holder: None,
             state_samples: 0,
             held_off_cpu: false,
+            running_threads: 0.0,
+            cores_used: None,
         });
         assert!(v.summary.contains("No GIL samples"));
+    }
+
+    #[test]
+    fn a_free_threaded_run_without_its_gil_is_gil_disabled() {
+        let mut g = gil(0.0, 0.0, 0.0);
+        g.free_threaded = true;
+        g.enabled_share = 0.0;
+        g.enabled = false;
+        let site = Site {
+            function: "compute".into(),
+            file: "app.py".into(),
+            line: 12,
+            share: 0.8,
+        };
+        let evidence = Evidence {
+            gil: Some(&g),
+            native_threads: 0.0,
+            cpu_count: 2,
+            top_holder: Some(&site),
+            state_samples: 1000,
+            held_off_cpu: false,
+            running_threads: 1.9,
+            cores_used: Some(1.95),
+        };
+        let v = judge(&evidence);
+        assert_eq!(v.kind, VerdictKind::GilDisabled);
+        assert!(v.summary.contains("1.9 threads"), "{}", v.summary);
+        assert!(
+            v.summary.contains("compute() at app.py:12"),
+            "{}",
+            v.summary
+        );
+        // Enabled for most of the run, the GIL is judged as in any build with one.
+        let mut enabled = gil(0.99, 2.9, 0.97);
+        enabled.free_threaded = true;
+        enabled.enabled_share = 0.6;
+        let v = judge(&Evidence {
+            gil: Some(&enabled),
+            ..evidence
+        });
+        assert_eq!(v.kind, VerdictKind::GilBound);
     }
 }

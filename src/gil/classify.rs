@@ -84,6 +84,15 @@ pub fn classify(holds: bool, syscall: Syscall, gils: &[GilAddresses]) -> (Thread
     (state, on_cpu)
 }
 
+/// Classifies one thread of a free-threaded build while its GIL is disabled: there is no
+/// GIL to hold or wait for, so it is running (on a CPU or runnable) or idle.
+pub fn classify_without_gil(syscall: Syscall) -> (ThreadState, bool) {
+    match syscall {
+        Syscall::Running => (ThreadState::Running, true),
+        _ => (ThreadState::Idle, false),
+    }
+}
+
 /// Whether a thread that reads as running (not the holder, not asleep on the GIL) is in
 /// fact still inside `take_gil()`, woken but waiting for a CPU or about to sleep again.
 ///

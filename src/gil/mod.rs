@@ -4,10 +4,11 @@
 //! Reads target memory only through [`Memory`], never opens files or renders anything.
 
 pub mod classify;
+pub mod debug_offsets;
 pub mod layout;
 mod walk;
 
-pub use classify::{classify, still_waiting, GilAddresses, Syscall};
+pub use classify::{classify, classify_without_gil, still_waiting, GilAddresses, Syscall};
 pub use layout::Layout;
 pub use walk::{walk, Interpreter, PyThread};
 

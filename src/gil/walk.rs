@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::layout::{GilPlace, Layout};
+use super::layout::{gil_struct, GilPlace, Layout};
 use super::Memory;
 
 /// Bounds on list walks: a garbage pointer must not send the walk round a loop for ever.
@@ -13,8 +13,11 @@ const MAX_THREADS: usize = 16_384;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interpreter {
     pub id: i64,
-    /// Address of its `struct _gil_runtime_state` (shared GILs have the same address).
+    /// Address of the fields of its `struct _gil_runtime_state` that [`super::GilHead`]
+    /// reads (shared GILs have the same address); 0 when it has none yet.
     pub gil: u64,
+    /// Free-threaded builds: address of the GIL's `int enabled` (0 while the GIL is disabled).
+    pub gil_enabled: Option<u64>,
     pub threads: Vec<PyThread>,
 }
 
@@ -40,12 +43,22 @@ pub fn walk(mem: &dyn Memory, runtime: u64, layout: &Layout) -> Result<Vec<Inter
             bail!("more than {MAX_INTERPRETERS} interpreters: the list is garbage");
         }
         let id = mem.read_u64(interp + layout.interp_id as u64)? as i64;
-        let gil = match layout.gil {
+        let gil_struct = match layout.gil {
             GilPlace::InRuntime(off) => runtime + off as u64,
             GilPlace::InterpreterPointer(off) => mem.read_u64(interp + off as u64)?,
         };
+        let (gil, gil_enabled) = match (layout.free_threaded, gil_struct) {
+            (_, 0) => (0, None),
+            (true, at) => (at + gil_struct::FREE_THREADED_FIELDS_AT, Some(at)),
+            (false, at) => (at, None),
+        };
         let threads = walk_threads(mem, interp, layout)?;
-        interpreters.push(Interpreter { id, gil, threads });
+        interpreters.push(Interpreter {
+            id,
+            gil,
+            gil_enabled,
+            threads,
+        });
         interp = mem.read_u64(interp + layout.interp_next as u64)?;
     }
     Ok(interpreters)

@@ -41,6 +41,9 @@ pub struct GilReading {
     pub switch_number: u64,
     /// `gil->interval`: the switch interval in microseconds.
     pub interval_us: u64,
+    /// Free-threaded builds: whether the GIL was enabled at this tick (`gil->enabled`);
+    /// `None` for builds with a GIL, where it always is.
+    pub enabled: Option<bool>,
 }
 
 /// What one thread was doing at one tick.

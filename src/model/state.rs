@@ -12,12 +12,25 @@ pub enum ThreadState {
     Handoff,
     /// GIL released, running on a CPU (C code that dropped the GIL).
     Native,
-    /// GIL released, off CPU (sleep, socket, lock, select).
+    /// GIL released, off CPU (sleep, socket, lock, select). In a free-threaded build with
+    /// the GIL disabled: off CPU.
     Idle,
+    /// Free-threaded build with the GIL disabled: on a CPU (there is no GIL to hold).
+    Running,
 }
 
 impl ThreadState {
-    pub const ALL: [ThreadState; 5] = [
+    pub const ALL: [ThreadState; 6] = [
+        ThreadState::Holding,
+        ThreadState::Waiting,
+        ThreadState::Handoff,
+        ThreadState::Native,
+        ThreadState::Idle,
+        ThreadState::Running,
+    ];
+
+    /// The states of a build with a GIL (all but [`ThreadState::Running`]).
+    pub const WITH_GIL: [ThreadState; 5] = [
         ThreadState::Holding,
         ThreadState::Waiting,
         ThreadState::Handoff,
@@ -38,6 +51,7 @@ impl ThreadState {
             ThreadState::Handoff => "handoff",
             ThreadState::Native => "native",
             ThreadState::Idle => "idle",
+            ThreadState::Running => "running",
         }
     }
 
@@ -49,6 +63,7 @@ impl ThreadState {
             ThreadState::Handoff => "[handing off GIL]",
             ThreadState::Native => "[native, GIL released]",
             ThreadState::Idle => "[idle]",
+            ThreadState::Running => "[running, no GIL]",
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::model::ThreadState;
 pub struct Flamegraph(pub View);
 
 /// The colour of each state's top frame: holding green, waiting red, handoff orange, native
-/// blue, idle grey.
+/// blue, idle grey; running without a GIL (free-threaded builds) teal.
 fn state_color(state: ThreadState) -> Color {
     let (r, g, b) = match state {
         ThreadState::Holding => (60, 170, 80),
@@ -22,6 +22,7 @@ fn state_color(state: ThreadState) -> Color {
         ThreadState::Handoff => (240, 150, 40),
         ThreadState::Native => (70, 130, 200),
         ThreadState::Idle => (170, 170, 170),
+        ThreadState::Running => (30, 160, 150),
     };
     Color { r, g, b }
 }

@@ -26,6 +26,8 @@ struct Document<'a> {
     findings: &'a [Finding],
     top_holders: &'a [Site],
     top_waiters: &'a [Site],
+    /// Free-threaded runs: where threads ran without a GIL.
+    top_running: &'a [Site],
     /// Holder sites weighted by the number of threads waiting meanwhile.
     top_blame: &'a [Site],
 }
@@ -108,6 +110,7 @@ impl Render for Json {
             findings: &p.findings,
             top_holders: &p.top_holders,
             top_waiters: &p.top_waiters,
+            top_running: &p.top_running,
             top_blame: &p.top_blame,
         };
         serde_json::to_writer_pretty(&mut *out, &doc)?;
@@ -143,6 +146,7 @@ mod tests {
                     holder,
                     switch_number: ms,
                     interval_us: 5000,
+                    enabled: None,
                 }],
                 threads: vec![ThreadObservation {
                     tid: 7,

@@ -35,6 +35,19 @@ fn site_line(site: &crate::analysis::Site) -> String {
     )
 }
 
+/// The states worth a column: a build with a GIL has five; a free-threaded run whose GIL
+/// stayed disabled has running and idle; one whose GIL was enabled for a while has all six.
+fn state_columns(report: &Report) -> Vec<ThreadState> {
+    let gils = &report.profile.gils;
+    if !gils.iter().any(|g| g.free_threaded) {
+        return ThreadState::WITH_GIL.to_vec();
+    }
+    if gils.iter().any(|g| g.enabled) {
+        return ThreadState::ALL.to_vec();
+    }
+    vec![ThreadState::Running, ThreadState::Idle]
+}
+
 /// The summary, ending with a newline.
 pub fn summary(report: &Report) -> String {
     let (t, p) = (report.target, report.profile);
@@ -105,7 +118,15 @@ pub fn summary(report: &Report) -> String {
             "\nGIL             held  avg waiters  contended  demand  ceiling  switches/s  interval"
         );
         for g in &p.gils {
-            let _ = writeln!(
+            if !g.enabled {
+                let _ = writeln!(
+                    s,
+                    "  interp {:<3} disabled for the whole run (free-threaded build)",
+                    g.interpreter
+                );
+                continue;
+            }
+            let _ = write!(
                 s,
                 "  interp {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>5.1} ms",
                 g.interpreter,
@@ -117,6 +138,10 @@ pub fn summary(report: &Report) -> String {
                 g.switches_per_s,
                 g.switch_interval_ms
             );
+            if g.free_threaded {
+                let _ = write!(s, "  (enabled {} of the run)", pct(g.enabled_share).trim());
+            }
+            let _ = writeln!(s);
         }
         let _ = writeln!(
             s,
@@ -130,14 +155,16 @@ pub fn summary(report: &Report) -> String {
     }
 
     if !p.threads.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nThread                      holding  waiting  handoff   native     idle   CPU s"
-        );
+        let columns = state_columns(report);
+        let _ = write!(s, "\n{:<28}", "Thread");
+        for state in &columns {
+            let _ = write!(s, "{:>8}", state.key());
+        }
+        let _ = writeln!(s, "   CPU s");
         for th in &p.threads {
             let label = printable(&format!("{} ({})", th.label(), th.tid), 26);
             let _ = write!(s, "  {label:<26}");
-            for state in ThreadState::ALL {
+            for &state in &columns {
                 let _ = write!(s, "  {}", pct(th.share(state)));
             }
             let _ = writeln!(s, "  {:6.2}", th.cpu_s);
@@ -162,7 +189,12 @@ pub fn summary(report: &Report) -> String {
             &p.top_blame,
         )
     };
-    for (title, sites) in [holders, ("Waits for the GIL at", &p.top_waiters)] {
+    let lists = [
+        holders,
+        ("Waits for the GIL at", &p.top_waiters),
+        ("Runs without a GIL at", &p.top_running),
+    ];
+    for (title, sites) in lists {
         if sites.is_empty() {
             continue;
         }
@@ -192,6 +224,7 @@ mod tests {
                     holder: None,
                     switch_number: 0,
                     interval_us: 5000,
+                    enabled: None,
                 }],
                 threads: Vec::new(),
             }));

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::gil::{classify, still_waiting, GilHead, Memory};
+use crate::gil::{classify, classify_without_gil, still_waiting, GilHead, Memory};
 use crate::model::{
     GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack,
     ThreadState, Tid,
@@ -294,9 +294,13 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
     let mut gils = Vec::with_capacity(table.gils.len());
     let mut last_holders = Vec::with_capacity(table.gils.len());
     for gil in &table.gils {
+        let enabled = match gil.enabled_at {
+            Some(addr) => Some(gil_enabled(mem, addr)?),
+            None => None,
+        };
         let head = GilHead::read(mem, gil.address).ok()?;
         let last_holder = table.holder(head.last_holder);
-        let holder = if head.locked {
+        let holder = if head.locked && enabled != Some(false) {
             Some(last_holder?)
         } else {
             None
@@ -308,6 +312,7 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
             holder,
             switch_number: head.switch_number,
             interval_us: head.interval_us,
+            enabled,
         });
     }
     let addresses = table.gil_addresses();
@@ -319,9 +324,20 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
         let Some(syscall) = t.files.syscall() else {
             continue;
         };
-        let holds = gils.get(g).is_some_and(|r| r.holder == Some(t.tid));
+        let reading = gils.get(g);
+        if reading.is_some_and(|r| r.enabled == Some(false)) {
+            let (state, on_cpu) = classify_without_gil(syscall);
+            t.previous = None;
+            threads.push(ThreadObservation {
+                tid: t.tid,
+                state,
+                on_cpu,
+            });
+            continue;
+        }
+        let holds = reading.is_some_and(|r| r.holder == Some(t.tid));
         let (mut state, on_cpu) = classify(holds, syscall, &addresses);
-        let switch_number = gils.get(g).map_or(0, |r| r.switch_number);
+        let switch_number = reading.map_or(0, |r| r.switch_number);
         if let (ThreadState::Native, Some((previous, then))) = (state, t.previous) {
             let last_holder_is_self = last_holders.get(g).copied().flatten() == Some(t.tid);
             let handoffs = switch_number.wrapping_sub(then);
@@ -337,4 +353,12 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
         });
     }
     Some(StateTick { at, gils, threads })
+}
+
+/// A free-threaded GIL's `int enabled`: 0 while disabled, a count of transient requests or
+/// `INT_MAX` once enabled for good. `None` when the read failed.
+fn gil_enabled(mem: &dyn Memory, addr: u64) -> Option<bool> {
+    let mut buf = [0u8; 4];
+    mem.read(addr, &mut buf).ok()?;
+    Some(i32::from_le_bytes(buf) != 0)
 }

@@ -5,7 +5,8 @@ use anyhow::anyhow;
 use remoteprocess::{Process, ProcessMemory};
 
 use super::python::{self, PythonInfo, StackReader};
-use crate::gil::{layout, Layout, Memory};
+use crate::gil::debug_offsets::{self, DebugOffsets, Preamble};
+use crate::gil::{Layout, Memory};
 
 /// A Python process gilscope has opened and understood, ready to sample.
 pub struct Target {
@@ -16,7 +17,8 @@ pub struct Target {
     pub layout_from_debug_offsets: bool,
     pub(super) process: Process,
     pub(super) runtime: u64,
-    pub(super) layout: Layout,
+    /// The offsets the target is read with.
+    pub layout: Layout,
     pub(super) stacks: StackReader,
 }
 
@@ -55,17 +57,19 @@ impl Target {
             .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
         let mut published = None;
         if python.minor >= 13 {
-            let mut bytes = [0u8; layout::DEBUG_OFFSETS_LEN];
+            let mut bytes = vec![0u8; debug_offsets::read_len()];
             if Remote(&process).read(runtime, &mut bytes).is_ok() {
-                // The table describes the default build only; a free-threaded build's
+                // The table describes builds with a GIL only; a free-threaded build's
                 // structures differ, so it must not be read with it.
-                if layout::debug_offsets_free_threaded(&bytes) == Some(true) {
+                if Preamble::read(&bytes).is_some_and(|p| p.free_threaded) {
                     return Err(OpenError::Unsupported(format!(
                         "{} (free-threaded)",
                         python.version
                     )));
                 }
-                published = Layout::from_debug_offsets(&bytes).ok().map(|(l, _)| l);
+                published = DebugOffsets::parse(&bytes)
+                    .and_then(|offsets| offsets.layout())
+                    .ok();
             }
         }
         let layout_from_debug_offsets = published.is_some();

@@ -20,6 +20,8 @@ pub struct Tracked {
     pub tid: Tid,
     pub interpreter: i64,
     pub pthread: u64,
+    /// Its `PyThreadState*`.
+    pub tstate: u64,
     pub files: TaskFiles,
     /// Its state at the previous tick, and its GIL's `switch_number` then.
     pub previous: Option<(ThreadState, u64)>,
@@ -31,6 +33,8 @@ pub struct Gil {
     pub address: u64,
     /// The lowest id among the interpreters that share it.
     pub interpreter: i64,
+    /// Free-threaded builds: where its `int enabled` is.
+    pub enabled_at: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -84,13 +88,14 @@ impl ThreadTable {
         let mut gils: Vec<Gil> = Vec::new();
         let mut by_tstate = HashMap::new();
         let mut by_pthread = HashMap::new();
-        let mut wanted: Vec<(Tid, i64, u64)> = Vec::new();
+        let mut wanted: Vec<(Tid, i64, u64, u64)> = Vec::new();
         for interp in &interpreters {
             match gils.iter_mut().find(|g| g.address == interp.gil) {
                 Some(g) => g.interpreter = g.interpreter.min(interp.id),
                 None if interp.gil != 0 => gils.push(Gil {
                     address: interp.gil,
                     interpreter: interp.id,
+                    enabled_at: interp.gil_enabled,
                 }),
                 None => {}
             }
@@ -103,22 +108,24 @@ impl ThreadTable {
                 };
                 by_tstate.insert(t.tstate, tid);
                 by_pthread.insert(t.pthread, tid);
-                wanted.push((tid, interp.id, t.pthread));
+                wanted.push((tid, interp.id, t.pthread, t.tstate));
             }
         }
 
         let mut kept: HashMap<Tid, Tracked> = self.threads.drain(..).map(|t| (t.tid, t)).collect();
         let mut new = Vec::new();
-        for (tid, interpreter, pthread) in wanted {
+        for (tid, interpreter, pthread, tstate) in wanted {
             if let Some(mut t) = kept.remove(&tid) {
                 t.interpreter = interpreter;
                 t.pthread = pthread;
+                t.tstate = tstate;
                 self.threads.push(t);
             } else if let Ok(files) = TaskFiles::open(pid, tid) {
                 self.threads.push(Tracked {
                     tid,
                     interpreter,
                     pthread,
+                    tstate,
                     files,
                     previous: None,
                 });

@@ -1,0 +1,469 @@
+//! What every integration test binary shares: the interpreters under test, running fixtures,
+//! and running gilscope.
+//!
+//! Interpreters: pyenv's builds (`~/.pyenv/versions/3.*`), `python3` on PATH, Debian's
+//! `/usr/bin/python3.11`, those `scripts/test-pythons` provides (listed in its `pythons.txt`:
+//! Debian sid's 3.13–3.15 run chrooted, a free-threaded 3.13t), and any listed in
+//! `GILSCOPE_TEST_PYTHONS` (separated by `:`). Each test binary prints which it used and which
+//! it skipped, and why.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gilscope");
+
+/// Profiling tests measure CPU contention, so they take turns on this 2-core machine.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// One interpreter under test: a program, run directly or inside a chroot.
+#[derive(Clone, Debug)]
+pub struct Python {
+    /// The interpreter's path as the process sees it (inside `root` when chrooted).
+    pub program: PathBuf,
+    /// The chroot it runs in, if any (`chroot ROOT PROGRAM`).
+    pub root: Option<PathBuf>,
+    pub version: (u32, u32),
+    /// `3.14.10`
+    pub full_version: String,
+    pub free_threaded: bool,
+    /// Where it came from, for the support matrix: "pyenv", "Debian", "Debian sid (chroot)".
+    pub build: String,
+    pub label: String,
+}
+
+impl Python {
+    /// A command that runs this interpreter, before its arguments.
+    pub fn command(&self) -> Command {
+        match &self.root {
+            Some(root) => {
+                let mut c = Command::new("chroot");
+                c.arg(root).arg(&self.program);
+                c
+            }
+            None => Command::new(&self.program),
+        }
+    }
+
+    /// The same command as words, for `gilscope record -- ...`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = Vec::new();
+        if let Some(root) = &self.root {
+            argv.push("chroot".to_string());
+            argv.push(root.display().to_string());
+        }
+        argv.push(self.program.display().to_string());
+        argv
+    }
+
+    /// A fixture's path as this interpreter sees it.
+    pub fn fixture(&self, name: &str) -> String {
+        match &self.root {
+            Some(_) => format!("/gilscope-fixtures/{name}"),
+            None => fixtures_dir().join(name).display().to_string(),
+        }
+    }
+
+    /// A fresh directory that both the host and this interpreter can reach.
+    pub fn tempdir(&self) -> tempfile::TempDir {
+        match &self.root {
+            Some(root) => tempfile::tempdir_in(root.join("tmp")).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A host path (under [`Python::tempdir`]) as this interpreter sees it.
+    pub fn inside(&self, host: &Path) -> String {
+        match &self.root {
+            Some(root) => format!("/{}", host.strip_prefix(root).unwrap().display()),
+            None => host.display().to_string(),
+        }
+    }
+}
+
+/// Where `scripts/test-pythons` keeps what it provides.
+fn provided_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("GILSCOPE_PYTHONS_DIR") {
+        return Some(dir.into());
+    }
+    std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/gilscope/pythons"))
+}
+
+struct Candidate {
+    program: PathBuf,
+    root: Option<PathBuf>,
+    build: String,
+}
+
+fn candidates(skipped: &mut Vec<(String, String)>) -> Vec<Candidate> {
+    let plain = |p: PathBuf, build: &str| Candidate {
+        program: p,
+        root: None,
+        build: build.to_string(),
+    };
+    let mut found = Vec::new();
+    if let Ok(list) = std::env::var("GILSCOPE_TEST_PYTHONS") {
+        let listed = list.split(':').filter(|s| !s.is_empty());
+        found.extend(listed.map(|p| plain(p.into(), "GILSCOPE_TEST_PYTHONS")));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let versions = Path::new(&home).join(".pyenv/versions");
+        if let Ok(entries) = std::fs::read_dir(versions) {
+            let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            dirs.sort();
+            found.extend(
+                dirs.into_iter()
+                    .map(|d| plain(d.join("bin/python"), "pyenv")),
+            );
+        }
+    }
+    found.push(plain("/usr/bin/python3.11".into(), "Debian"));
+    if let Ok(out) = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+    {
+        let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !exe.is_empty() {
+            found.push(plain(exe.into(), "PATH"));
+        }
+    }
+    let list = provided_dir().map(|d| d.join("pythons.txt"));
+    match list.as_deref().map(std::fs::read_to_string) {
+        Some(Ok(text)) => {
+            for line in text.lines() {
+                let f: Vec<&str> = line.split('\t').collect();
+                let [label, root, program] = f[..] else {
+                    continue;
+                };
+                let (root, build) = if root == "-" {
+                    (None, format!("scripts/test-pythons ({label})"))
+                } else {
+                    (Some(PathBuf::from(root)), "Debian sid (chroot)".to_string())
+                };
+                found.push(Candidate {
+                    program: program.into(),
+                    root,
+                    build,
+                });
+            }
+        }
+        _ => skipped.push((
+            "3.14, 3.15, 3.13t".into(),
+            format!(
+                "not provided: run scripts/test-pythons (no {})",
+                list.map(|l| l.display().to_string()).unwrap_or_default()
+            ),
+        )),
+    }
+    found
+}
+
+const PROBE: &str = "import sys, sysconfig; sys.stdout.write('%d %d %s %s\\n' % \
+    (sys.version_info[0], sys.version_info[1], sys.version.split()[0], \
+    bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))";
+
+/// Every distinct interpreter on the machine that runs; `(what, reason)` for those left out.
+fn discover() -> (Vec<Python>, Vec<(String, String)>) {
+    let mut skipped = Vec::new();
+    let mut found: BTreeMap<(Option<PathBuf>, PathBuf), Python> = BTreeMap::new();
+    for c in candidates(&mut skipped) {
+        let shown = match &c.root {
+            Some(root) => format!("{} in chroot {}", c.program.display(), root.display()),
+            None => c.program.display().to_string(),
+        };
+        let program = match &c.root {
+            Some(_) => c.program.clone(),
+            None => match std::fs::canonicalize(&c.program) {
+                Ok(real) => real,
+                Err(_) => {
+                    skipped.push((shown, "not found".into()));
+                    continue;
+                }
+            },
+        };
+        let key = (c.root.clone(), program.clone());
+        if found.contains_key(&key) {
+            continue;
+        }
+        let mut py = Python {
+            program,
+            root: c.root,
+            version: (0, 0),
+            full_version: String::new(),
+            free_threaded: false,
+            build: c.build,
+            label: String::new(),
+        };
+        let out = py.command().args(["-c", PROBE]).output();
+        let Some(text) = out
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        else {
+            skipped.push((shown, "does not run".into()));
+            continue;
+        };
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let (Some(Ok(major)), Some(Ok(minor)), Some(full), Some(ft)) = (
+            f.first().map(|s| s.parse::<u32>()),
+            f.get(1).map(|s| s.parse::<u32>()),
+            f.get(2),
+            f.get(3),
+        ) else {
+            skipped.push((shown, format!("unexpected version output {text:?}")));
+            continue;
+        };
+        if (major, minor) < (3, 8) {
+            skipped.push((
+                shown,
+                format!("CPython {full} is older than 3.8 (tested as unsupported)"),
+            ));
+            continue;
+        }
+        py.version = (major, minor);
+        py.full_version = full.to_string();
+        py.free_threaded = *ft == "True";
+        let kind = if py.free_threaded {
+            " free-threaded"
+        } else {
+            ""
+        };
+        py.label = format!("{full}{kind} ({shown})");
+        if let Some(root) = &py.root {
+            install_fixtures(root);
+        }
+        found.insert(key, py);
+    }
+    (found.into_values().collect(), skipped)
+}
+
+/// Copies the fixtures to `/gilscope-fixtures` inside a chroot.
+fn install_fixtures(root: &Path) {
+    let dest = root.join("gilscope-fixtures");
+    std::fs::create_dir_all(&dest).unwrap();
+    for entry in std::fs::read_dir(fixtures_dir()).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "py") {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every interpreter found, printed once per test binary.
+pub fn all_pythons() -> &'static [Python] {
+    static FOUND: OnceLock<Vec<Python>> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let (found, skipped) = discover();
+        eprintln!("interpreters found:");
+        for p in &found {
+            eprintln!("  {}", p.label);
+        }
+        for (what, why) in &skipped {
+            eprintln!("  skipped {what}: {why}");
+        }
+        found
+    })
+}
+
+/// The interpreters with a GIL, which every profiling test runs on.
+pub fn pythons() -> Vec<&'static Python> {
+    let with_gil: Vec<_> = all_pythons().iter().filter(|p| !p.free_threaded).collect();
+    assert!(
+        !with_gil.is_empty(),
+        "no supported CPython found (need 3.8+)"
+    );
+    with_gil
+}
+
+/// The free-threaded interpreters (3.13t and later).
+pub fn free_threaded_pythons() -> Vec<&'static Python> {
+    all_pythons().iter().filter(|p| p.free_threaded).collect()
+}
+
+/// pyenv's CPythons older than 3.8 (2.7, 3.6, 3.7), for the unsupported-version test.
+pub fn old_pythons() -> Vec<PathBuf> {
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(Path::new(&home).join(".pyenv/versions")) else {
+        return Vec::new();
+    };
+    let mut old: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            ["2.", "3.6.", "3.7."].iter().any(|v| name.starts_with(v))
+        })
+        .map(|e| e.path().join("bin/python"))
+        .collect();
+    old.sort();
+    old
+}
+
+/// Runs `gilscope` with `args` in `dir`.
+pub fn gilscope(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run gilscope")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `record -f json -o -` on a fixture, with gilscope options `opts` before the `--`; returns
+/// the parsed JSON and stderr.
+pub fn record_json_with(
+    py: &Python,
+    opts: &[&str],
+    fixture_name: &str,
+    extra: &[&str],
+) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["record", "-f", "json", "-o", "-"];
+    args.extend(opts);
+    args.push("--");
+    let argv = py.argv();
+    args.extend(argv.iter().map(String::as_str));
+    let fx = py.fixture(fixture_name);
+    args.push(&fx);
+    args.extend(extra);
+    let out = gilscope(dir.path(), &args);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}: {fixture_name} failed: {stderr}",
+        py.label
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: JSON on stdout: {e}\n{}", py.label, text(&out.stdout)));
+    (json, stderr)
+}
+
+pub fn record_json(py: &Python, fixture_name: &str, extra: &[&str]) -> (Value, String) {
+    record_json_with(py, &[], fixture_name, extra)
+}
+
+pub fn gil0(json: &Value) -> &Value {
+    &json["gils"][0]
+}
+
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+pub fn finding_kinds(json: &Value) -> Vec<&str> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect()
+}
+
+pub fn threads_named<'a>(json: &'a Value, prefix: &str) -> Vec<&'a Value> {
+    json["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .collect()
+}
+
+/// A fixture started by the test, killed on drop; `pid` once it wrote its ready file.
+pub struct Running {
+    child: Child,
+    pub pid: i32,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    pub fn start(py: &Python, fixture_name: &str, args: &[&str]) -> Running {
+        Running::start_as(py.command(), py, fixture_name, args)
+    }
+
+    /// Starts `command` (which runs `py`, perhaps under another user) on a fixture.
+    pub fn start_as(
+        mut command: Command,
+        py: &Python,
+        fixture_name: &str,
+        args: &[&str],
+    ) -> Running {
+        let dir = py.tempdir();
+        let ready = dir.path().join("ready");
+        let mut child = command
+            .arg(py.fixture(fixture_name))
+            .args(args)
+            .arg("--ready")
+            .arg(py.inside(&ready))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start fixture");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{fixture_name} exited before it was ready: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{fixture_name} never wrote its ready file"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid = std::fs::read_to_string(&ready)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Running {
+            child,
+            pid,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn assert_error(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The full path of a program on PATH.
+pub fn which(program: &str) -> Result<PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+/// Only the off-CPU fixture holds the GIL while blocked.
+pub fn assert_not_held_off_cpu(json: &Value, who: &str) {
+    assert!(
+        !finding_kinds(json).contains(&"held-off-cpu"),
+        "{who}: {}",
+        json["findings"]
+    );
+}
