@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::{findings, verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary};
-use crate::model::{Frame, Sample, StackId, StackTable, StateTick, ThreadState, Tid};
+use crate::model::{Frame, GilEnabled, Sample, StackId, StackTable, StateTick, ThreadState, Tid};
 
 #[derive(Debug, Default)]
 struct GilCounts {
@@ -15,7 +15,7 @@ struct GilCounts {
     /// metrics are over.
     enabled_ticks: u64,
     free_threaded: bool,
-    /// When it was first seen enabled, in a free-threaded build.
+    /// When it was first seen enabled for good, in a free-threaded build.
     enabled_at: Option<Duration>,
     held: u64,
     waiters: u64,
@@ -122,11 +122,12 @@ impl Accumulator {
             let g = self.gils.entry(reading.interpreter).or_default();
             g.ticks += 1;
             g.free_threaded |= reading.enabled.is_some();
-            if reading.enabled == Some(false) {
-                continue;
-            }
-            if reading.enabled == Some(true) {
-                g.enabled_at.get_or_insert(tick.at);
+            match reading.enabled {
+                Some(GilEnabled::Disabled) => continue,
+                Some(GilEnabled::Permanently) => {
+                    g.enabled_at.get_or_insert(tick.at);
+                }
+                Some(GilEnabled::Transiently) | None => {}
             }
             g.enabled_ticks += 1;
             let held = reading.holder.is_some();

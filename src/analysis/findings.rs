@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::verdict::GIL_DISABLED_BELOW;
 use super::{GilMetrics, Site, ThreadSummary};
 
 /// A holder off CPU while others wait for the GIL, for at least this share of the run…
@@ -78,11 +79,11 @@ pub fn find(e: &Evidence) -> Vec<Finding> {
         });
     }
     let Some(g) = e.gil else { return findings };
-    if let (true, Some(at)) = (g.free_threaded, g.enabled_at_s) {
-        let when = if at < 0.001 {
-            "from the first sample on".to_string()
-        } else {
-            format!("from {at:.2} s after sampling began")
+    if g.free_threaded && (g.enabled_at_s.is_some() || g.enabled_share >= GIL_DISABLED_BELOW) {
+        let when = match g.enabled_at_s {
+            Some(at) if at < 0.001 => "for good from the first sample on".to_string(),
+            Some(at) => format!("for good from {at:.2} s after sampling began"),
+            None => "while modules were imported, not for good".to_string(),
         };
         findings.push(Finding {
             kind: FindingKind::GilEnabled,
@@ -91,7 +92,7 @@ pub fn find(e: &Evidence) -> Vec<Finding> {
                  {when}: either PYTHON_GIL=1 (or -X gil=1) asked for it, or an extension \
                  module not marked as free-threading-safe was imported, which enables the \
                  GIL (CPython then prints a RuntimeWarning naming the module). The GIL \
-                 metrics cover that part of the run.",
+                 metrics cover the part of the run with the GIL enabled.",
                 100.0 * g.enabled_share
             ),
             advice: "Find the module in the RuntimeWarning and upgrade it to a release built \
@@ -101,7 +102,7 @@ pub fn find(e: &Evidence) -> Vec<Finding> {
             sites: Vec::new(),
         });
     }
-    if g.ticks > 0 && (g.switch_interval_ms - DEFAULT_INTERVAL_MS).abs() > 0.001 {
+    if g.enabled && g.ticks > 0 && (g.switch_interval_ms - DEFAULT_INTERVAL_MS).abs() > 0.001 {
         let effect = if g.switch_interval_ms < DEFAULT_INTERVAL_MS {
             "more handoffs, each a wake-up and a context switch, for quicker turns"
         } else {

@@ -27,8 +27,8 @@ pub struct GilMetrics {
     pub free_threaded: bool,
     /// Fraction of ticks the GIL was enabled at; every metric below is over those ticks.
     pub enabled_share: f64,
-    /// Free-threaded builds: when the GIL was first seen enabled, in seconds after the first
-    /// sample.
+    /// Free-threaded builds: when the GIL was first seen enabled for good, in seconds after
+    /// the first sample.
     pub enabled_at_s: Option<f64>,
     /// Fraction of ticks with the GIL held.
     pub held: f64,

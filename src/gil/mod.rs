@@ -5,6 +5,7 @@
 
 pub mod classify;
 pub mod debug_offsets;
+pub mod frames;
 pub mod layout;
 mod walk;
 

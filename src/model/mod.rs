@@ -43,7 +43,29 @@ pub struct GilReading {
     pub interval_us: u64,
     /// Free-threaded builds: whether the GIL was enabled at this tick (`gil->enabled`);
     /// `None` for builds with a GIL, where it always is.
-    pub enabled: Option<bool>,
+    pub enabled: Option<GilEnabled>,
+}
+
+/// A free-threaded build's GIL switch (`_gil_runtime_state.enabled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GilEnabled {
+    Disabled,
+    /// Enabled for a while, as CPython does while it imports an extension module until it
+    /// knows whether the module is safe without the GIL.
+    Transiently,
+    /// Enabled for good: `PYTHON_GIL=1`, or an imported module not marked safe without it.
+    Permanently,
+}
+
+impl GilEnabled {
+    /// From the value of `int enabled`: 0, a count of transient requests, or `INT_MAX`.
+    pub fn from_raw(value: i32) -> GilEnabled {
+        match value {
+            0 => GilEnabled::Disabled,
+            i32::MAX => GilEnabled::Permanently,
+            _ => GilEnabled::Transiently,
+        }
+    }
 }
 
 /// What one thread was doing at one tick.

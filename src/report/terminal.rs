@@ -35,17 +35,23 @@ fn site_line(site: &crate::analysis::Site) -> String {
     )
 }
 
-/// The states worth a column: a build with a GIL has five; a free-threaded run whose GIL
-/// stayed disabled has running and idle; one whose GIL was enabled for a while has all six.
+/// The states worth a column: a build with a GIL has five; a free-threaded run has running
+/// (when a thread ran without the GIL) and idle, and the GIL states when it was enabled.
 fn state_columns(report: &Report) -> Vec<ThreadState> {
-    let gils = &report.profile.gils;
-    if !gils.iter().any(|g| g.free_threaded) {
+    let p = report.profile;
+    if !p.gils.iter().any(|g| g.free_threaded) {
         return ThreadState::WITH_GIL.to_vec();
     }
-    if gils.iter().any(|g| g.enabled) {
-        return ThreadState::ALL.to_vec();
-    }
-    vec![ThreadState::Running, ThreadState::Idle]
+    let with_gil = p.gils.iter().any(|g| g.enabled);
+    let seen = |state: ThreadState| p.threads.iter().any(|t| t.share(state) > 0.0);
+    ThreadState::ALL
+        .into_iter()
+        .filter(|&s| match s {
+            ThreadState::Idle => true,
+            ThreadState::Running => seen(s),
+            _ => with_gil,
+        })
+        .collect()
 }
 
 /// The summary, ending with a newline.

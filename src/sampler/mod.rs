@@ -5,8 +5,10 @@
 //! py-spy for every thread's stack. It never stops the target and never renders anything: it
 //! sends [`Sample`]s over a channel and counts what failed.
 
+mod maps;
 mod procfs;
 mod python;
+mod stacks;
 mod target;
 mod threads;
 mod timer;
@@ -25,8 +27,8 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::gil::{classify, classify_without_gil, still_waiting, GilHead, Memory};
 use crate::model::{
-    GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack,
-    ThreadState, Tid,
+    GilEnabled, GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
+    ThreadStack, ThreadState, Tid,
 };
 use target::Remote;
 use threads::ThreadTable;
@@ -190,7 +192,7 @@ fn run(
         stack_credit += stack_share;
         if stack_credit >= 1.0 {
             stack_credit -= 1.0;
-            match target.stacks.read() {
+            match target.stacks.read(&mem, &table) {
                 Ok(raw) => {
                     let mut stacks = Vec::with_capacity(raw.len());
                     for s in raw {
@@ -300,7 +302,7 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
         };
         let head = GilHead::read(mem, gil.address).ok()?;
         let last_holder = table.holder(head.last_holder);
-        let holder = if head.locked && enabled != Some(false) {
+        let holder = if head.locked && enabled != Some(GilEnabled::Disabled) {
             Some(last_holder?)
         } else {
             None
@@ -325,7 +327,7 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
             continue;
         };
         let reading = gils.get(g);
-        if reading.is_some_and(|r| r.enabled == Some(false)) {
+        if reading.is_some_and(|r| r.enabled == Some(GilEnabled::Disabled)) {
             let (state, on_cpu) = classify_without_gil(syscall);
             t.previous = None;
             threads.push(ThreadObservation {
@@ -357,8 +359,8 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
 
 /// A free-threaded GIL's `int enabled`: 0 while disabled, a count of transient requests or
 /// `INT_MAX` once enabled for good. `None` when the read failed.
-fn gil_enabled(mem: &dyn Memory, addr: u64) -> Option<bool> {
+fn gil_enabled(mem: &dyn Memory, addr: u64) -> Option<GilEnabled> {
     let mut buf = [0u8; 4];
     mem.read(addr, &mut buf).ok()?;
-    Some(i32::from_le_bytes(buf) != 0)
+    Some(GilEnabled::from_raw(i32::from_le_bytes(buf)))
 }

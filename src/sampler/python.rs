@@ -9,6 +9,7 @@ use py_spy::python_process_info::{get_python_version, PythonProcessInfo};
 use py_spy::PythonSpy;
 use remoteprocess::Process;
 
+use super::stacks::RawStack;
 use crate::model::Frame;
 
 /// The Python a process runs, as read from its binaries and memory.
@@ -23,6 +24,13 @@ pub struct PythonInfo {
     pub runtime: Option<u64>,
 }
 
+/// The address of dynamic symbol `name` in the ELF file at `path`, whose executable segment
+/// is mapped at `start` for `size` bytes; `None` when the file cannot be read or lacks it.
+pub fn elf_symbol(path: &str, start: u64, size: u64, name: &str) -> Option<u64> {
+    let info = py_spy::binary_parser::parse_binary(std::path::Path::new(path), start, size).ok()?;
+    info.symbols.get(name).copied()
+}
+
 /// Reads the version and the `_PyRuntime` address. Fails when the process has no Python
 /// binary or library that py-spy recognises.
 pub fn inspect(process: &Process) -> Result<PythonInfo> {
@@ -35,18 +43,6 @@ pub fn inspect(process: &Process) -> Result<PythonInfo> {
         version: version.to_string(),
         runtime: info.get_symbol("_PyRuntime").copied(),
     })
-}
-
-/// One thread's stack as py-spy read it.
-#[derive(Clone, Debug)]
-pub struct RawStack {
-    /// `PyThreadState.thread_id` (the `pthread_t`).
-    pub pthread: u64,
-    /// The OS thread id, when py-spy knows it (3.11+ on Linux).
-    pub tid: Option<i32>,
-    pub name: Option<String>,
-    /// Outermost frame first.
-    pub frames: Vec<Frame>,
 }
 
 /// Reads Python stacks without ever stopping the target (py-spy's non-blocking mode).

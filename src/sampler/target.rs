@@ -4,8 +4,11 @@
 use anyhow::anyhow;
 use remoteprocess::{Process, ProcessMemory};
 
-use super::python::{self, PythonInfo, StackReader};
+use super::maps;
+use super::python::{self, PythonInfo};
+use super::stacks::StackSource;
 use crate::gil::debug_offsets::{self, DebugOffsets, Preamble};
+use crate::gil::frames::{self, FrameLayout};
 use crate::gil::{Layout, Memory};
 
 /// A Python process gilscope has opened and understood, ready to sample.
@@ -15,11 +18,13 @@ pub struct Target {
     /// Whether the layout came from CPython's own `_Py_DebugOffsets` (3.13+) rather than
     /// gilscope's table.
     pub layout_from_debug_offsets: bool,
+    /// A free-threaded build (3.13t): its GIL is disabled unless something enabled it.
+    pub free_threaded: bool,
     pub(super) process: Process,
     pub(super) runtime: u64,
     /// The offsets the target is read with.
     pub layout: Layout,
-    pub(super) stacks: StackReader,
+    pub(super) stacks: StackSource,
 }
 
 /// Why a process could not be opened as a target; the caller turns each into advice.
@@ -44,11 +49,44 @@ impl Memory for Remote<'_> {
     }
 }
 
+/// The version of a CPython 3.13+ process as its `_Py_DebugOffsets` states it, with the
+/// `_PyRuntime` found through its mapped binaries.
+fn inspect_published(pid: i32, process: &Process) -> Option<PythonInfo> {
+    let runtime = maps::find_runtime(pid).ok()?;
+    let mut bytes = [0u8; 24];
+    Remote(process).read(runtime, &mut bytes).ok()?;
+    let hex = Preamble::read(&bytes)?.version;
+    let (major, minor, patch) = (hex >> 24, (hex >> 16) & 0xff, (hex >> 8) & 0xff);
+    let level = match (hex >> 4) & 0xf {
+        0xa => "a",
+        0xb => "b",
+        0xc => "rc",
+        _ => "",
+    };
+    let serial = if level.is_empty() {
+        String::new()
+    } else {
+        (hex & 0xf).to_string()
+    };
+    Some(PythonInfo {
+        major,
+        minor,
+        patch,
+        version: format!("{major}.{minor}.{patch}{level}{serial}"),
+        runtime: Some(runtime),
+    })
+}
+
 impl Target {
     /// Opens `pid`: finds its Python version, `_PyRuntime` and the layout to read it with.
     pub fn open(pid: i32) -> Result<Target, OpenError> {
         let process = Process::new(pid).map_err(|e| OpenError::NotPython(anyhow!(e)))?;
-        let python = python::inspect(&process).map_err(OpenError::NotPython)?;
+        let python = match python::inspect(&process) {
+            Ok(python) => python,
+            // py-spy does not know every build by its file names (free-threaded builds'
+            // libpython3.13t.so): a 3.13+ runtime names its own version.
+            Err(e) => inspect_published(pid, &process).ok_or(OpenError::NotPython(e))?,
+        };
         let Some(table) = Layout::for_version(python.major, python.minor) else {
             return Err(OpenError::Unsupported(python.version.clone()));
         };
@@ -56,20 +94,29 @@ impl Target {
             .runtime
             .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
         let mut published = None;
+        let mut frame_reader = None;
         if python.minor >= 13 {
             let mut bytes = vec![0u8; debug_offsets::read_len()];
             if Remote(&process).read(runtime, &mut bytes).is_ok() {
-                // The table describes builds with a GIL only; a free-threaded build's
-                // structures differ, so it must not be read with it.
+                let offsets = DebugOffsets::parse(&bytes);
                 if Preamble::read(&bytes).is_some_and(|p| p.free_threaded) {
-                    return Err(OpenError::Unsupported(format!(
-                        "{} (free-threaded)",
-                        python.version
-                    )));
+                    // The table describes builds with a GIL only, and py-spy cannot read a
+                    // free-threaded build's stacks: both come from the debug offsets here.
+                    let unsupported = |why: &str| {
+                        OpenError::Unsupported(format!("{} free-threaded ({why})", python.version))
+                    };
+                    let offsets = offsets.map_err(|e| unsupported(&format!("{e:#}")))?;
+                    let frames =
+                        FrameLayout::new(&offsets).map_err(|e| unsupported(&format!("{e:#}")))?;
+                    published = Some(
+                        offsets
+                            .layout()
+                            .map_err(|e| unsupported(&format!("{e:#}")))?,
+                    );
+                    frame_reader = Some(frames::StackReader::new(frames));
+                } else {
+                    published = offsets.and_then(|offsets| offsets.layout()).ok();
                 }
-                published = DebugOffsets::parse(&bytes)
-                    .and_then(|offsets| offsets.layout())
-                    .ok();
             }
         }
         let layout_from_debug_offsets = published.is_some();
@@ -80,11 +127,16 @@ impl Target {
         if interpreters.iter().all(|i| i.threads.is_empty()) {
             return Err(OpenError::NotReady(anyhow!("no Python thread yet")));
         }
-        let stacks = StackReader::new(pid).map_err(OpenError::NotReady)?;
+        let free_threaded = frame_reader.is_some();
+        let stacks = match frame_reader {
+            Some(reader) => StackSource::DebugOffsets(reader),
+            None => StackSource::PySpy(python::StackReader::new(pid).map_err(OpenError::NotReady)?),
+        };
         Ok(Target {
             pid,
             python,
             layout_from_debug_offsets,
+            free_threaded,
             process,
             runtime,
             layout,

@@ -313,8 +313,15 @@ pub fn old_pythons() -> Vec<PathBuf> {
 
 /// Runs `gilscope` with `args` in `dir`.
 pub fn gilscope(dir: &Path, args: &[&str]) -> Output {
+    gilscope_env(dir, args, &[])
+}
+
+/// Runs `gilscope` with `args` in `dir`, with `env` added to its environment (which the
+/// program it records inherits).
+pub fn gilscope_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .expect("run gilscope")
@@ -332,6 +339,17 @@ pub fn record_json_with(
     fixture_name: &str,
     extra: &[&str],
 ) -> (Value, String) {
+    record_json_env(py, opts, &[], fixture_name, extra)
+}
+
+/// [`record_json_with`], with `env` added to the recorded program's environment.
+pub fn record_json_env(
+    py: &Python,
+    opts: &[&str],
+    env: &[(&str, &str)],
+    fixture_name: &str,
+    extra: &[&str],
+) -> (Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["record", "-f", "json", "-o", "-"];
     args.extend(opts);
@@ -341,7 +359,7 @@ pub fn record_json_with(
     let fx = py.fixture(fixture_name);
     args.push(&fx);
     args.extend(extra);
-    let out = gilscope(dir.path(), &args);
+    let out = gilscope_env(dir.path(), &args, env);
     let stderr = text(&out.stderr);
     assert!(
         out.status.success(),

@@ -1,0 +1,141 @@
+//! Free-threaded CPython (3.13t, from `scripts/test-pythons`): threads run Python in parallel
+//! and gilscope says the GIL is disabled, or reads the GIL as usual once it is enabled and says
+//! when that happened. Stacks come from gilscope's own reader of CPython's debug offsets.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// The free-threaded interpreters, or a line saying why the test has none.
+fn free_threaded() -> Vec<&'static Python> {
+    let found = free_threaded_pythons();
+    if found.is_empty() {
+        eprintln!("skipped: no free-threaded CPython (run scripts/test-pythons to build 3.13t)");
+    }
+    found
+}
+
+fn workers(json: &Value) -> Vec<&Value> {
+    // Python 3.13 does not give OS threads their Python names, so workers are the threads
+    // other than the main one, which started first.
+    let threads = json["threads"].as_array().unwrap();
+    let main = threads.iter().map(|t| f(&t["tid"]) as i64).min().unwrap();
+    threads
+        .iter()
+        .filter(|t| f(&t["tid"]) as i64 != main && f(&t["cpu_s"]) > 0.2)
+        .collect()
+}
+
+#[test]
+fn threads_run_in_parallel_and_the_gil_reads_disabled() {
+    let _turn = exclusive();
+    for py in free_threaded() {
+        let who = &py.label;
+        let (json, summary) =
+            record_json(py, "gil_bound.py", &["--threads", "3", "--seconds", "3"]);
+        assert_eq!(json["verdict"]["kind"], "gil-disabled", "{who}: {summary}");
+        let g = gil0(&json);
+        assert_eq!(g["free_threaded"], true, "{who}");
+        assert_eq!(g["enabled"], false, "{who}: {g}");
+        assert!(
+            f(&json["process"]["cores_used"]) > 1.1,
+            "{who}: one core at most, as with a GIL: {summary}"
+        );
+        let busy = workers(&json);
+        assert_eq!(busy.len(), 3, "{who}: {}", json["threads"]);
+        for w in busy {
+            let s = &w["states"];
+            assert!(f(&s["running"]) >= 0.8, "{who}: {s}");
+            assert_eq!(f(&s["holding"]) + f(&s["waiting"]), 0.0, "{who}: {s}");
+        }
+        // Stacks read through the debug offsets name the function and its lines.
+        let top = &json["top_running"][0];
+        assert_eq!(top["function"], "compute", "{who}: {}", json["top_running"]);
+        assert!(
+            top["file"].as_str().unwrap().ends_with("gil_bound.py"),
+            "{who}: {top}"
+        );
+        let line = f(&top["line"]) as u32;
+        assert!((19..=27).contains(&line), "{who}: compute() at line {line}");
+        assert!(summary.contains("GIL disabled"), "{who}: {summary}");
+        assert!(
+            !finding_kinds(&json).contains(&"gil-enabled"),
+            "{who}: {}",
+            json["findings"]
+        );
+    }
+}
+
+#[test]
+fn python_gil_1_enables_the_gil_from_the_start_and_gilscope_says_so() {
+    let _turn = exclusive();
+    for py in free_threaded() {
+        let who = &py.label;
+        let (json, summary) = record_json_env(
+            py,
+            &[],
+            &[("PYTHON_GIL", "1")],
+            "gil_bound.py",
+            &["--threads", "3", "--seconds", "3"],
+        );
+        assert_eq!(json["verdict"]["kind"], "gil-bound", "{who}: {summary}");
+        let g = gil0(&json);
+        assert!(f(&g["enabled_share"]) > 0.95, "{who}: {g}");
+        assert!(f(&g["enabled_at_s"]) < 0.001, "{who}: {g}");
+        for w in workers(&json) {
+            let s = &w["states"];
+            assert!(f(&s["waiting"]) >= 0.3, "{who}: {s}");
+            assert_eq!(f(&s["running"]), 0.0, "{who}: {s}");
+        }
+        let finding = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == "gil-enabled")
+            .unwrap_or_else(|| panic!("{who}: no gil-enabled finding: {summary}"));
+        assert!(
+            finding["summary"]
+                .as_str()
+                .unwrap()
+                .contains("from the first sample on"),
+            "{who}: {finding}"
+        );
+    }
+}
+
+#[test]
+fn an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named() {
+    if which("cc").is_err() {
+        eprintln!("skipped: no C compiler to build the unsafe extension module");
+        return;
+    }
+    let _turn = exclusive();
+    for py in free_threaded() {
+        let who = &py.label;
+        let (json, summary) = record_json(
+            py,
+            "gil_reenabled.py",
+            &["--seconds", "4", "--enable-after", "2"],
+        );
+        let g = gil0(&json);
+        // Enabled about two seconds in (the workers start a little after sampling does),
+        // for about the second half of the run.
+        let at = f(&g["enabled_at_s"]);
+        assert!((1.0..3.5).contains(&at), "{who}: enabled at {at}: {g}");
+        let share = f(&g["enabled_share"]);
+        assert!((0.2..0.8).contains(&share), "{who}: enabled {share}: {g}");
+        for w in workers(&json) {
+            let s = &w["states"];
+            assert!(f(&s["running"]) >= 0.2, "{who}: ran in parallel first: {s}");
+            assert!(
+                f(&s["holding"]) + f(&s["waiting"]) >= 0.2,
+                "{who}: took turns after: {s}"
+            );
+        }
+        assert!(
+            summary.contains("for good from"),
+            "{who}: the moment is not named: {summary}"
+        );
+    }
+}
