@@ -9,6 +9,8 @@ use crate::model::{Frame, GilEnabled, Sample, StackId, StackTable, StateTick, Th
 
 #[derive(Debug, Default)]
 struct GilCounts {
+    /// The interpreters seen using this GIL.
+    interpreters: std::collections::BTreeSet<i64>,
     /// Ticks this GIL was read at.
     ticks: u64,
     /// Ticks it was enabled at (all of them but in a free-threaded build): the ticks its
@@ -76,6 +78,15 @@ impl Accumulator {
                     }
                 }
             }
+            Sample::Interpreters(pairs) => {
+                for (interpreter, gil) in pairs {
+                    self.gils
+                        .entry(gil)
+                        .or_default()
+                        .interpreters
+                        .insert(interpreter);
+                }
+            }
             Sample::Thread(info) => {
                 let t = self.threads.entry(info.tid).or_default();
                 t.interpreter = info.interpreter;
@@ -107,17 +118,11 @@ impl Accumulator {
         self.state_samples += 1;
         self.first_at.get_or_insert(tick.at);
         self.last_at = tick.at;
-        let single_gil = tick.gils.len() == 1;
         for reading in &tick.gils {
-            // A thread belongs to the GIL of its interpreter; with one GIL, to that one.
-            let belongs = |tid: &Tid| {
-                single_gil
-                    || self.threads.get(tid).map_or(0, |t| t.interpreter) == reading.interpreter
-            };
             let waiters = tick
                 .threads
                 .iter()
-                .filter(|o| o.state == ThreadState::Waiting && belongs(&o.tid))
+                .filter(|o| o.state == ThreadState::Waiting && o.gil == reading.interpreter)
                 .count() as u64;
             let g = self.gils.entry(reading.interpreter).or_default();
             g.ticks += 1;
@@ -139,14 +144,17 @@ impl Accumulator {
             g.last_switch = Some((tick.at, reading.switch_number));
             g.interval_us = reading.interval_us;
         }
-        let anyone_waits = tick.threads.iter().any(|o| o.state == ThreadState::Waiting);
         for o in &tick.threads {
             let t = self.threads.entry(o.tid).or_default();
             t.states[o.state.index()] += 1;
             if o.state == ThreadState::Holding && !o.on_cpu {
                 t.held_off_cpu += 1;
-                // Off CPU with the GIL while another thread wants it: a stall.
-                t.stalling += u64::from(anyone_waits);
+                // Off CPU with the GIL while another thread wants that GIL: a stall.
+                let others_wait = tick
+                    .threads
+                    .iter()
+                    .any(|w| w.state == ThreadState::Waiting && w.gil == o.gil);
+                t.stalling += u64::from(others_wait);
             }
         }
     }
@@ -298,6 +306,7 @@ fn gil_metrics(interpreter: i64, g: &GilCounts, start: Duration) -> GilMetrics {
     };
     GilMetrics {
         interpreter,
+        interpreters: g.interpreters.iter().copied().collect(),
         enabled: ticks > 0,
         free_threaded: g.free_threaded,
         enabled_share: ratio(ticks, g.ticks),
@@ -387,6 +396,7 @@ mod tests {
             tid,
             state,
             on_cpu: state == ThreadState::Holding,
+            gil: 0,
         }
     }
 
@@ -446,6 +456,39 @@ mod tests {
         assert_eq!(t3.shares.iter().sum::<f64>(), 1.0);
         assert_eq!(p.run.state_samples, 4);
         assert_eq!(p.run.duration_s, 1.0);
+    }
+
+    #[test]
+    fn waiters_count_for_the_gil_they_wait_for() {
+        let mut acc = Accumulator::default();
+        acc.push(Sample::Interpreters(vec![(0, 0), (1, 1), (2, 0)]));
+        let reading = |interpreter, holder| GilReading {
+            interpreter,
+            locked: true,
+            holder: Some(holder),
+            switch_number: 0,
+            interval_us: 5000,
+            enabled: None,
+        };
+        let o = |tid, state, gil| ThreadObservation {
+            tid,
+            state,
+            on_cpu: state == Holding,
+            gil,
+        };
+        // Thread 1 holds GIL 0 and thread 3 waits for it; thread 2 holds GIL 1 alone.
+        acc.push(Sample::State(StateTick {
+            at: Duration::ZERO,
+            gils: vec![reading(0, 1), reading(1, 2)],
+            threads: vec![o(1, Holding, 0), o(2, Holding, 1), o(3, Waiting, 0)],
+        }));
+        let p = acc.finish(0, 2);
+        let gil = |id| p.gils.iter().find(|g| g.interpreter == id).unwrap();
+        assert_eq!(gil(0).avg_waiters, 1.0);
+        assert_eq!(gil(0).interpreters, [0, 2]);
+        assert_eq!(gil(1).avg_waiters, 0.0);
+        assert_eq!(gil(1).contended, 0.0);
+        assert_eq!(gil(1).interpreters, [1]);
     }
 
     #[test]
@@ -535,6 +578,7 @@ mod tests {
                 tid: 1,
                 state: Holding,
                 on_cpu: false,
+                gil: 0,
             }];
             threads.extend(waiter.map(|tid| obs(tid, Waiting)));
             Sample::State(StateTick {

@@ -159,6 +159,7 @@ mod tests {
     fn gil(interval_ms: f64, switches_per_s: f64, contended: f64) -> GilMetrics {
         GilMetrics {
             interpreter: 0,
+            interpreters: vec![0],
             enabled: true,
             free_threaded: false,
             enabled_share: 1.0,

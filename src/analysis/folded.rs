@@ -145,6 +145,7 @@ mod tests {
                 tid: 1,
                 state: ThreadState::Holding,
                 on_cpu: true,
+                gil: 0,
             }],
         }));
         for (waiters, leaf) in [(3u32, "hot"), (1, "cold")] {

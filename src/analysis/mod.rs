@@ -20,7 +20,10 @@ use crate::model::{StackTable, ThreadState, Tid};
 /// Metrics of one GIL over a run (DESIGN.md §4).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GilMetrics {
+    /// The interpreter that names this GIL: the oldest of those that use it.
     pub interpreter: i64,
+    /// Every interpreter seen using it (subinterpreters may share the main GIL).
+    pub interpreters: Vec<i64>,
     /// Whether the GIL was enabled at any tick (always, but in a free-threaded build).
     pub enabled: bool,
     /// A free-threaded build (3.13t+), where the GIL is disabled unless something enabled it.

@@ -282,6 +282,7 @@ mod tests {
     fn gil(held: f64, waiters: f64, contended: f64) -> GilMetrics {
         GilMetrics {
             interpreter: 0,
+            interpreters: vec![0],
             enabled: true,
             free_threaded: false,
             enabled_share: 1.0,

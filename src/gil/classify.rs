@@ -84,6 +84,18 @@ pub fn classify(holds: bool, syscall: Syscall, gils: &[GilAddresses]) -> (Thread
     (state, on_cpu)
 }
 
+/// Which of `gils` a thread blocked in `futex()` sleeps on (its index), if any: the GIL a
+/// waiting or handing-off thread is about.
+pub fn futex_gil(syscall: Syscall, gils: &[GilAddresses]) -> Option<usize> {
+    match syscall {
+        Syscall::Blocked {
+            nr: SYS_FUTEX,
+            arg0,
+        } => gils.iter().position(|g| g.futex_state(arg0).is_some()),
+        _ => None,
+    }
+}
+
 /// Classifies one thread of a free-threaded build while its GIL is disabled: there is no
 /// GIL to hold or wait for, so it is running (on a CPU or runnable) or idle.
 pub fn classify_without_gil(syscall: Syscall) -> (ThreadState, bool) {
@@ -215,5 +227,9 @@ mod tests {
             arg0: 0x5000 + 40,
         };
         assert_eq!(classify(false, s, &[GIL, other]).0, ThreadState::Waiting);
+        assert_eq!(futex_gil(s, &[GIL, other]), Some(1));
+        assert_eq!(futex_gil(futex(40), &[GIL, other]), Some(0));
+        assert_eq!(futex_gil(futex(8), &[GIL, other]), None);
+        assert_eq!(futex_gil(Syscall::Running, &[GIL, other]), None);
     }
 }

@@ -9,7 +9,9 @@ pub mod frames;
 pub mod layout;
 mod walk;
 
-pub use classify::{classify, classify_without_gil, still_waiting, GilAddresses, Syscall};
+pub use classify::{
+    classify, classify_without_gil, futex_gil, still_waiting, GilAddresses, Syscall,
+};
 pub use layout::Layout;
 pub use walk::{walk, Interpreter, PyThread};
 

@@ -75,6 +75,9 @@ pub struct ThreadObservation {
     pub state: ThreadState,
     /// Runnable or running on a CPU (as opposed to blocked in the kernel).
     pub on_cpu: bool,
+    /// The GIL its state is about, named by [`GilReading::interpreter`]: the one it holds or
+    /// waits for, else its interpreter's.
+    pub gil: i64,
 }
 
 /// The GIL state of every Python thread at one instant: the cheap, frequent sample.
@@ -120,8 +123,11 @@ pub struct ThreadInfo {
 pub enum Sample {
     State(StateTick),
     Stacks(StackTick),
-    /// A thread seen for the first time, or whose name became known.
+    /// A thread seen for the first time, or whose name or interpreter changed.
     Thread(ThreadInfo),
+    /// Every interpreter's id and the id naming its GIL ([`GilReading::interpreter`]): an
+    /// interpreter that shares another's GIL names that one. Sent when it changes.
+    Interpreters(Vec<(i64, i64)>),
     /// CPU seconds used so far by the whole process and by each Python thread.
     Cpu {
         at: Duration,

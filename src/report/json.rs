@@ -156,6 +156,7 @@ mod tests {
                         ThreadState::Idle
                     },
                     on_cpu: true,
+                    gil: 0,
                 }],
             }));
         }

@@ -147,6 +147,10 @@ pub fn summary(report: &Report) -> String {
             if g.free_threaded {
                 let _ = write!(s, "  (enabled {} of the run)", pct(g.enabled_share).trim());
             }
+            if g.interpreters.len() > 1 {
+                let ids: Vec<String> = g.interpreters.iter().map(i64::to_string).collect();
+                let _ = write!(s, "  shared by interpreters {}", ids.join(", "));
+            }
             let _ = writeln!(s);
         }
         let _ = writeln!(
@@ -162,7 +166,12 @@ pub fn summary(report: &Report) -> String {
 
     if !p.threads.is_empty() {
         let columns = state_columns(report);
+        // With subinterpreters, each thread is labelled with the one it runs in.
+        let interp = p.threads.iter().any(|t| t.interpreter != 0);
         let _ = write!(s, "\n{:<28}", "Thread");
+        if interp {
+            let _ = write!(s, "{:>7}", "interp");
+        }
         for state in &columns {
             let _ = write!(s, "{:>8}", state.key());
         }
@@ -170,6 +179,9 @@ pub fn summary(report: &Report) -> String {
         for th in &p.threads {
             let label = printable(&format!("{} ({})", th.label(), th.tid), 26);
             let _ = write!(s, "  {label:<26}");
+            if interp {
+                let _ = write!(s, "{:>7}", th.interpreter);
+            }
             for &state in &columns {
                 let _ = write!(s, "  {}", pct(th.share(state)));
             }

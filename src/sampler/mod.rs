@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::gil::{classify, classify_without_gil, still_waiting, GilHead, Memory};
+use crate::gil::{classify, classify_without_gil, futex_gil, still_waiting, GilHead, Memory};
 use crate::model::{
     GilEnabled, GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
     ThreadStack, ThreadState, Tid,
@@ -138,6 +138,7 @@ fn run(
     let mut refreshed_at = Instant::now();
     let mut last_cpu: Option<Instant> = None;
     let mut names: std::collections::HashMap<Tid, String> = Default::default();
+    let mut interpreter_gils = Vec::new();
     let mut out = Outbox {
         tx,
         batch: Vec::new(),
@@ -160,9 +161,16 @@ fn run(
             refreshed_at = Instant::now();
             next_refresh = refreshed_at + REFRESH_EVERY;
             match table.refresh(pid, &mem, target.runtime, &target.layout) {
-                Ok(new) => {
-                    for (tid, interpreter) in new {
-                        let name = procfs::thread_comm(pid, tid);
+                Ok(changed) => {
+                    if table.interpreter_gils != interpreter_gils {
+                        interpreter_gils = table.interpreter_gils.clone();
+                        out.push(Sample::Interpreters(interpreter_gils.clone()));
+                    }
+                    for (tid, interpreter) in changed {
+                        let name = names
+                            .get(&tid)
+                            .cloned()
+                            .or_else(|| procfs::thread_comm(pid, tid));
                         out.push(Sample::Thread(ThreadInfo {
                             tid,
                             name,
@@ -320,38 +328,57 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
     let addresses = table.gil_addresses();
     let mut threads = Vec::with_capacity(table.threads.len());
     for i in 0..table.threads.len() {
-        let g = table.gil_of(table.threads[i].interpreter);
+        let own = table.gil_of(table.threads[i].interpreter);
         let t = &mut table.threads[i];
         // A thread that ended between the refresh and now is simply left out of this tick.
         let Some(syscall) = t.files.syscall() else {
             continue;
         };
-        let reading = gils.get(g);
-        if reading.is_some_and(|r| r.enabled == Some(GilEnabled::Disabled)) {
+        let gil_id = |g: usize| gils.get(g).map_or(0, |r| r.interpreter);
+        if gils
+            .get(own)
+            .is_some_and(|r| r.enabled == Some(GilEnabled::Disabled))
+        {
             let (state, on_cpu) = classify_without_gil(syscall);
             t.previous = None;
             threads.push(ThreadObservation {
                 tid: t.tid,
                 state,
                 on_cpu,
+                gil: gil_id(own),
             });
             continue;
         }
-        let holds = reading.is_some_and(|r| r.holder == Some(t.tid));
-        let (mut state, on_cpu) = classify(holds, syscall, &addresses);
-        let switch_number = reading.map_or(0, |r| r.switch_number);
-        if let (ThreadState::Native, Some((previous, then))) = (state, t.previous) {
-            let last_holder_is_self = last_holders.get(g).copied().flatten() == Some(t.tid);
+        // The GIL its state is about: the one it holds, else the one it sleeps on, else
+        // its interpreter's.
+        let held = gils.iter().position(|r| r.holder == Some(t.tid));
+        let (mut state, on_cpu) = classify(held.is_some(), syscall, &addresses);
+        let g = held
+            .or_else(|| futex_gil(syscall, &addresses))
+            .unwrap_or(own);
+        if let (ThreadState::Native, Some((previous, was, then))) = (state, t.previous) {
+            // A woken waiter is still about the GIL it waited for.
+            let switch_number = gils.get(was).map_or(0, |r| r.switch_number);
+            let last_holder_is_self = last_holders.get(was).copied().flatten() == Some(t.tid);
             let handoffs = switch_number.wrapping_sub(then);
             if still_waiting(previous, handoffs, last_holder_is_self) {
                 state = ThreadState::Waiting;
+                t.previous = Some((state, was, then));
+                threads.push(ThreadObservation {
+                    tid: t.tid,
+                    state,
+                    on_cpu,
+                    gil: gil_id(was),
+                });
+                continue;
             }
         }
-        t.previous = Some((state, switch_number));
+        t.previous = Some((state, g, gils.get(g).map_or(0, |r| r.switch_number)));
         threads.push(ThreadObservation {
             tid: t.tid,
             state,
             on_cpu,
+            gil: gil_id(g),
         });
     }
     Some(StateTick { at, gils, threads })

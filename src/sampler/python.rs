@@ -78,7 +78,7 @@ impl StackReader {
                     .rev()
                     .map(|f| Frame {
                         function: f.name,
-                        file: f.short_filename.unwrap_or(f.filename),
+                        file: f.filename,
                         line: f.line.max(0) as u32,
                     })
                     .collect(),

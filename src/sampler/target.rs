@@ -95,27 +95,28 @@ impl Target {
             .ok_or_else(|| OpenError::NotPython(anyhow!("no _PyRuntime symbol")))?;
         let mut published = None;
         let mut frame_reader = None;
+        let mut free_threaded = false;
         if python.minor >= 13 {
             let mut bytes = vec![0u8; debug_offsets::read_len()];
             if Remote(&process).read(runtime, &mut bytes).is_ok() {
                 let offsets = DebugOffsets::parse(&bytes);
-                if Preamble::read(&bytes).is_some_and(|p| p.free_threaded) {
+                free_threaded = Preamble::read(&bytes).is_some_and(|p| p.free_threaded);
+                if free_threaded {
                     // The table describes builds with a GIL only, and py-spy cannot read a
                     // free-threaded build's stacks: both come from the debug offsets here.
-                    let unsupported = |why: &str| {
-                        OpenError::Unsupported(format!("{} free-threaded ({why})", python.version))
+                    let unsupported = |e: anyhow::Error| {
+                        OpenError::Unsupported(format!("{} free-threaded ({e:#})", python.version))
                     };
-                    let offsets = offsets.map_err(|e| unsupported(&format!("{e:#}")))?;
-                    let frames =
-                        FrameLayout::new(&offsets).map_err(|e| unsupported(&format!("{e:#}")))?;
-                    published = Some(
-                        offsets
-                            .layout()
-                            .map_err(|e| unsupported(&format!("{e:#}")))?,
-                    );
+                    let offsets = offsets.map_err(unsupported)?;
+                    let frames = FrameLayout::new(&offsets).map_err(unsupported)?;
+                    published = Some(offsets.layout().map_err(unsupported)?);
                     frame_reader = Some(frames::StackReader::new(frames));
-                } else {
-                    published = offsets.and_then(|offsets| offsets.layout()).ok();
+                } else if let Ok(offsets) = offsets {
+                    published = offsets.layout().ok();
+                    // For the threads of subinterpreters, which py-spy does not read.
+                    frame_reader = FrameLayout::new(&offsets)
+                        .ok()
+                        .map(frames::StackReader::new);
                 }
             }
         }
@@ -127,11 +128,11 @@ impl Target {
         if interpreters.iter().all(|i| i.threads.is_empty()) {
             return Err(OpenError::NotReady(anyhow!("no Python thread yet")));
         }
-        let free_threaded = frame_reader.is_some();
-        let stacks = match frame_reader {
-            Some(reader) => StackSource::DebugOffsets(reader),
-            None => StackSource::PySpy(python::StackReader::new(pid).map_err(OpenError::NotReady)?),
+        let py_spy = match free_threaded {
+            true => None,
+            false => Some(python::StackReader::new(pid).map_err(OpenError::NotReady)?),
         };
+        let stacks = StackSource::new(py_spy, frame_reader);
         Ok(Target {
             pid,
             python,

@@ -14,17 +14,22 @@ const GLIBC_PTHREAD_TID: usize = 0x2d0;
 /// How far into `struct pthread` the scan looks for the tid.
 const PTHREAD_SCAN: usize = 2048;
 
-/// One Python thread being followed.
+/// One Python thread being followed: one OS thread, which has a `PyThreadState` in every
+/// interpreter it runs code of (a thread inside `_interpreters.exec` has one in the main
+/// interpreter and one in the subinterpreter).
 #[derive(Debug)]
 pub struct Tracked {
     pub tid: Tid,
+    /// The interpreter it runs in: of those it has a thread state in, the newest (the
+    /// subinterpreter it entered, not the one it entered it from).
     pub interpreter: i64,
     pub pthread: u64,
-    /// Its `PyThreadState*`.
-    pub tstate: u64,
+    /// `(interpreter id, PyThreadState*)`, oldest interpreter first.
+    pub tstates: Vec<(i64, u64)>,
     pub files: TaskFiles,
-    /// Its state at the previous tick, and its GIL's `switch_number` then.
-    pub previous: Option<(ThreadState, u64)>,
+    /// Its state at the previous tick, the GIL that state was about (index in `gils`), and
+    /// that GIL's `switch_number` then.
+    pub previous: Option<(ThreadState, usize, u64)>,
 }
 
 /// What one GIL is and which interpreters use it.
@@ -41,6 +46,10 @@ pub struct Gil {
 pub struct ThreadTable {
     pub threads: Vec<Tracked>,
     pub gils: Vec<Gil>,
+    /// How many interpreters the process has.
+    pub interpreters: usize,
+    /// Each interpreter's id and the id naming its GIL ([`Gil::interpreter`]).
+    pub interpreter_gils: Vec<(i64, i64)>,
     /// `PyThreadState*` → tid, to name the GIL holder.
     by_tstate: HashMap<u64, Tid>,
     /// `pthread_t` → tid, to match py-spy's stacks to threads.
@@ -73,7 +82,8 @@ impl ThreadTable {
             .collect()
     }
 
-    /// Re-reads the interpreter and thread lists. Returns the threads seen for the first time.
+    /// Re-reads the interpreter and thread lists. Returns the threads seen for the first time
+    /// and those that moved to another interpreter, with their interpreter now.
     pub fn refresh(
         &mut self,
         pid: i32,
@@ -88,7 +98,8 @@ impl ThreadTable {
         let mut gils: Vec<Gil> = Vec::new();
         let mut by_tstate = HashMap::new();
         let mut by_pthread = HashMap::new();
-        let mut wanted: Vec<(Tid, i64, u64, u64)> = Vec::new();
+        // tid → (pthread, thread states), in the order first seen.
+        let mut wanted: Vec<(Tid, u64, Vec<(i64, u64)>)> = Vec::new();
         for interp in &interpreters {
             match gils.iter_mut().find(|g| g.address == interp.gil) {
                 Some(g) => g.interpreter = g.interpreter.min(interp.id),
@@ -108,34 +119,50 @@ impl ThreadTable {
                 };
                 by_tstate.insert(t.tstate, tid);
                 by_pthread.insert(t.pthread, tid);
-                wanted.push((tid, interp.id, t.pthread, t.tstate));
+                match wanted.iter_mut().find(|w| w.0 == tid) {
+                    Some(w) => w.2.push((interp.id, t.tstate)),
+                    None => wanted.push((tid, t.pthread, vec![(interp.id, t.tstate)])),
+                }
             }
         }
 
         let mut kept: HashMap<Tid, Tracked> = self.threads.drain(..).map(|t| (t.tid, t)).collect();
-        let mut new = Vec::new();
-        for (tid, interpreter, pthread, tstate) in wanted {
+        let mut changed = Vec::new();
+        for (tid, pthread, mut tstates) in wanted {
+            tstates.sort_unstable();
+            let interpreter = tstates.last().map_or(0, |&(id, _)| id);
             if let Some(mut t) = kept.remove(&tid) {
+                if t.interpreter != interpreter {
+                    changed.push((tid, interpreter));
+                }
                 t.interpreter = interpreter;
                 t.pthread = pthread;
-                t.tstate = tstate;
+                t.tstates = tstates;
                 self.threads.push(t);
             } else if let Ok(files) = TaskFiles::open(pid, tid) {
                 self.threads.push(Tracked {
                     tid,
                     interpreter,
                     pthread,
-                    tstate,
+                    tstates,
                     files,
                     previous: None,
                 });
-                new.push((tid, interpreter));
+                changed.push((tid, interpreter));
             }
         }
+        self.interpreter_gils = interpreters
+            .iter()
+            .filter_map(|i| {
+                let gil = gils.iter().find(|g| g.address == i.gil)?;
+                Some((i.id, gil.interpreter))
+            })
+            .collect();
         self.gils = gils;
+        self.interpreters = interpreters.len();
         self.by_tstate = by_tstate;
         self.by_pthread = by_pthread;
-        Ok(new)
+        Ok(changed)
     }
 
     /// Maps `pthread_t` values to OS thread ids for versions whose thread states do not carry
