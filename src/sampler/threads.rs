@@ -14,6 +14,9 @@ const GLIBC_PTHREAD_TID: usize = 0x2d0;
 /// How far into `struct pthread` the scan looks for the tid.
 const PTHREAD_SCAN: usize = 2048;
 
+/// `(interpreter id, PyThreadState*)` pairs of one OS thread.
+type ThreadStates = Vec<(i64, u64)>;
+
 /// One Python thread being followed: one OS thread, which has a `PyThreadState` in every
 /// interpreter it runs code of (a thread inside `_interpreters.exec` has one in the main
 /// interpreter and one in the subinterpreter).
@@ -24,8 +27,8 @@ pub struct Tracked {
     /// subinterpreter it entered, not the one it entered it from).
     pub interpreter: i64,
     pub pthread: u64,
-    /// `(interpreter id, PyThreadState*)`, oldest interpreter first.
-    pub tstates: Vec<(i64, u64)>,
+    /// Its thread states, oldest interpreter first.
+    pub tstates: ThreadStates,
     pub files: TaskFiles,
     /// Its state at the previous tick, the GIL that state was about (index in `gils`), and
     /// that GIL's `switch_number` then.
@@ -99,7 +102,7 @@ impl ThreadTable {
         let mut by_tstate = HashMap::new();
         let mut by_pthread = HashMap::new();
         // tid → (pthread, thread states), in the order first seen.
-        let mut wanted: Vec<(Tid, u64, Vec<(i64, u64)>)> = Vec::new();
+        let mut wanted: Vec<(Tid, u64, ThreadStates)> = Vec::new();
         for interp in &interpreters {
             match gils.iter_mut().find(|g| g.address == interp.gil) {
                 Some(g) => g.interpreter = g.interpreter.min(interp.id),
