@@ -18,7 +18,7 @@ fn thread<'a>(json: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no thread {name}: {}", json["threads"]))
 }
 
-fn gil_of<'a>(json: &'a Value, interpreter: i64) -> &'a Value {
+fn gil_of(json: &Value, interpreter: i64) -> &Value {
     json["gils"]
         .as_array()
         .unwrap()
