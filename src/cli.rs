@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Do not print the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also profile the program's child processes as they start and end (a multiprocessing
+    /// pool, a pre-fork server): a section per process, and all of them together.
+    #[arg(long)]
+    pub subprocesses: bool,
 }
 
 /// What a run needs, free of clap.
@@ -82,6 +86,7 @@ pub struct RunOptions {
     /// At least one, no repeats.
     pub formats: Vec<Format>,
     pub quiet: bool,
+    pub subprocesses: bool,
 }
 
 const MAX_RATE: f64 = 10_000.0;
@@ -133,6 +138,7 @@ impl RunArgs {
             output: self.output.clone(),
             formats,
             quiet: self.quiet,
+            subprocesses: self.subprocesses,
         })
     }
 }

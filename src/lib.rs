@@ -3,12 +3,14 @@
 //! The pipeline, one module per stage: [`sampler`] reads a live CPython process into
 //! [`model`] samples; [`analysis`] turns them into metrics, a verdict and folded stacks;
 //! [`report`] renders those; [`session`] runs the whole thing for the command line, with
-//! [`attach`] and [`record`] getting hold of the target and [`cli`] parsing the arguments.
+//! [`attach`] and [`record`] getting hold of the target, [`family`] following its child
+//! processes, and [`cli`] parsing the arguments.
 
 pub mod analysis;
 pub mod attach;
 pub mod cli;
 pub mod error;
+pub mod family;
 pub mod gil;
 pub mod model;
 pub mod output;

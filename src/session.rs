@@ -13,6 +13,7 @@ use crate::analysis::Accumulator;
 use crate::attach;
 use crate::cli::RunOptions;
 use crate::error::UserError;
+use crate::family::{self, Children};
 use crate::model::TargetInfo;
 use crate::output::Output;
 use crate::record::{failure_code, Program};
@@ -68,7 +69,7 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         }
         Launch::Attach(pid) => {
             attach::check(pid)?;
-            (pid, None, cmdline(pid))
+            (pid, None, family::cmdline(pid))
         }
     };
     let patience = if program.is_some() {
@@ -114,6 +115,9 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         );
     }
     let mut acc = Accumulator::default();
+    let mut children = options
+        .subprocesses
+        .then(|| Children::new(pid, options.rates));
     let started = Instant::now();
     let mut stopped_by_us = false;
     loop {
@@ -121,6 +125,9 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
             Ok(batch) => batch.into_iter().for_each(|s| acc.push(s)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(children) = children.as_mut() {
+            children.poll();
         }
         if interrupted.load(Ordering::Relaxed)
             || options.duration.is_some_and(|d| started.elapsed() >= d)
@@ -134,17 +141,19 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
     }
     let (end, counters, rest) = sampler.finish()?;
     rest.into_iter().for_each(|s| acc.push(s));
+    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let subprocesses = children.map_or_else(Vec::new, |c| c.finish(cpu_count));
     let status = match program.as_mut() {
         Some(p) if interrupted.load(Ordering::Relaxed) => Some(after_interrupt(p)?),
         Some(p) => Some(p.stop()?),
         None => None,
     };
 
-    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
     let profile = acc.finish(counters.late_ticks, cpu_count);
     let report = Report {
         target: &info,
         profile: &profile,
+        subprocesses: &subprocesses,
     };
     if !options.quiet {
         if end == End::TargetExited && program.is_none() {
@@ -181,16 +190,4 @@ fn after_interrupt(program: &mut Program) -> std::io::Result<std::process::ExitS
         Some(status) => Ok(status),
         None => program.stop(),
     }
-}
-
-/// The command line of a running process, for the report.
-fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }

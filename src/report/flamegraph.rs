@@ -62,17 +62,35 @@ fn describe(view: View) -> (&'static str, &'static str, &'static str, BasicPalet
 impl Render for Flamegraph {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
         let (what, subtitle, count_name, basic) = describe(self.0);
-        let lines = folded(report.profile, self.0);
-        let text: Vec<String> = lines
-            .iter()
-            .map(|(stack, n)| format!("{stack} {n}"))
-            .collect();
-        let title = format!(
-            "gilscope: {what} — pid {}, CPython {}, {}",
-            report.target.pid,
-            report.target.python,
-            report.profile.verdict.kind.title()
-        );
+        let text: Vec<String> = if report.subprocesses.is_empty() {
+            folded(report.profile, self.0)
+                .iter()
+                .map(|(stack, n)| format!("{stack} {n}"))
+                .collect()
+        } else {
+            // Every process's stacks, each under a root frame naming the process.
+            let all = std::iter::once((report.target, report.profile))
+                .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)));
+            all.flat_map(|(info, profile)| {
+                let root = process_frame(info);
+                folded(profile, self.0)
+                    .into_iter()
+                    .map(move |(stack, n)| format!("{root};{stack} {n}"))
+            })
+            .collect()
+        };
+        let title = match report.subprocesses.len() {
+            0 => format!(
+                "gilscope: {what} — pid {}, CPython {}, {}",
+                report.target.pid,
+                report.target.python,
+                report.profile.verdict.kind.title()
+            ),
+            n => format!(
+                "gilscope: {what} — pid {} and {n} subprocesses, CPython {}",
+                report.target.pid, report.target.python
+            ),
+        };
         if text.is_empty() {
             // inferno refuses empty input; an empty view still gets a valid, readable file.
             let note = match self.0 {
@@ -103,6 +121,25 @@ impl Render for Flamegraph {
             .context("rendering the flame graph")?;
         Ok(())
     }
+}
+
+/// `process 1234 (worker.py)`: the root frame of one process's stacks, made safe for the
+/// folded format.
+fn process_frame(info: &crate::model::TargetInfo) -> String {
+    let program = info
+        .command
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .or(info.command.first())
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or("python");
+    let name: String = program
+        .chars()
+        .map(|c| if c == ';' || c.is_control() { '_' } else { c })
+        .take(60)
+        .collect();
+    format!("process {} ({name})", info.pid)
 }
 
 /// Escapes text for SVG.

@@ -7,8 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Render, Report};
-use crate::analysis::{Finding, GilMetrics, RunCounts, Site, Verdict};
-use crate::model::ThreadState;
+use crate::analysis::{Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
+use crate::model::{TargetInfo, ThreadState};
 
 pub const SCHEMA: &str = "gilscope/1";
 
@@ -17,6 +17,28 @@ pub struct Json;
 #[derive(Serialize)]
 struct Document<'a> {
     schema: &'static str,
+    #[serde(flatten)]
+    root: ProcessDoc<'a>,
+    /// `--subprocesses`: each Python descendant followed, in the same shape as the root.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subprocesses: Vec<ProcessDoc<'a>>,
+    /// `--subprocesses`: the root and its descendants together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    combined: Option<Combined>,
+}
+
+#[derive(Serialize)]
+struct Combined {
+    processes: usize,
+    /// CPU seconds of all of them per wall second.
+    cores_used: f64,
+    cpu_count: usize,
+    /// Sum over the processes of the mean number of threads waiting for their main GIL.
+    avg_waiters: f64,
+}
+
+#[derive(Serialize)]
+struct ProcessDoc<'a> {
     target: Target<'a>,
     run: Run<'a>,
     process: Process,
@@ -70,52 +92,79 @@ struct Thread<'a> {
 
 impl Render for Json {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
-        let p = report.profile;
+        let subprocesses: Vec<ProcessDoc> = report
+            .subprocesses
+            .iter()
+            .map(|s| process(&s.info, &s.profile))
+            .collect();
+        let combined = (!report.subprocesses.is_empty()).then(|| {
+            let all = || {
+                std::iter::once(report.profile)
+                    .chain(report.subprocesses.iter().map(|s| &s.profile))
+            };
+            Combined {
+                processes: 1 + report.subprocesses.len(),
+                cores_used: all().filter_map(|p| p.cores_used).sum(),
+                cpu_count: report.profile.cpu_count,
+                avg_waiters: all()
+                    .filter_map(|p| p.main_gil())
+                    .map(|g| g.avg_waiters)
+                    .sum(),
+            }
+        });
         let doc = Document {
             schema: SCHEMA,
-            target: Target {
-                pid: report.target.pid,
-                python: &report.target.python,
-                free_threaded: false,
-                command: &report.target.command,
-            },
-            run: Run {
-                counts: &p.run,
-                state_rate_hz: report.target.state_hz,
-                stack_rate_hz: report.target.stack_hz,
-                monotonic_start_ns: report.target.monotonic_zero_ns
-                    + (p.run.first_sample_s * 1e9) as u64,
-            },
-            process: Process {
-                cores_used: p.cores_used,
-                cpu_count: p.cpu_count,
-            },
-            gils: &p.gils,
-            threads: p
-                .threads
-                .iter()
-                .map(|t| Thread {
-                    tid: t.tid,
-                    name: t.name.as_deref(),
-                    interpreter: t.interpreter,
-                    cpu_s: t.cpu_s,
-                    states: ThreadState::ALL
-                        .iter()
-                        .map(|&s| (s.key(), t.share(s)))
-                        .collect(),
-                    held_off_cpu: t.held_off_cpu as f64 / t.ticks.max(1) as f64,
-                })
-                .collect(),
-            verdict: &p.verdict,
-            findings: &p.findings,
-            top_holders: &p.top_holders,
-            top_waiters: &p.top_waiters,
-            top_running: &p.top_running,
-            top_blame: &p.top_blame,
+            root: process(report.target, report.profile),
+            subprocesses,
+            combined,
         };
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
         Ok(())
+    }
+}
+
+/// One process's part of the document.
+fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
+    ProcessDoc {
+        target: Target {
+            pid: target.pid,
+            python: &target.python,
+            free_threaded: p.gils.iter().any(|g| g.free_threaded),
+            command: &target.command,
+        },
+        run: Run {
+            counts: &p.run,
+            state_rate_hz: target.state_hz,
+            stack_rate_hz: target.stack_hz,
+            monotonic_start_ns: target.monotonic_zero_ns + (p.run.first_sample_s * 1e9) as u64,
+        },
+        process: Process {
+            cores_used: p.cores_used,
+            cpu_count: p.cpu_count,
+        },
+        gils: &p.gils,
+        threads: p
+            .threads
+            .iter()
+            .map(|t| Thread {
+                tid: t.tid,
+                name: t.name.as_deref(),
+                interpreter: t.interpreter,
+                cpu_s: t.cpu_s,
+                states: ThreadState::ALL
+                    .iter()
+                    .map(|&s| (s.key(), t.share(s)))
+                    .collect(),
+                held_off_cpu: t.held_off_cpu as f64 / t.ticks.max(1) as f64,
+            })
+            .collect(),
+        verdict: &p.verdict,
+        findings: &p.findings,
+        top_holders: &p.top_holders,
+        top_waiters: &p.top_waiters,
+        top_running: &p.top_running,
+        top_blame: &p.top_blame,
     }
 }
 
@@ -188,6 +237,7 @@ mod tests {
             &Report {
                 target: &target,
                 profile: &profile,
+                subprocesses: &[],
             },
             &mut out,
         )

@@ -17,6 +17,14 @@ use crate::model::TargetInfo;
 pub struct Report<'a> {
     pub target: &'a TargetInfo,
     pub profile: &'a Profile,
+    /// `--subprocesses`: the Python descendants followed, each with its own analysis.
+    pub subprocesses: &'a [Subprocess],
+}
+
+/// A descendant process profiled beside the target.
+pub struct Subprocess {
+    pub info: TargetInfo,
+    pub profile: Profile,
 }
 
 /// One output format.

@@ -54,6 +54,66 @@ fn state_columns(report: &Report) -> Vec<ThreadState> {
         .collect()
 }
 
+/// `--subprocesses`: one line per process, and what they add up to.
+fn subprocess_section(report: &Report, s: &mut String) {
+    let p = report.profile;
+    let _ = writeln!(
+        s,
+        "\nProcesses ({} Python subprocesses followed)\n  {:<8} {:<8} {:<26} {:>8} {:>12} {:>6}",
+        report.subprocesses.len(),
+        "pid",
+        "python",
+        "verdict",
+        "GIL held",
+        "avg waiters",
+        "cores"
+    );
+    let all: Vec<(&crate::model::TargetInfo, &crate::analysis::Profile)> =
+        std::iter::once((report.target, p))
+            .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)))
+            .collect();
+    for (info, profile) in &all {
+        let gil = profile.main_gil();
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<8} {:<26} {:>8} {:>12.2} {:>6.2}",
+            info.pid,
+            printable(&info.python, 8),
+            profile.verdict.kind.title(),
+            gil.map_or("-".into(), |g| pct(g.held)),
+            gil.map_or(0.0, |g| g.avg_waiters),
+            profile.cores_used.unwrap_or(0.0)
+        );
+    }
+    let cores: f64 = all.iter().filter_map(|(_, p)| p.cores_used).sum();
+    let waiting: f64 = all
+        .iter()
+        .filter_map(|(_, p)| p.main_gil())
+        .map(|g| g.avg_waiters)
+        .sum();
+    let busy = all
+        .iter()
+        .filter(|(_, p)| p.main_gil().is_some_and(|g| g.held >= 0.5))
+        .count();
+    let reading = if busy >= 2 && waiting < 0.1 * busy as f64 {
+        format!(
+            "{busy} processes each kept a GIL of its own busy with almost no thread waiting: \
+             the work runs in parallel across processes, as the GIL allows"
+        )
+    } else if waiting >= 0.5 {
+        "threads still wait for a GIL inside the processes: see each one's verdict".to_string()
+    } else {
+        "no process was GIL-bound".to_string()
+    };
+    let _ = writeln!(
+        s,
+        "  all {} processes: {cores:.2} of {} cores used, {waiting:.2} threads waiting for a \
+         GIL on average; {reading}.",
+        all.len(),
+        p.cpu_count
+    );
+}
+
 /// The summary, ending with a newline.
 pub fn summary(report: &Report) -> String {
     let (t, p) = (report.target, report.profile);
@@ -207,6 +267,9 @@ pub fn summary(report: &Report) -> String {
             &p.top_blame,
         )
     };
+    if !report.subprocesses.is_empty() {
+        subprocess_section(report, &mut s);
+    }
     let lists = [
         holders,
         ("Waits for the GIL at", &p.top_waiters),
@@ -256,6 +319,7 @@ mod tests {
         summary(&Report {
             target: &target,
             profile: &profile,
+            subprocesses: &[],
         })
     }
 

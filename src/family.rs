@@ -1,0 +1,213 @@
+//! `--subprocesses`: the target's descendants, followed as they start and end (a
+//! `multiprocessing` pool, a pre-fork server). Each Python one gets a sampler and an
+//! accumulator of its own; processes that are not Python (a shell between, a helper binary)
+//! are passed over, but their children are still followed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use crate::analysis::Accumulator;
+use crate::attach;
+use crate::error::UserError;
+use crate::model::TargetInfo;
+use crate::report::Subprocess;
+use crate::sampler::{Rates, Sampler, Target};
+
+/// How often `/proc` is scanned for new descendants.
+const SCAN_EVERY: Duration = Duration::from_millis(100);
+/// How long a new child may take before its interpreter can be read (a `spawn`ed worker
+/// starts a fresh interpreter).
+const CHILD_PATIENCE: Duration = Duration::from_secs(10);
+
+struct Running {
+    info: TargetInfo,
+    sampler: Sampler,
+    acc: Accumulator,
+}
+
+/// The descendants of one process and their samplers.
+pub struct Children {
+    root: i32,
+    rates: Rates,
+    seen: HashSet<i32>,
+    last_scan: Option<Instant>,
+    opened_tx: Sender<(i32, Result<Target, UserError>)>,
+    opened: Receiver<(i32, Result<Target, UserError>)>,
+    running: Vec<Running>,
+    /// Samplers that ended (their process exited), with their samples so far.
+    ended: Vec<Running>,
+    /// Descendants that were not Python, or exited before they could be read.
+    pub passed_over: usize,
+}
+
+impl Children {
+    pub fn new(root: i32, rates: Rates) -> Children {
+        let (opened_tx, opened) = channel();
+        Children {
+            root,
+            rates,
+            seen: HashSet::from([root]),
+            last_scan: None,
+            opened_tx,
+            opened,
+            running: Vec::new(),
+            ended: Vec::new(),
+            passed_over: 0,
+        }
+    }
+
+    /// Finds new descendants, starts samplers for those that opened as Python, and moves
+    /// every sampler's samples into its accumulator. Call it often; it never blocks.
+    pub fn poll(&mut self) {
+        if self.last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
+            self.last_scan = Some(Instant::now());
+            for pid in descendants(self.root, &parents()) {
+                if self.seen.insert(pid) {
+                    // Opening waits for the interpreter to start: off this thread.
+                    let tx = self.opened_tx.clone();
+                    std::thread::spawn(move || {
+                        let _ = tx.send((pid, attach::open(pid, CHILD_PATIENCE)));
+                    });
+                }
+            }
+        }
+        while let Ok((pid, opened)) = self.opened.try_recv() {
+            match opened.map_err(anyhow::Error::from).and_then(|target| {
+                let python = target.python.version.clone();
+                Ok((python, Sampler::start(target, self.rates)?))
+            }) {
+                Ok((python, sampler)) => self.running.push(Running {
+                    info: TargetInfo {
+                        pid,
+                        python,
+                        command: cmdline(pid),
+                        state_hz: self.rates.state_hz,
+                        stack_hz: self.rates.stack_hz,
+                        monotonic_zero_ns: sampler.monotonic_zero_ns,
+                    },
+                    sampler,
+                    acc: Accumulator::default(),
+                }),
+                Err(_) => self.passed_over += 1,
+            }
+        }
+        let mut i = 0;
+        while i < self.running.len() {
+            let r = &mut self.running[i];
+            let ended = loop {
+                match r.sampler.samples.try_recv() {
+                    Ok(batch) => batch.into_iter().for_each(|s| r.acc.push(s)),
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if ended {
+                self.ended.push(self.running.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Stops every sampler and returns each process's profile, in order of pid.
+    pub fn finish(mut self, cpu_count: usize) -> Vec<Subprocess> {
+        self.poll();
+        let mut done: Vec<Subprocess> = self
+            .running
+            .into_iter()
+            .chain(self.ended)
+            .filter_map(|mut r| {
+                let (_, counters, rest) = r.sampler.finish().ok()?;
+                rest.into_iter().for_each(|s| r.acc.push(s));
+                let profile = r.acc.finish(counters.late_ticks, cpu_count);
+                Some(Subprocess {
+                    info: r.info,
+                    profile,
+                })
+            })
+            .filter(|p| p.profile.run.state_samples > 0)
+            .collect();
+        done.sort_by_key(|p| p.info.pid);
+        done
+    }
+}
+
+/// Every process's parent, from `/proc/<pid>/stat`.
+fn parents() -> HashMap<i32, i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read(e.path().join("stat")).ok()?;
+            Some((pid, parent_in_stat(&stat)?))
+        })
+        .collect()
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line, counted from the last `)` since the command
+/// name may hold anything.
+fn parent_in_stat(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// The descendants of `root` in a pid → parent map, nearest first.
+fn descendants(root: i32, parents: &HashMap<i32, i32>) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (&pid, &parent) in parents {
+        children.entry(parent).or_default().push(pid);
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        if let Some(kids) = children.get(&pid) {
+            let mut kids = kids.clone();
+            kids.sort_unstable();
+            for kid in kids {
+                if kid != root && !out.contains(&kid) {
+                    out.push(kid);
+                    queue.push(kid);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The command line of a process, for the report.
+pub fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_is_read_after_the_command_name() {
+        assert_eq!(parent_in_stat(b"42 (a) b (c)) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_in_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn descendants_are_found_through_every_generation() {
+        // 1 ─ 10 ─ 11 ─ 12, and 10 ─ 13; 20 is not ours.
+        let parents = HashMap::from([(10, 1), (11, 10), (12, 11), (13, 10), (20, 2), (1, 0)]);
+        let mut found = descendants(1, &parents);
+        found.sort_unstable();
+        assert_eq!(found, [10, 11, 12, 13]);
+        assert!(descendants(12, &parents).is_empty());
+    }
+}
