@@ -645,3 +645,46 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
         serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
     assert!(f(&json["run"]["state_samples"]) > 0.0, "{json}");
 }
+
+#[test]
+fn an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed() {
+    let _turn = exclusive();
+    for py in pythons() {
+        let who = &py.label;
+        let (busy, summary) = record_json(
+            py,
+            "asyncio_loop.py",
+            &["--seconds", "2", "--busy-ms", "5", "--sleep-ms", "0"],
+        );
+        assert_eq!(
+            busy["verdict"]["kind"], "single-thread-cpu",
+            "{who}: {summary}"
+        );
+        assert!(
+            f(&gil0(&busy)["contended"]) <= 0.05,
+            "{who}: {}",
+            gil0(&busy)
+        );
+        let looping = threads_named(&busy, "event-loop");
+        assert!(
+            f(&looping[0]["states"]["holding"]) >= 0.8,
+            "{who}: {}",
+            looping[0]
+        );
+        let advice = busy["verdict"]["advice"][0].as_str().unwrap();
+        assert!(advice.contains("asyncio event loop"), "{who}: {advice}");
+
+        let (idle, summary) = record_json(
+            py,
+            "asyncio_loop.py",
+            &["--seconds", "2", "--busy-ms", "1", "--sleep-ms", "50"],
+        );
+        assert_eq!(idle["verdict"]["kind"], "mostly-idle", "{who}: {summary}");
+        let looping = threads_named(&idle, "event-loop");
+        assert!(
+            f(&looping[0]["states"]["idle"]) >= 0.6,
+            "{who}: {}",
+            looping[0]
+        );
+    }
+}

@@ -207,6 +207,11 @@ impl Accumulator {
                 .filter(move |((_, s, _), _)| *s == state)
                 .map(|((_, _, id), n)| (*id, *n))
         };
+        let event_loop = stack_counts
+            .iter()
+            .find(|((_, _, id), _)| self.stacks.get(*id).iter().any(is_event_loop_frame))
+            .and_then(|((tid, _, _), _)| threads.iter().find(|t| t.tid == *tid))
+            .map(ThreadSummary::label);
         let top_holders = top_sites(&self.stacks, in_state(ThreadState::Holding));
         let top_waiters = top_sites(&self.stacks, in_state(ThreadState::Waiting));
         let top_running = top_sites(&self.stacks, in_state(ThreadState::Running));
@@ -256,6 +261,7 @@ impl Accumulator {
             state_samples: self.state_samples,
             running_threads,
             cores_used,
+            event_loop,
         });
         Profile {
             run: RunCounts {
@@ -324,6 +330,12 @@ fn gil_metrics(interpreter: i64, g: &GilCounts, start: Duration) -> GilMetrics {
         switch_interval_ms: g.interval_us as f64 / 1000.0,
         ticks: g.ticks,
     }
+}
+
+/// asyncio's `BaseEventLoop._run_once`, which every event loop runs each iteration.
+fn is_event_loop_frame(frame: &Frame) -> bool {
+    frame.function.ends_with("_run_once")
+        && (frame.file.ends_with("asyncio/base_events.py") || frame.file == "base_events.py")
 }
 
 /// Mean number of threads in `state` per tick.

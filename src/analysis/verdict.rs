@@ -67,6 +67,13 @@ pub struct Evidence<'a> {
     pub running_threads: f64,
     /// CPU seconds of the whole process per wall second.
     pub cores_used: Option<f64>,
+    /// The thread that runs an asyncio event loop, if one was seen.
+    pub event_loop: Option<String>,
+}
+
+/// A file's last path component: what the verdict names (the JSON keeps the whole path).
+fn base_name(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
 }
 
 fn pct(x: f64) -> String {
@@ -109,7 +116,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
         format!(
             "; {}() at {}:{} holds it {} of the time",
             s.function,
-            s.file,
+            base_name(&s.file),
             s.line,
             pct(s.share * g.held)
         )
@@ -208,10 +215,22 @@ fn judge_situation(e: &Evidence) -> Verdict {
                 pct(g.held)
             ),
             rule: format!("not contended, held ≥ {} ({numbers})", pct(SINGLE_HELD)),
-            advice: vec![format!(
-                "One thread does the Python work: more threads will not speed it up. \
+            advice: match &e.event_loop {
+                Some(thread) => vec![
+                    format!(
+                        "{thread} runs an asyncio event loop: while {hot} computes, every \
+                         other coroutine waits, with or without a GIL."
+                    ),
+                    format!(
+                        "Move {hot} off the loop: await loop.run_in_executor() with a \
+                         ProcessPoolExecutor, or asyncio.to_thread() if it releases the GIL."
+                    ),
+                ],
+                None => vec![format!(
+                    "One thread does the Python work: more threads will not speed it up. \
                      Make {hot} faster, or split the work across processes."
-            )],
+                )],
+            },
         };
     }
     Verdict {
@@ -240,7 +259,7 @@ fn gil_disabled(e: &Evidence, g: &GilMetrics) -> Verdict {
         format!(
             "; the hottest code is {}() at {}:{} ({} of running samples)",
             s.function,
-            s.file,
+            base_name(&s.file),
             s.line,
             pct(s.share)
         )
@@ -315,6 +334,7 @@ mod tests {
             held_off_cpu: false,
             running_threads: 0.0,
             cores_used: None,
+            event_loop: None,
         })
     }
 
@@ -379,6 +399,7 @@ mod tests {
             held_off_cpu: true,
             running_threads: 0.0,
             cores_used: None,
+            event_loop: None,
         });
         assert!(v.advice[0].contains("held while blocked"), "{:?}", v.advice);
         assert_eq!(judge_with(&g, 0.0).advice.len() + 1, v.advice.len());
@@ -395,8 +416,38 @@ mod tests {
             held_off_cpu: false,
             running_threads: 0.0,
             cores_used: None,
+            event_loop: None,
         });
         assert!(v.summary.contains("No GIL samples"));
+    }
+
+    #[test]
+    fn a_busy_event_loop_gets_event_loop_advice_not_gil_advice() {
+        let g = gil(0.98, 0.01, 0.01);
+        let site = Site {
+            function: "handle".into(),
+            file: "app.py".into(),
+            line: 12,
+            share: 0.9,
+        };
+        let v = judge(&Evidence {
+            gil: Some(&g),
+            native_threads: 0.0,
+            cpu_count: 2,
+            top_holder: Some(&site),
+            state_samples: 1000,
+            held_off_cpu: false,
+            running_threads: 0.0,
+            cores_used: Some(1.0),
+            event_loop: Some("event-loop".into()),
+        });
+        assert_eq!(v.kind, VerdictKind::SingleThreadCpu);
+        assert!(
+            v.advice[0].contains("event-loop runs an asyncio event loop"),
+            "{:?}",
+            v.advice
+        );
+        assert!(v.advice[1].contains("run_in_executor"), "{:?}", v.advice);
     }
 
     #[test]
@@ -420,6 +471,7 @@ mod tests {
             held_off_cpu: false,
             running_threads: 1.9,
             cores_used: Some(1.95),
+            event_loop: None,
         };
         let v = judge(&evidence);
         assert_eq!(v.kind, VerdictKind::GilDisabled);
