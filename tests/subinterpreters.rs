@@ -100,3 +100,42 @@ fn each_gil_has_its_own_metrics_and_threads_their_interpreter() {
         eprintln!("skipped: no CPython 3.13+ found (run scripts/test-pythons)");
     }
 }
+
+#[test]
+fn an_interpreter_pool_runs_each_task_under_a_gil_of_its_own() {
+    let _turn = exclusive();
+    let mut tested = Vec::new();
+    for py in pythons().into_iter().filter(|p| p.version >= (3, 14)) {
+        let who = &py.label;
+        let (json, summary) = record_json(
+            py,
+            "subinterpreters.py",
+            &["--own", "0", "--shared", "0", "--main", "0", "--pool", "2"],
+        );
+        let busy: Vec<&Value> = json["gils"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| f(&g["held"]) >= 0.8)
+            .collect();
+        assert_eq!(busy.len(), 2, "{who}: {summary}");
+        for g in busy {
+            assert_ne!(g["interpreter"], 0, "{who}: {g}");
+            assert!(f(&g["avg_waiters"]) <= 0.05, "{who}: {g}");
+        }
+        assert_eq!(
+            json["verdict"]["kind"], "single-thread-cpu",
+            "{who}: {summary}"
+        );
+        assert!(
+            summary.contains("interpreters run Python in parallel"),
+            "{who}: {summary}"
+        );
+        assert_eq!(json["top_holders"][0]["function"], "spin", "{who}");
+        tested.push(py.full_version.clone());
+    }
+    eprintln!("interpreter pool: tested {tested:?}");
+    if tested.is_empty() {
+        eprintln!("skipped: no CPython 3.14+ found (run scripts/test-pythons)");
+    }
+}

@@ -222,6 +222,17 @@ impl Accumulator {
         let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
         let running_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Running);
         let main_gil = gils.iter().min_by_key(|g| g.interpreter);
+        // With subinterpreters, the verdict is about the GIL most threads want.
+        let verdict_gil = gils
+            .iter()
+            .filter(|g| g.enabled)
+            .max_by(|a, b| {
+                a.demand
+                    .total_cmp(&b.demand)
+                    .then(b.interpreter.cmp(&a.interpreter))
+            })
+            .or(main_gil);
+        let busy_gils = gils.iter().filter(|g| g.held >= 0.5 && g.enabled).count();
         let gil_disabled = main_gil
             .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
         // The verdict blames the code that makes others wait; with no waiters, the holder;
@@ -251,7 +262,8 @@ impl Accumulator {
             ticks: self.state_samples,
         });
         let verdict = verdict::judge(&verdict::Evidence {
-            gil: main_gil,
+            gil: verdict_gil,
+            busy_gils,
             native_threads,
             cpu_count,
             top_holder: hottest.as_ref(),

@@ -54,7 +54,10 @@ pub struct Verdict {
 
 /// What the verdict is judged on.
 pub struct Evidence<'a> {
+    /// The GIL judged: the one most threads want (the main one but with subinterpreters).
     pub gil: Option<&'a GilMetrics>,
+    /// GILs held at least half the time (more than one only with subinterpreters).
+    pub busy_gils: usize,
     /// Mean number of threads running C code with the GIL released.
     pub native_threads: f64,
     pub cpu_count: usize,
@@ -207,15 +210,30 @@ fn judge_situation(e: &Evidence) -> Verdict {
         };
     }
     if g.held >= SINGLE_HELD {
-        return Verdict {
-            kind: VerdictKind::SingleThreadCpu,
-            summary: format!(
+        let summary = if e.busy_gils > 1 {
+            format!(
+                "Single-thread CPU-bound per interpreter: {} GILs, each an interpreter's own, \
+                 are held at least half the time and almost nobody waits for them: the \
+                 interpreters run Python in parallel{holder}.",
+                e.busy_gils
+            )
+        } else {
+            format!(
                 "Single-thread CPU-bound: the GIL is held {} of the time and almost nobody \
                  waits for it{holder}.",
                 pct(g.held)
-            ),
+            )
+        };
+        return Verdict {
+            kind: VerdictKind::SingleThreadCpu,
+            summary,
             rule: format!("not contended, held ≥ {} ({numbers})", pct(SINGLE_HELD)),
             advice: match &e.event_loop {
+                _ if e.busy_gils > 1 => vec![format!(
+                    "Each busy interpreter runs on a GIL of its own: more interpreters (an \
+                     InterpreterPoolExecutor of more workers) help up to the CPU count ({}).",
+                    e.cpu_count
+                )],
                 Some(thread) => vec![
                     format!(
                         "{thread} runs an asyncio event loop: while {hot} computes, every \
@@ -327,6 +345,7 @@ mod tests {
         };
         judge(&Evidence {
             gil: Some(g),
+            busy_gils: 1,
             native_threads,
             cpu_count: 2,
             top_holder: Some(&site),
@@ -392,6 +411,7 @@ mod tests {
         };
         let v = judge(&Evidence {
             gil: Some(&g),
+            busy_gils: 1,
             native_threads: 0.0,
             cpu_count: 2,
             top_holder: Some(&site),
@@ -409,6 +429,7 @@ mod tests {
     fn no_samples_says_so() {
         let v = judge(&Evidence {
             gil: None,
+            busy_gils: 0,
             native_threads: 0.0,
             cpu_count: 2,
             top_holder: None,
@@ -432,6 +453,7 @@ mod tests {
         };
         let v = judge(&Evidence {
             gil: Some(&g),
+            busy_gils: 1,
             native_threads: 0.0,
             cpu_count: 2,
             top_holder: Some(&site),
@@ -464,6 +486,7 @@ mod tests {
         };
         let evidence = Evidence {
             gil: Some(&g),
+            busy_gils: 1,
             native_threads: 0.0,
             cpu_count: 2,
             top_holder: Some(&site),
