@@ -64,6 +64,7 @@ fn threads_run_in_parallel_and_the_gil_reads_disabled() {
             "{who}: {}",
             json["findings"]
         );
+        passed(py, "GIL disabled: running/idle");
     }
 }
 
@@ -101,6 +102,7 @@ fn python_gil_1_enables_the_gil_from_the_start_and_gilscope_says_so() {
                 .contains("from the first sample on"),
             "{who}: {finding}"
         );
+        passed(py, "PYTHON_GIL=1");
     }
 }
 
@@ -137,5 +139,6 @@ fn an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named() {
             summary.contains("for good from"),
             "{who}: the moment is not named: {summary}"
         );
+        passed(py, "GIL re-enabled mid-run");
     }
 }

@@ -77,6 +77,7 @@ fn gil_bound_workers_hold_and_wait_on_every_interpreter() {
             py.version.1.to_string()
         );
         assert!(summary.contains("GIL-bound"), "{who}: {summary}");
+        passed(py, "GIL-bound threads");
     }
 }
 
@@ -101,6 +102,7 @@ fn io_bound_threads_leave_the_gil_free() {
                 t["states"]["idle"]
             );
         }
+        passed(py, "I/O-bound threads");
     }
 }
 
@@ -127,6 +129,7 @@ fn native_code_that_releases_the_gil_reads_native_not_gil_bound() {
             "{who}: held {}",
             gil0(&json)["held"]
         );
+        passed(py, "native code");
     }
 }
 
@@ -148,6 +151,7 @@ fn a_single_busy_thread_is_single_thread_cpu_bound() {
         let busy = threads_named(&json, "busy");
         assert!(f(&busy[0]["states"]["holding"]) >= 0.9, "{who}");
         assert_eq!(json["top_holders"][0]["function"], "spin", "{who}");
+        passed(py, "single busy thread");
     }
 }
 
@@ -174,6 +178,7 @@ fn one_cpu_thread_with_bursty_threads_makes_them_wait() {
             ["gil-bound", "partly-gil-contended"].contains(&kind),
             "{who}: {kind}"
         );
+        passed(py, "CPU + bursty threads");
     }
 }
 
@@ -212,6 +217,7 @@ fn a_gil_held_off_cpu_is_a_finding_with_its_stack() {
             );
         }
         assert!(summary.contains("Findings"), "{who}: {summary}");
+        passed(py, "GIL held off CPU");
     }
 }
 
@@ -235,6 +241,7 @@ fn a_changed_switch_interval_is_read_from_the_gil_and_reported() {
             "{who}: {}",
             json["findings"]
         );
+        passed(py, "switch interval");
     }
 }
 
@@ -264,6 +271,7 @@ fn attach_profiles_a_running_process_and_writes_the_flame_graph() {
             "{}",
             py.label
         );
+        passed(py, "attach + flame graph");
     }
 }
 
@@ -320,6 +328,10 @@ fn a_too_old_python_gets_the_list_of_supported_versions() {
             py.display(),
             text(&out.stderr)
         );
+        // ~/.pyenv/versions/2.7.18/bin/python → 2.7.18
+        let version = py.ancestors().nth(2).and_then(|v| v.file_name());
+        let version = version.map_or("?".into(), |v| v.to_string_lossy().into_owned());
+        passed_as(&version, "pyenv", "refused: too old");
     }
 }
 
@@ -339,6 +351,7 @@ fn pypy_is_not_cpython() {
     child.wait().unwrap();
     assert_error(&out, "is not a CPython process");
     assert!(text(&out.stderr).contains("pypy"), "{}", text(&out.stderr));
+    passed_as("PyPy", "Debian", "refused: not CPython");
 }
 
 #[test]
@@ -604,6 +617,7 @@ fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
             py.label
         );
         checked.push(py.full_version.clone());
+        passed(py, "debug offsets");
     }
     eprintln!("debug offsets: checked {checked:?}");
     if checked.is_empty() {
@@ -686,5 +700,6 @@ fn an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed() {
             "{who}: {}",
             looping[0]
         );
+        passed(py, "asyncio");
     }
 }

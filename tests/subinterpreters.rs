@@ -94,6 +94,7 @@ fn each_gil_has_its_own_metrics_and_threads_their_interpreter() {
             "{who}: {summary}"
         );
         tested.push(py.full_version.clone());
+        passed(py, "subinterpreters");
     }
     eprintln!("subinterpreters: tested {tested:?}");
     if tested.is_empty() {
@@ -133,6 +134,7 @@ fn an_interpreter_pool_runs_each_task_under_a_gil_of_its_own() {
         );
         assert_eq!(json["top_holders"][0]["function"], "spin", "{who}");
         tested.push(py.full_version.clone());
+        passed(py, "InterpreterPoolExecutor");
     }
     eprintln!("interpreter pool: tested {tested:?}");
     if tested.is_empty() {

@@ -46,6 +46,7 @@ fn a_process_pool_runs_in_parallel_each_worker_with_its_own_gil() {
             summary.contains("runs in parallel across processes"),
             "{who}: {summary}"
         );
+        passed(py, "subprocesses");
     }
 }
 

@@ -148,7 +148,7 @@ fn candidates(skipped: &mut Vec<(String, String)>) -> Vec<Candidate> {
                     continue;
                 };
                 let (root, build) = if root == "-" {
-                    (None, format!("scripts/test-pythons ({label})"))
+                    (None, format!("python-build ({label})"))
                 } else {
                     (Some(PathBuf::from(root)), "Debian sid (chroot)".to_string())
                 };
@@ -309,6 +309,32 @@ pub fn old_pythons() -> Vec<PathBuf> {
         .collect();
     old.sort();
     old
+}
+
+/// Records that `feature` was tested and passed on `py`, for the README's support matrix
+/// (`scripts/support-matrix` assembles these lines). Call it after the assertions.
+pub fn passed(py: &Python, feature: &str) {
+    let build = if py.free_threaded {
+        format!("{} free-threaded", py.build)
+    } else {
+        py.build.clone()
+    };
+    passed_as(&py.full_version, &build, feature);
+}
+
+/// [`passed`] for an interpreter that is not a [`Python`] under test (one gilscope refuses).
+pub fn passed_as(version: &str, build: &str, feature: &str) {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("support");
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join(format!("{}.tsv", std::process::id()));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        let _ = writeln!(f, "{version}\t{build}\t{feature}");
+    }
 }
 
 /// Runs `gilscope` with `args` in `dir`.
