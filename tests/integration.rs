@@ -321,7 +321,7 @@ fn a_too_old_python_gets_the_list_of_supported_versions() {
             dir.path(),
             &["record", "--", py.to_str().unwrap(), "-c", script],
         );
-        assert_error(&out, "supported: 3.8 to 3.15");
+        assert_error(&out, "supported: 3.8 to 3.15, and free-threaded 3.13t");
         assert!(
             text(&out.stderr).contains("runs CPython"),
             "{}: {}",

@@ -288,8 +288,8 @@ fn gil_disabled(e: &Evidence, g: &GilMetrics) -> Verdict {
     Verdict {
         kind: VerdictKind::GilDisabled,
         summary: format!(
-            "GIL disabled (free-threaded CPython): on average {:.1} threads ran Python at \
-             once{cores}{hot}.",
+            "GIL disabled (free-threaded CPython): on average {:.1} threads were running or \
+             ready to run Python at once{cores}{hot}.",
             e.running_threads
         ),
         rule: format!(

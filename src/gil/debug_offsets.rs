@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::layout::{GilPlace, Layout};
+use super::layout::{gil_struct, GilPlace, Layout};
 
 /// The first eight bytes of `_Py_DebugOffsets`.
 pub const COOKIE: &[u8; 8] = b"xdebugpy";
@@ -233,10 +233,31 @@ impl DebugOffsets {
         Ok(off as usize)
     }
 
-    /// The offsets gilscope follows to every interpreter, GIL and thread.
+    /// The offsets gilscope follows to every interpreter, GIL and thread, after checking
+    /// that the GIL struct is laid out as [`gil_struct`] says (its `locked` and
+    /// `last_holder` are published relative to the interpreter).
     pub fn layout(&self) -> Result<Layout> {
         let interp = "interpreter_state";
         let tstate = "thread_state";
+        let gil = self.offset(interp, "gil_runtime_state")?;
+        let shift = match self.free_threaded {
+            true => gil_struct::FREE_THREADED_FIELDS_AT as usize,
+            false => 0,
+        };
+        for (field, expected) in [
+            ("gil_runtime_state_locked", gil_struct::LOCKED),
+            ("gil_runtime_state_holder", gil_struct::LAST_HOLDER),
+        ] {
+            let at = self.offset(interp, field)?;
+            if at.checked_sub(gil) != Some(shift + expected) {
+                bail!(
+                    "_Py_DebugOffsets: the GIL's {field} is at +{} in its struct, not +{}: \
+                     the GIL struct changed",
+                    at.wrapping_sub(gil),
+                    shift + expected
+                );
+            }
+        }
         Ok(Layout {
             runtime_interpreters_head: self.offset("runtime_state", "interpreters_head")?,
             gil: GilPlace::InterpreterPointer(self.offset(interp, "ceval_gil")?),
@@ -255,14 +276,16 @@ impl DebugOffsets {
 mod tests {
     use super::*;
 
-    /// `_Py_DebugOffsets` as Debian's CPython 3.14.10 fills in the fields gilscope reads
-    /// (read from a live process); every other field is 0.
+    /// `_Py_DebugOffsets` as Debian's CPython 3.14.10 fills in the runtime, interpreter and
+    /// thread sections (read from a live process); every other field is 0.
     fn debug_offsets_3_14() -> Vec<u8> {
         let mut words = vec![0u64; read_len() / 8];
         words[1] = 0x030e0af0;
         words[3..6].copy_from_slice(&[316616, 784, 808]);
-        words[6..10].copy_from_slice(&[225864, 7280, 7272, 7344]);
-        words[15] = 16; // ceval_gil
+        words[6..22].copy_from_slice(&[
+            225864, 7280, 7272, 7344, 7360, 7408, 7688, 7672, 7680, 16, 7784, 0, 7800, 7792, 7992,
+            0,
+        ]);
         words[22..29].copy_from_slice(&[832, 0, 8, 16, 72, 152, 160]);
         let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         bytes[0..8].copy_from_slice(COOKIE);
@@ -282,8 +305,9 @@ mod tests {
         let mut words = vec![0u64; read_len() / 8];
         words[1] = 0x030d00f0;
         words[3..6].copy_from_slice(&[283320, 608, 632]);
-        words[6..10].copy_from_slice(&[194968, 7272, 7264, 7344]);
-        words[14] = 16; // ceval_gil
+        words[6..19].copy_from_slice(&[
+            194968, 7272, 7264, 7344, 7400, 7656, 7640, 7648, 16, 7752, 0, 7768, 7760,
+        ]);
         words[19..26].copy_from_slice(&[304, 0, 8, 16, 72, 152, 160]);
         let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         bytes[0..8].copy_from_slice(COOKIE);
@@ -321,6 +345,12 @@ mod tests {
         bytes[40..48].copy_from_slice(&u64::MAX.to_le_bytes()); // interpreters_head
         let offsets = DebugOffsets::parse(&bytes).unwrap();
         assert!(offsets.layout().is_err());
+        // A GIL struct whose `locked` moved is not read with gilscope's GIL offsets.
+        let mut bytes = debug_offsets_3_14();
+        bytes[18 * 8..19 * 8].copy_from_slice(&7804u64.to_le_bytes());
+        let offsets = DebugOffsets::parse(&bytes).unwrap();
+        let err = offsets.layout().unwrap_err().to_string();
+        assert!(err.contains("GIL struct changed"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! rows were read from Debian's builds through that struct, since those builds are stripped.
 
 /// The CPython versions gilscope reads, for messages.
-pub const SUPPORTED: &str = "3.8 to 3.15";
+pub const SUPPORTED: &str = "3.8 to 3.15, and free-threaded 3.13t";
 
 /// Offsets inside `struct _gil_runtime_state`; the same from 3.8 through 3.15 on x86-64
 /// in builds with a GIL (a free-threaded build puts an `int enabled` first).

@@ -112,7 +112,11 @@ impl Target {
                     published = Some(offsets.layout().map_err(unsupported)?);
                     frame_reader = Some(frames::StackReader::new(frames));
                 } else if let Ok(offsets) = offsets {
-                    published = offsets.layout().ok();
+                    // A shape gilscope knows whose values disagree with it (a GIL struct that
+                    // moved) must not be read with the table either.
+                    published = Some(offsets.layout().map_err(|e| {
+                        OpenError::Unsupported(format!("{} ({e:#})", python.version))
+                    })?);
                     // For the threads of subinterpreters, which py-spy does not read.
                     frame_reader = FrameLayout::new(&offsets)
                         .ok()
