@@ -98,6 +98,11 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         .map(|(format, output)| Ok((format, output.open(pid, format)?)))
         .collect::<Result<Vec<_>, UserError>>()?;
     let python = target.python.version.clone();
+    let build = if target.free_threaded {
+        " free-threaded"
+    } else {
+        ""
+    };
     let sampler = Sampler::start(target, options.rates)?;
     let info = TargetInfo {
         pid,
@@ -109,7 +114,7 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
     };
     if !options.quiet {
         eprintln!(
-            "gilscope: sampling pid {pid} (CPython {}) at {:.0} Hz, stacks at {:.0} Hz; \
+            "gilscope: sampling pid {pid} (CPython {}{build}) at {:.0} Hz, stacks at {:.0} Hz; \
              Ctrl-C to stop",
             info.python, info.state_hz, info.stack_hz
         );

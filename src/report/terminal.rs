@@ -120,10 +120,15 @@ pub fn summary(report: &Report) -> String {
     let mut s = String::new();
     let r = &p.run;
     let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
+    let build = if p.gils.iter().any(|g| g.free_threaded) {
+        " free-threaded"
+    } else {
+        ""
+    };
     let _ = writeln!(
         s,
-        "gilscope: pid {}, CPython {}, {:.1} s: {} GIL-state samples ({:.0}/s, {:.0} Hz asked), \
-         {} stack samples ({:.0}/s, {:.0} Hz asked)",
+        "gilscope: pid {}, CPython {}{build}, {:.1} s: {} GIL-state samples ({:.0}/s, {:.0} Hz \
+         asked), {} stack samples ({:.0}/s, {:.0} Hz asked)",
         t.pid,
         t.python,
         r.duration_s,
