@@ -85,6 +85,14 @@ fn subprocess_section(report: &Report, s: &mut String) {
             profile.cores_used.unwrap_or(0.0)
         );
     }
+    for (info, profile) in &all {
+        let _ = writeln!(
+            s,
+            "  {}: {}",
+            info.pid,
+            printable(&profile.verdict.summary, 300)
+        );
+    }
     let cores: f64 = all.iter().filter_map(|(_, p)| p.cores_used).sum();
     let waiting: f64 = all
         .iter()

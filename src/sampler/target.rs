@@ -100,6 +100,16 @@ impl Target {
             let mut bytes = vec![0u8; debug_offsets::read_len()];
             if Remote(&process).read(runtime, &mut bytes).is_ok() {
                 let offsets = DebugOffsets::parse(&bytes);
+                // The runtime states its own version: it must be the one the binary said.
+                if let Some(p) = Preamble::read(&bytes) {
+                    if p.major_minor() != (python.major, python.minor) {
+                        let (major, minor) = p.major_minor();
+                        return Err(OpenError::Unsupported(format!(
+                            "{} (its runtime says {major}.{minor}: a mismatched binary)",
+                            python.version
+                        )));
+                    }
+                }
                 free_threaded = Preamble::read(&bytes).is_some_and(|p| p.free_threaded);
                 if free_threaded {
                     // The table describes builds with a GIL only, and py-spy cannot read a
