@@ -29,6 +29,8 @@ pub enum Command {
     Record {
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         /// The command to run, after `--`: gilscope record -- python3 app.py --its-flags
         #[arg(
             required = true,
@@ -42,12 +44,21 @@ pub enum Command {
     Attach {
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         /// The process id of the Python program.
         pid: i32,
     },
+    /// Render the reports of a recording (made with --recording) as a live run would have.
+    Report {
+        #[command(flatten)]
+        out: OutputArgs,
+        /// The recording file.
+        recording: PathBuf,
+    },
 }
 
-/// Options shared by `record` and `attach`.
+/// How `record` and `attach` sample.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Stack samples per second.
@@ -60,6 +71,19 @@ pub struct RunArgs {
     /// Stop after this many seconds (record stops the program then).
     #[arg(short, long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Also profile the program's child processes as they start and end (a multiprocessing
+    /// pool, a pre-fork server): a section per process, and all of them together.
+    #[arg(long)]
+    pub subprocesses: bool,
+    /// Keep the raw samples in this file as the run goes (flushed every second), for
+    /// `gilscope report FILE` later.
+    #[arg(long, value_name = "FILE")]
+    pub recording: Option<PathBuf>,
+}
+
+/// Where reports go and in which formats, for every command that writes them.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Where to write the report; `-` is standard output. Takes one --format. Default:
     /// gilscope-<pid>.<format suffix> in the current directory, one file per format.
     #[arg(short, long, value_name = "PATH")]
@@ -71,10 +95,6 @@ pub struct RunArgs {
     /// Do not print the summary.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Also profile the program's child processes as they start and end (a multiprocessing
-    /// pool, a pre-fork server): a section per process, and all of them together.
-    #[arg(long)]
-    pub subprocesses: bool,
 }
 
 /// What a run needs, free of clap.
@@ -82,17 +102,24 @@ pub struct RunArgs {
 pub struct RunOptions {
     pub rates: Rates,
     pub duration: Option<Duration>,
+    pub subprocesses: bool,
+    pub recording: Option<PathBuf>,
+    pub out: OutputOptions,
+}
+
+/// Where reports go, free of clap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputOptions {
     pub output: Option<PathBuf>,
     /// At least one, no repeats.
     pub formats: Vec<Format>,
     pub quiet: bool,
-    pub subprocesses: bool,
 }
 
 const MAX_RATE: f64 = 10_000.0;
 
 impl RunArgs {
-    pub fn options(&self) -> Result<RunOptions, UserError> {
+    pub fn options(&self, out: &OutputArgs) -> Result<RunOptions, UserError> {
         for (name, hz) in [("--rate", self.rate), ("--state-rate", self.state_rate)] {
             if !(hz > 0.0 && hz <= MAX_RATE) {
                 return Err(UserError::Usage(format!(
@@ -109,6 +136,22 @@ impl RunArgs {
             Some(s) => Some(Duration::from_secs_f64(s)),
             None => None,
         };
+        Ok(RunOptions {
+            // Stacks are taken at state ticks, so the state rate is at least the stack rate.
+            rates: Rates {
+                state_hz: self.state_rate.max(self.rate),
+                stack_hz: self.rate,
+            },
+            duration,
+            subprocesses: self.subprocesses,
+            recording: self.recording.clone(),
+            out: out.options()?,
+        })
+    }
+}
+
+impl OutputArgs {
+    pub fn options(&self) -> Result<OutputOptions, UserError> {
         let mut formats: Vec<Format> = Vec::new();
         for &f in &self.format {
             if !formats.contains(&f) {
@@ -128,17 +171,10 @@ impl RunArgs {
                     .into(),
             ));
         }
-        Ok(RunOptions {
-            // Stacks are taken at state ticks, so the state rate is at least the stack rate.
-            rates: Rates {
-                state_hz: self.state_rate.max(self.rate),
-                stack_hz: self.rate,
-            },
-            duration,
+        Ok(OutputOptions {
             output: self.output.clone(),
             formats,
             quiet: self.quiet,
-            subprocesses: self.subprocesses,
         })
     }
 }
@@ -163,7 +199,7 @@ mod tests {
             "record", "--rate", "250", "--", "python3", "app.py", "--rate", "-x",
         ])
         .unwrap();
-        let Command::Record { run, command } = cli.command else {
+        let Command::Record { run, command, .. } = cli.command else {
             panic!()
         };
         assert_eq!(run.rate, 250.0);
@@ -173,14 +209,14 @@ mod tests {
     #[test]
     fn attach_takes_a_pid_and_options() {
         let cli = parse(&["attach", "-d", "2.5", "-f", "json", "-o", "-", "4242"]).unwrap();
-        let Command::Attach { run, pid } = cli.command else {
+        let Command::Attach { run, out, pid } = cli.command else {
             panic!()
         };
         assert_eq!(pid, 4242);
-        let o = run.options().unwrap();
+        let o = run.options(&out).unwrap();
         assert_eq!(o.duration, Some(Duration::from_millis(2500)));
-        assert_eq!(o.formats, [Format::Json]);
-        assert_eq!(o.output, Some(PathBuf::from("-")));
+        assert_eq!(o.out.formats, [Format::Json]);
+        assert_eq!(o.out.output, Some(PathBuf::from("-")));
         assert_eq!(
             o.rates,
             Rates {
@@ -193,10 +229,10 @@ mod tests {
     #[test]
     fn formats_default_to_the_wall_and_blame_graphs_or_one_with_an_output() {
         let formats = |args: &[&str]| {
-            let Command::Attach { run, .. } = parse(args).unwrap().command else {
+            let Command::Attach { out, .. } = parse(args).unwrap().command else {
                 panic!()
             };
-            run.options().map(|o| o.formats)
+            out.options().map(|o| o.formats)
         };
         assert_eq!(
             formats(&["attach", "1"]).unwrap(),
@@ -218,16 +254,29 @@ mod tests {
         assert!(parse(&["record"]).is_err());
         assert!(parse(&["attach", "notapid"]).is_err());
         assert!(parse(&["attach", "-f", "png", "1"]).is_err());
-        let Command::Attach { run, .. } = parse(&["attach", "--rate", "0", "1"]).unwrap().command
+        let Command::Attach { run, out, .. } =
+            parse(&["attach", "--rate", "0", "1"]).unwrap().command
         else {
             panic!()
         };
-        assert!(run.options().is_err());
-        let Command::Attach { run, .. } =
+        assert!(run.options(&out).is_err());
+        let Command::Attach { run, out, .. } =
             parse(&["attach", "--rate", "5000", "1"]).unwrap().command
         else {
             panic!()
         };
-        assert_eq!(run.options().unwrap().rates.state_hz, 5000.0);
+        assert_eq!(run.options(&out).unwrap().rates.state_hz, 5000.0);
+    }
+
+    #[test]
+    fn report_takes_a_recording_and_output_options() {
+        let cli = parse(&["report", "-f", "json", "-o", "-", "run.gilscope"]).unwrap();
+        let Command::Report { out, recording } = cli.command else {
+            panic!()
+        };
+        assert_eq!(recording, PathBuf::from("run.gilscope"));
+        assert_eq!(out.options().unwrap().formats, [Format::Json]);
+        assert!(parse(&["report"]).is_err());
+        assert!(parse(&["report", "--rate", "5", "x"]).is_err());
     }
 }

@@ -49,6 +49,12 @@ pub enum UserError {
     #[error("cannot start `{command}`: {reason}; check the command name and that it is on PATH")]
     CannotStart { command: String, reason: String },
 
+    #[error("cannot write the recording {path}: {reason}; choose a writable path for --recording")]
+    RecordingNotWritable { path: PathBuf, reason: String },
+
+    #[error("cannot read the recording {path}: {reason}")]
+    BadRecording { path: PathBuf, reason: String },
+
     #[error("{0}")]
     Usage(String),
 }

@@ -11,6 +11,7 @@ use crate::analysis::Accumulator;
 use crate::attach;
 use crate::error::UserError;
 use crate::model::TargetInfo;
+use crate::recording::Tape;
 use crate::report::Subprocess;
 use crate::sampler::{Rates, Sampler, Target};
 
@@ -21,6 +22,8 @@ const SCAN_EVERY: Duration = Duration::from_millis(100);
 const CHILD_PATIENCE: Duration = Duration::from_secs(10);
 
 struct Running {
+    /// Its index in the recording (the target is 0).
+    index: u32,
     info: TargetInfo,
     sampler: Sampler,
     acc: Accumulator,
@@ -30,6 +33,8 @@ struct Running {
 pub struct Children {
     root: i32,
     rates: Rates,
+    cpu_count: usize,
+    next_index: u32,
     seen: HashSet<i32>,
     last_scan: Option<Instant>,
     opened_tx: Sender<(i32, Result<Target, UserError>)>,
@@ -42,11 +47,13 @@ pub struct Children {
 }
 
 impl Children {
-    pub fn new(root: i32, rates: Rates) -> Children {
+    pub fn new(root: i32, rates: Rates, cpu_count: usize) -> Children {
         let (opened_tx, opened) = channel();
         Children {
             root,
             rates,
+            cpu_count,
+            next_index: 1,
             seen: HashSet::from([root]),
             last_scan: None,
             opened_tx,
@@ -58,8 +65,9 @@ impl Children {
     }
 
     /// Finds new descendants, starts samplers for those that opened as Python, and moves
-    /// every sampler's samples into its accumulator. Call it often; it never blocks.
-    pub fn poll(&mut self) {
+    /// every sampler's samples into its accumulator and the recording. Call it often; it
+    /// never blocks.
+    pub fn poll(&mut self, tape: &mut Tape) {
         if self.last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
             self.last_scan = Some(Instant::now());
             for pid in descendants(self.root, &parents()) {
@@ -77,18 +85,24 @@ impl Children {
                 let python = target.python.version.clone();
                 Ok((python, Sampler::start(target, self.rates)?))
             }) {
-                Ok((python, sampler)) => self.running.push(Running {
-                    info: TargetInfo {
+                Ok((python, sampler)) => {
+                    let info = TargetInfo {
                         pid,
                         python,
                         command: cmdline(pid),
                         state_hz: self.rates.state_hz,
                         stack_hz: self.rates.stack_hz,
                         monotonic_zero_ns: sampler.monotonic_zero_ns,
-                    },
-                    sampler,
-                    acc: Accumulator::default(),
-                }),
+                    };
+                    tape.process(self.next_index, &info, self.cpu_count);
+                    self.running.push(Running {
+                        index: self.next_index,
+                        info,
+                        sampler,
+                        acc: Accumulator::default(),
+                    });
+                    self.next_index += 1;
+                }
                 Err(_) => self.passed_over += 1,
             }
         }
@@ -97,7 +111,12 @@ impl Children {
             let r = &mut self.running[i];
             let ended = loop {
                 match r.sampler.samples.try_recv() {
-                    Ok(batch) => batch.into_iter().for_each(|s| r.acc.push(s)),
+                    Ok(batch) => {
+                        for s in batch {
+                            tape.sample(r.index, &s);
+                            r.acc.push(s);
+                        }
+                    }
                     Err(TryRecvError::Empty) => break false,
                     Err(TryRecvError::Disconnected) => break true,
                 }
@@ -111,15 +130,20 @@ impl Children {
     }
 
     /// Stops every sampler and returns each process's profile, in order of pid.
-    pub fn finish(mut self, cpu_count: usize) -> Vec<Subprocess> {
-        self.poll();
+    pub fn finish(mut self, tape: &mut Tape) -> Vec<Subprocess> {
+        self.poll(tape);
+        let cpu_count = self.cpu_count;
         let mut done: Vec<Subprocess> = self
             .running
             .into_iter()
             .chain(self.ended)
             .filter_map(|mut r| {
                 let (_, counters, rest) = r.sampler.finish().ok()?;
-                rest.into_iter().for_each(|s| r.acc.push(s));
+                for s in rest {
+                    tape.sample(r.index, &s);
+                    r.acc.push(s);
+                }
+                tape.end(r.index, counters.late_ticks);
                 let profile = r.acc.finish(counters.late_ticks, cpu_count);
                 Some(Subprocess {
                     info: r.info,

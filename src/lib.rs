@@ -15,6 +15,7 @@ pub mod gil;
 pub mod model;
 pub mod output;
 pub mod record;
+pub mod recording;
 pub mod report;
 pub mod sampler;
 pub mod session;

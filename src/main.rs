@@ -11,14 +11,20 @@ use gilscope::session::{self, Launch};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (launch, run) = match cli.command {
-        Command::Record { run, command } => (Launch::Record(command), run),
-        Command::Attach { run, pid } => (Launch::Attach(pid), run),
+    let result = match cli.command {
+        Command::Record { run, out, command } => run
+            .options(&out)
+            .map_err(anyhow::Error::from)
+            .and_then(|options| session::run(Launch::Record(command), &options)),
+        Command::Attach { run, out, pid } => run
+            .options(&out)
+            .map_err(anyhow::Error::from)
+            .and_then(|options| session::run(Launch::Attach(pid), &options)),
+        Command::Report { out, recording } => out
+            .options()
+            .map_err(anyhow::Error::from)
+            .and_then(|options| session::report(&recording, &options)),
     };
-    let result = run
-        .options()
-        .map_err(anyhow::Error::from)
-        .and_then(|options| session::run(launch, &options));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

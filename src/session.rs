@@ -11,12 +11,13 @@ use anyhow::Result;
 
 use crate::analysis::Accumulator;
 use crate::attach;
-use crate::cli::RunOptions;
+use crate::cli::{OutputOptions, RunOptions};
 use crate::error::UserError;
 use crate::family::{self, Children};
 use crate::model::TargetInfo;
 use crate::output::Output;
 use crate::record::{failure_code, Program};
+use crate::recording;
 use crate::report::{terminal, Format, Report};
 use crate::sampler::{End, Sampler};
 
@@ -35,17 +36,24 @@ pub enum Launch {
 
 /// Runs one profiling session; returns the process exit code.
 pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
-    let new_file = options
+    let out = &options.out;
+    let new_file = out
         .output
         .as_deref()
         .filter(|p| *p != Path::new("-") && !p.exists());
     // Checked before the program starts, not after a long run.
-    let outputs = options
-        .formats
-        .iter()
-        .map(|&f| Ok((f, Output::prepare(options.output.as_deref())?)))
-        .collect::<Result<Vec<_>, UserError>>()?;
-    let result = profile(launch, options, outputs);
+    let outputs = prepare(out)?;
+    let recording =
+        match &options.recording {
+            Some(path) => Some(recording::Writer::create(path).map_err(|e| {
+                UserError::RecordingNotWritable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
+    let result = profile(launch, options, outputs, recording);
     if let (Err(_), Some(path)) = (&result, new_file) {
         // Leave no empty report behind a run that produced none.
         let _ = std::fs::remove_file(path);
@@ -53,7 +61,63 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     result
 }
 
-fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>) -> Result<u8> {
+/// `gilscope report FILE`: the reports of a recording, as the live run would have written
+/// them.
+pub fn report(file: &Path, out: &OutputOptions) -> Result<u8> {
+    let outputs = prepare(out)?;
+    let replayed = recording::replay(file).map_err(|e| UserError::BadRecording {
+        path: file.to_path_buf(),
+        reason: format!("{e:#}"),
+    })?;
+    if !replayed.complete && !out.quiet {
+        eprintln!(
+            "gilscope: {} ends early (the run was cut short); reporting what it holds",
+            file.display()
+        );
+    }
+    let report = Report {
+        target: &replayed.target,
+        profile: &replayed.profile,
+        subprocesses: &replayed.subprocesses,
+    };
+    deliver(&report, outputs, out.quiet)?;
+    Ok(0)
+}
+
+/// Every requested output, checked for writability.
+fn prepare(out: &OutputOptions) -> Result<Vec<(Format, Output)>, UserError> {
+    out.formats
+        .iter()
+        .map(|&f| Ok((f, Output::prepare(out.output.as_deref())?)))
+        .collect()
+}
+
+/// Prints the summary and writes every report.
+fn deliver(report: &Report, outputs: Vec<(Format, Output)>, quiet: bool) -> Result<()> {
+    let destinations = outputs
+        .into_iter()
+        .map(|(format, output)| Ok((format, output.open(report.target.pid, format)?)))
+        .collect::<Result<Vec<_>, UserError>>()?;
+    if !quiet {
+        eprint!("{}", terminal::summary(report));
+    }
+    let mut written = Vec::new();
+    for (format, destination) in destinations {
+        written.extend(destination.write(format.renderer().as_ref(), report)?);
+    }
+    if !quiet && !written.is_empty() {
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("\nWrote {}", names.join(", "));
+    }
+    Ok(())
+}
+
+fn profile(
+    launch: Launch,
+    options: &RunOptions,
+    outputs: Vec<(Format, Output)>,
+    mut recording: Option<recording::Writer>,
+) -> Result<u8> {
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -93,10 +157,6 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         }
         Err(e) => return Err(e.into()),
     };
-    let destinations = outputs
-        .into_iter()
-        .map(|(format, output)| Ok((format, output.open(pid, format)?)))
-        .collect::<Result<Vec<_>, UserError>>()?;
     let python = target.python.version.clone();
     let build = if target.free_threaded {
         " free-threaded"
@@ -112,7 +172,10 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         stack_hz: options.rates.stack_hz,
         monotonic_zero_ns: sampler.monotonic_zero_ns,
     };
-    if !options.quiet {
+    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut tape = recording::Tape::new(recording.take());
+    tape.process(0, &info, cpu_count);
+    if !options.out.quiet {
         eprintln!(
             "gilscope: sampling pid {pid} (CPython {}{build}) at {:.0} Hz, stacks at {:.0} Hz; \
              Ctrl-C to stop",
@@ -122,17 +185,22 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
     let mut acc = Accumulator::default();
     let mut children = options
         .subprocesses
-        .then(|| Children::new(pid, options.rates));
+        .then(|| Children::new(pid, options.rates, cpu_count));
     let started = Instant::now();
     let mut stopped_by_us = false;
     loop {
         match sampler.samples.recv_timeout(Duration::from_millis(50)) {
-            Ok(batch) => batch.into_iter().for_each(|s| acc.push(s)),
+            Ok(batch) => {
+                for s in batch {
+                    tape.sample(0, &s);
+                    acc.push(s);
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if let Some(children) = children.as_mut() {
-            children.poll();
+            children.poll(&mut tape);
         }
         if interrupted.load(Ordering::Relaxed)
             || options.duration.is_some_and(|d| started.elapsed() >= d)
@@ -145,9 +213,13 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         }
     }
     let (end, counters, rest) = sampler.finish()?;
-    rest.into_iter().for_each(|s| acc.push(s));
-    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let subprocesses = children.map_or_else(Vec::new, |c| c.finish(cpu_count));
+    for s in rest {
+        tape.sample(0, &s);
+        acc.push(s);
+    }
+    tape.end(0, counters.late_ticks);
+    let subprocesses = children.map_or_else(Vec::new, |c| c.finish(&mut tape));
+    let recorded = tape.finish();
     let status = match program.as_mut() {
         Some(p) if interrupted.load(Ordering::Relaxed) => Some(after_interrupt(p)?),
         Some(p) => Some(p.stop()?),
@@ -160,19 +232,15 @@ fn profile(launch: Launch, options: &RunOptions, outputs: Vec<(Format, Output)>)
         profile: &profile,
         subprocesses: &subprocesses,
     };
-    if !options.quiet {
-        if end == End::TargetExited && program.is_none() {
-            eprintln!("gilscope: process {pid} exited; reporting what was collected");
-        }
-        eprint!("{}", terminal::summary(&report));
+    if !options.out.quiet && end == End::TargetExited && program.is_none() {
+        eprintln!("gilscope: process {pid} exited; reporting what was collected");
     }
-    let mut written = Vec::new();
-    for (format, destination) in destinations {
-        written.extend(destination.write(format.renderer().as_ref(), &report)?);
-    }
-    if !options.quiet && !written.is_empty() {
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("\nWrote {}", names.join(", "));
+    deliver(&report, outputs, options.out.quiet)?;
+    if let (Some(path), false) = (recorded, options.out.quiet) {
+        eprintln!(
+            "Recorded {} (gilscope report {0} renders it again)",
+            path.display()
+        );
     }
 
     // A program that failed on its own passes its status on; one gilscope stopped does not.

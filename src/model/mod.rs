@@ -11,8 +11,10 @@ pub use state::ThreadState;
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// What was profiled and how: the facts a report states about the run itself.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetInfo {
     pub pid: i32,
     /// The CPython version, `3.11.7`.
@@ -29,7 +31,7 @@ pub struct TargetInfo {
 pub type Tid = i32;
 
 /// One reading of one interpreter's GIL.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GilReading {
     /// The interpreter that owns this GIL (0 is the main interpreter).
     pub interpreter: i64,
@@ -47,7 +49,7 @@ pub struct GilReading {
 }
 
 /// A free-threaded build's GIL switch (`_gil_runtime_state.enabled`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GilEnabled {
     Disabled,
     /// Enabled for a while, as CPython does while it imports an extension module until it
@@ -69,7 +71,7 @@ impl GilEnabled {
 }
 
 /// What one thread was doing at one tick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadObservation {
     pub tid: Tid,
     pub state: ThreadState,
@@ -81,9 +83,10 @@ pub struct ThreadObservation {
 }
 
 /// The GIL state of every Python thread at one instant: the cheap, frequent sample.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StateTick {
     /// Time since the run started.
+    #[serde(with = "nanos")]
     pub at: Duration,
     pub gils: Vec<GilReading>,
     pub threads: Vec<ThreadObservation>,
@@ -91,8 +94,9 @@ pub struct StateTick {
 
 /// The Python stack of every thread at one instant: the expensive, rarer sample. Each stack
 /// carries the state its thread was in at the state tick taken with it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StackTick {
+    #[serde(with = "nanos")]
     pub at: Duration,
     /// Threads waiting for the GIL at this tick: the weight of the holder's stack in the
     /// blame view.
@@ -101,7 +105,7 @@ pub struct StackTick {
 }
 
 /// One thread's stack, outermost frame first, and its state at that tick.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ThreadStack {
     pub tid: Tid,
     pub state: ThreadState,
@@ -111,7 +115,7 @@ pub struct ThreadStack {
 }
 
 /// Facts about a thread that change rarely: sent when first seen and when they change.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThreadInfo {
     pub tid: Tid,
     pub name: Option<String>,
@@ -119,7 +123,7 @@ pub struct ThreadInfo {
 }
 
 /// What the sampler sends, in order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Sample {
     State(StateTick),
     Stacks(StackTick),
@@ -130,6 +134,7 @@ pub enum Sample {
     Interpreters(Vec<(i64, i64)>),
     /// CPU seconds used so far by the whole process and by each Python thread.
     Cpu {
+        #[serde(with = "nanos")]
         at: Duration,
         process_s: Option<f64>,
         threads: Vec<(Tid, f64)>,
@@ -138,4 +143,19 @@ pub enum Sample {
     Failed {
         stacks: bool,
     },
+}
+
+/// Times in samples as whole nanoseconds: exact, and compact in recordings.
+mod nanos {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_nanos().min(u128::from(u64::MAX)) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_nanos(u64::deserialize(d)?))
+    }
 }

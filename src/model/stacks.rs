@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 /// One Python frame.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     pub function: String,
     pub file: String,

@@ -114,6 +114,10 @@ impl Render for Flamegraph {
         options.subtitle = Some(subtitle.into());
         options.count_name = count_name.into();
         options.colors = Palette::Basic(basic);
+        // Colours follow frame names, not a random sequence, so that the same profile
+        // renders to the same file (a recording rendered later, CI artifacts compared).
+        options.hash = true;
+        options.deterministic = true;
         if self.0 == View::Wall {
             options.palette_map = Some(&mut palette);
         }
