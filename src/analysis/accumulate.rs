@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{findings, verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary};
+use super::{findings, verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary, Timeline};
 use crate::model::{Frame, GilEnabled, Sample, StackId, StackTable, StateTick, ThreadState, Tid};
 
 #[derive(Debug, Default)]
@@ -57,6 +57,7 @@ pub struct Accumulator {
     blame: HashMap<StackId, u64>,
     /// Holder stacks seen while the holder was off CPU and others waited.
     stalling: HashMap<StackId, u64>,
+    timeline: Timeline,
 }
 
 impl Accumulator {
@@ -67,6 +68,7 @@ impl Accumulator {
                 self.stack_samples += 1;
                 for s in tick.stacks {
                     let id = self.stacks.intern(s.frames);
+                    self.timeline.stack(tick.at, s.tid, s.state, id);
                     *self.stack_counts.entry((s.tid, s.state, id)).or_default() += 1;
                     if s.state == ThreadState::Holding {
                         if tick.waiters > 0 {
@@ -116,6 +118,7 @@ impl Accumulator {
 
     fn state(&mut self, tick: &StateTick) {
         self.state_samples += 1;
+        self.timeline.tick(tick);
         self.first_at.get_or_insert(tick.at);
         self.last_at = tick.at;
         for reading in &tick.gils {
@@ -299,6 +302,7 @@ impl Accumulator {
             blame,
             stack_counts,
             stacks: self.stacks,
+            timeline: self.timeline,
         }
     }
 }

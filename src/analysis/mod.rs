@@ -6,11 +6,13 @@
 mod accumulate;
 mod findings;
 mod folded;
+pub mod timeline;
 mod verdict;
 
 pub use accumulate::Accumulator;
 pub use findings::{Finding, FindingKind};
 pub use folded::{folded, FoldedLine, View};
+pub use timeline::{Lane, TimedStack, Timeline};
 pub use verdict::{Verdict, VerdictKind};
 
 use serde::Serialize;
@@ -137,6 +139,8 @@ pub struct Profile {
     /// Every stack sample: (thread, state, stack) and how many times it was seen.
     pub stack_counts: Vec<((Tid, ThreadState, crate::model::StackId), u64)>,
     pub stacks: StackTable,
+    /// The run over time, per thread.
+    pub timeline: Timeline,
 }
 
 impl Profile {
