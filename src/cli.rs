@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::UserError;
 use crate::report::Format;
 use crate::sampler::Rates;
+use crate::threshold::Threshold;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,8 +16,9 @@ use crate::sampler::Rates;
     version,
     about = "Is the GIL your bottleneck? Samples a live CPython process from outside and \
              shows which threads hold the GIL, which wait for it, and which code makes them wait.",
-    after_help = "Exit codes: 0 ok; 2 usage or runtime error. `record` passes on the \
-                  command's own status when it fails (its exit code, or 128+signal)."
+    after_help = "Exit codes: 0 ok; 1 a --fail-if threshold was crossed; 2 usage or runtime \
+                  error. `record` passes on the command's own status when it fails (its exit \
+                  code, or 128+signal)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -56,6 +58,15 @@ pub enum Command {
         /// The recording file.
         recording: PathBuf,
     },
+    /// Print one snapshot of every Python thread of a running process: its GIL state and
+    /// Python stack, innermost frame first.
+    Dump {
+        /// The process id of the Python program.
+        pid: i32,
+        /// Print one JSON document (schema gilscope-dump/1) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How `record` and `attach` sample.
@@ -88,13 +99,16 @@ pub struct OutputArgs {
     /// gilscope-<pid>.<format suffix> in the current directory, one file per format.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Report formats, comma-separated or repeated. Default: flamegraph,blame (just
-    /// flamegraph with -o).
+    /// Report formats, comma-separated or repeated. Default: svg, the report.
     #[arg(short, long, value_enum, value_delimiter = ',', value_name = "FORMAT")]
     pub format: Vec<Format>,
     /// Do not print the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Exit 1 (after writing every report) when a metric crosses a line, e.g.
+    /// 'contended > 0.5' or 'avg_waiters >= 2'; names are the JSON keys (repeatable).
+    #[arg(long = "fail-if", value_name = "EXPR")]
+    pub fail_if: Vec<String>,
 }
 
 /// What a run needs, free of clap.
@@ -114,6 +128,8 @@ pub struct OutputOptions {
     /// At least one, no repeats.
     pub formats: Vec<Format>,
     pub quiet: bool,
+    /// `--fail-if`, parsed before the run.
+    pub thresholds: Vec<Threshold>,
 }
 
 const MAX_RATE: f64 = 10_000.0;
@@ -159,10 +175,7 @@ impl OutputArgs {
             }
         }
         if formats.is_empty() {
-            formats.push(Format::Flamegraph);
-            if self.output.is_none() {
-                formats.push(Format::Blame);
-            }
+            formats.push(Format::Svg);
         }
         if self.output.is_some() && formats.len() > 1 {
             return Err(UserError::Usage(
@@ -171,10 +184,16 @@ impl OutputArgs {
                     .into(),
             ));
         }
+        let thresholds = self
+            .fail_if
+            .iter()
+            .map(|e| Threshold::parse(e))
+            .collect::<Result<_, _>>()?;
         Ok(OutputOptions {
             output: self.output.clone(),
             formats,
             quiet: self.quiet,
+            thresholds,
         })
     }
 }
@@ -227,20 +246,17 @@ mod tests {
     }
 
     #[test]
-    fn formats_default_to_the_wall_and_blame_graphs_or_one_with_an_output() {
+    fn formats_default_to_the_svg_report() {
         let formats = |args: &[&str]| {
             let Command::Attach { out, .. } = parse(args).unwrap().command else {
                 panic!()
             };
             out.options().map(|o| o.formats)
         };
-        assert_eq!(
-            formats(&["attach", "1"]).unwrap(),
-            [Format::Flamegraph, Format::Blame]
-        );
+        assert_eq!(formats(&["attach", "1"]).unwrap(), [Format::Svg]);
         assert_eq!(
             formats(&["attach", "-o", "x.svg", "1"]).unwrap(),
-            [Format::Flamegraph]
+            [Format::Svg]
         );
         assert_eq!(
             formats(&["attach", "-f", "json,waiters", "-f", "json", "1"]).unwrap(),
@@ -277,6 +293,16 @@ mod tests {
         assert_eq!(recording, PathBuf::from("run.gilscope"));
         assert_eq!(out.options().unwrap().formats, [Format::Json]);
         assert!(parse(&["report"]).is_err());
+        let cli = parse(&["report", "--fail-if", "contended > 0.5", "x"]).unwrap();
+        let Command::Report { out, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(out.options().unwrap().thresholds.len(), 1);
+        let cli = parse(&["report", "--fail-if", "contention > 0.5", "x"]).unwrap();
+        let Command::Report { out, .. } = cli.command else {
+            panic!()
+        };
+        assert!(out.options().is_err());
         assert!(parse(&["report", "--rate", "5", "x"]).is_err());
     }
 }

@@ -9,13 +9,16 @@
 pub mod analysis;
 pub mod attach;
 pub mod cli;
+pub mod dump;
 pub mod error;
 pub mod family;
 pub mod gil;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod record;
 pub mod recording;
 pub mod report;
 pub mod sampler;
 pub mod session;
+pub mod threshold;

@@ -1,7 +1,8 @@
 //! The `gilscope` binary: parse, run, print an error once, map it to an exit code.
 //!
-//! Exit codes: 0 ok; 2 a usage or runtime error; `record` passes on the status of a command
-//! that failed on its own (its exit code, or 128 + the signal that killed it).
+//! Exit codes: 0 ok; 1 a `--fail-if` threshold was crossed; 2 a usage or runtime error;
+//! `record` passes on the status of a command that failed on its own (its exit code, or
+//! 128 + the signal that killed it).
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
             .options()
             .map_err(anyhow::Error::from)
             .and_then(|options| session::report(&recording, &options)),
+        Command::Dump { pid, json } => gilscope::dump::run(pid, json),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -16,10 +16,12 @@ use crate::error::UserError;
 use crate::family::{self, Children};
 use crate::model::TargetInfo;
 use crate::output::Output;
+use crate::progress::Progress;
 use crate::record::{failure_code, Program};
 use crate::recording;
 use crate::report::{terminal, Format, Report};
 use crate::sampler::{End, Sampler};
+use crate::threshold;
 
 /// How long a just-launched program may take before its interpreter can be read.
 const LAUNCH_PATIENCE: Duration = Duration::from_secs(10);
@@ -80,8 +82,8 @@ pub fn report(file: &Path, out: &OutputOptions) -> Result<u8> {
         profile: &replayed.profile,
         subprocesses: &replayed.subprocesses,
     };
-    deliver(&report, outputs, out.quiet)?;
-    Ok(0)
+    let crossed = deliver(&report, outputs, out)?;
+    Ok(if crossed { 1 } else { 0 })
 }
 
 /// Every requested output, checked for writability.
@@ -92,8 +94,10 @@ fn prepare(out: &OutputOptions) -> Result<Vec<(Format, Output)>, UserError> {
         .collect()
 }
 
-/// Prints the summary and writes every report.
-fn deliver(report: &Report, outputs: Vec<(Format, Output)>, quiet: bool) -> Result<()> {
+/// Prints the summary, writes every report, then checks the thresholds: true when one was
+/// crossed (each is printed with where and by how much).
+fn deliver(report: &Report, outputs: Vec<(Format, Output)>, out: &OutputOptions) -> Result<bool> {
+    let quiet = out.quiet;
     let destinations = outputs
         .into_iter()
         .map(|(format, output)| Ok((format, output.open(report.target.pid, format)?)))
@@ -109,7 +113,16 @@ fn deliver(report: &Report, outputs: Vec<(Format, Output)>, quiet: bool) -> Resu
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         eprintln!("\nWrote {}", names.join(", "));
     }
-    Ok(())
+    let processes: Vec<(i32, &crate::analysis::Profile)> =
+        std::iter::once((report.target.pid, report.profile))
+            .chain(report.subprocesses.iter().map(|s| (s.info.pid, &s.profile)))
+            .collect();
+    let crossed = threshold::check(&out.thresholds, &processes);
+    for c in &crossed {
+        // Printed even with -q: it is why the job fails.
+        eprintln!("gilscope: {c}");
+    }
+    Ok(!crossed.is_empty())
 }
 
 fn profile(
@@ -187,12 +200,16 @@ fn profile(
         .subprocesses
         .then(|| Children::new(pid, options.rates, cpu_count));
     let started = Instant::now();
+    let mut progress = Progress::on_terminal(options.out.quiet);
     let mut stopped_by_us = false;
     loop {
         match sampler.samples.recv_timeout(Duration::from_millis(50)) {
             Ok(batch) => {
                 for s in batch {
                     tape.sample(0, &s);
+                    if let Some(p) = progress.as_mut() {
+                        p.sample(&s);
+                    }
                     acc.push(s);
                 }
             }
@@ -201,6 +218,9 @@ fn profile(
         }
         if let Some(children) = children.as_mut() {
             children.poll(&mut tape);
+        }
+        if let Some(p) = progress.as_mut() {
+            p.tick();
         }
         if interrupted.load(Ordering::Relaxed)
             || options.duration.is_some_and(|d| started.elapsed() >= d)
@@ -211,6 +231,9 @@ fn profile(
         if program.as_mut().is_some_and(|p| p.exited().is_some()) {
             break;
         }
+    }
+    if let Some(p) = progress.as_mut() {
+        p.clear();
     }
     let (end, counters, rest) = sampler.finish()?;
     for s in rest {
@@ -235,7 +258,7 @@ fn profile(
     if !options.out.quiet && end == End::TargetExited && program.is_none() {
         eprintln!("gilscope: process {pid} exited; reporting what was collected");
     }
-    deliver(&report, outputs, options.out.quiet)?;
+    let crossed = deliver(&report, outputs, &options.out)?;
     if let (Some(path), false) = (recorded, options.out.quiet) {
         eprintln!(
             "Recorded {} (gilscope report {0} renders it again)",
@@ -244,10 +267,12 @@ fn profile(
     }
 
     // A program that failed on its own passes its status on; one gilscope stopped does not.
-    Ok(match status {
-        Some(status) if !stopped_by_us => failure_code(status).unwrap_or(0),
-        _ => 0,
-    })
+    // A crossed threshold fails an otherwise good run.
+    let failed = match status {
+        Some(status) if !stopped_by_us => failure_code(status),
+        _ => None,
+    };
+    Ok(failed.unwrap_or(if crossed { 1 } else { 0 }))
 }
 
 /// The terminal sent Ctrl-C to the program too: let it finish its own way, then stop it.

@@ -246,7 +246,7 @@ fn a_changed_switch_interval_is_read_from_the_gil_and_reported() {
 }
 
 #[test]
-fn attach_profiles_a_running_process_and_writes_the_flame_graph() {
+fn attach_profiles_a_running_process_and_writes_the_report() {
     let _turn = exclusive();
     for py in pythons() {
         let target = Running::start(py, "gil_bound.py", &["--seconds", "30"]);
@@ -260,18 +260,23 @@ fn attach_profiles_a_running_process_and_writes_the_flame_graph() {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         assert!(!state.contains(") T "), "{}: target left stopped", py.label);
         let svg = std::fs::read_to_string(dir.path().join(format!("gilscope-{pid}.svg")))
-            .unwrap_or_else(|e| panic!("{}: default flame graph: {e}", py.label));
-        assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains("[waiting for GIL]"), "{}", py.label);
-        assert!(svg.contains("[holding GIL]"), "{}", py.label);
-        assert!(svg.contains("compute (gil_bound.py:"), "{}", py.label);
-        // Waiting is red, holding green: the state colours, not the palette's.
+            .unwrap_or_else(|e| panic!("{}: default report: {e}", py.label));
+        let doc = roxmltree::Document::parse(&svg)
+            .unwrap_or_else(|e| panic!("{}: the report is not well-formed: {e}", py.label));
+        let texts: String = doc.descendants().filter_map(|n| n.text()).collect();
+        assert!(texts.contains("GIL-bound"), "{}: no verdict", py.label);
+        assert!(texts.contains("[waiting for GIL]"), "{}", py.label);
+        assert!(texts.contains("compute (gil_bound.py:"), "{}", py.label);
+        for worker in ["worker-1", "worker-4"] {
+            assert!(texts.contains(worker), "{}: no lane for {worker}", py.label);
+        }
+        // Waiting is red, holding green: the state colours.
         assert!(
-            svg.contains("rgb(220,50,47)") && svg.contains("rgb(60,170,80)"),
+            svg.contains("#dc322f") && svg.contains("#3caa50"),
             "{}",
             py.label
         );
-        passed(py, "attach + flame graph");
+        passed(py, "attach + report");
     }
 }
 

@@ -61,7 +61,16 @@ fn without_the_flag_children_are_left_alone_and_with_it_the_flame_graph_names_ea
     let dir = tempfile::tempdir().unwrap();
     let argv = py.argv();
     let fx = py.fixture("process_pool.py");
-    let mut args = vec!["record", "--subprocesses", "-q", "-o", "pool.svg", "--"];
+    let mut args = vec![
+        "record",
+        "--subprocesses",
+        "-q",
+        "-f",
+        "flamegraph",
+        "-o",
+        "pool.svg",
+        "--",
+    ];
     args.extend(argv.iter().map(String::as_str));
     args.extend([fx.as_str(), "--seconds", "1.5"]);
     let out = gilscope(dir.path(), &args);

@@ -8,7 +8,7 @@ use inferno::flamegraph::color::{BasicPalette, Color, Palette, PaletteMap};
 use inferno::flamegraph::{self as inferno_fg, Options};
 
 use super::{Render, Report};
-use crate::analysis::{folded, View};
+use crate::analysis::View;
 use crate::model::ThreadState;
 
 pub struct Flamegraph(pub View);
@@ -62,23 +62,7 @@ fn describe(view: View) -> (&'static str, &'static str, &'static str, BasicPalet
 impl Render for Flamegraph {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
         let (what, subtitle, count_name, basic) = describe(self.0);
-        let text: Vec<String> = if report.subprocesses.is_empty() {
-            folded(report.profile, self.0)
-                .iter()
-                .map(|(stack, n)| format!("{stack} {n}"))
-                .collect()
-        } else {
-            // Every process's stacks, each under a root frame naming the process.
-            let all = std::iter::once((report.target, report.profile))
-                .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)));
-            all.flat_map(|(info, profile)| {
-                let root = process_frame(info);
-                folded(profile, self.0)
-                    .into_iter()
-                    .map(move |(stack, n)| format!("{root};{stack} {n}"))
-            })
-            .collect()
-        };
+        let text = super::collapsed::lines(report, self.0);
         let title = match report.subprocesses.len() {
             0 => format!(
                 "gilscope: {what} — pid {}, CPython {}, {}",
@@ -125,25 +109,6 @@ impl Render for Flamegraph {
             .context("rendering the flame graph")?;
         Ok(())
     }
-}
-
-/// `process 1234 (worker.py)`: the root frame of one process's stacks, made safe for the
-/// folded format.
-fn process_frame(info: &crate::model::TargetInfo) -> String {
-    let program = info
-        .command
-        .iter()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .or(info.command.first())
-        .map(|a| a.rsplit('/').next().unwrap_or(a))
-        .unwrap_or("python");
-    let name: String = program
-        .chars()
-        .map(|c| if c == ';' || c.is_control() { '_' } else { c })
-        .take(60)
-        .collect();
-    format!("process {} ({name})", info.pid)
 }
 
 /// Escapes text for SVG.

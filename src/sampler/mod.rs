@@ -8,6 +8,7 @@
 mod maps;
 mod procfs;
 mod python;
+mod snapshot;
 mod stacks;
 mod target;
 mod threads;
@@ -15,6 +16,7 @@ mod timer;
 
 pub use procfs::{is_alive, task_ids};
 pub use python::PythonInfo;
+pub use snapshot::{snapshot, Snapshot, ThreadSnapshot};
 pub use target::{OpenError, Target};
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,59 @@
+//! Collapsed stacks, Brendan Gregg's folded format (`frame;frame;frame count`), which
+//! inferno, flamegraph.pl, speedscope and many other tools read: every thread's stacks with
+//! the thread as the root frame and its state (`[waiting for GIL]`, …) as the top frame.
+//! With subprocesses, a root frame per process comes first.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{Render, Report};
+use crate::analysis::{folded, View};
+use crate::model::TargetInfo;
+
+pub struct Collapsed;
+
+impl Render for Collapsed {
+    fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
+        for line in lines(report, View::Wall) {
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The folded lines of one view, `stack count`, for the target and every subprocess.
+pub fn lines(report: &Report, view: View) -> Vec<String> {
+    if report.subprocesses.is_empty() {
+        return folded(report.profile, view)
+            .iter()
+            .map(|(stack, n)| format!("{stack} {n}"))
+            .collect();
+    }
+    let all = std::iter::once((report.target, report.profile))
+        .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)));
+    all.flat_map(|(info, profile)| {
+        let root = process_frame(info);
+        folded(profile, view)
+            .into_iter()
+            .map(move |(stack, n)| format!("{root};{stack} {n}"))
+    })
+    .collect()
+}
+
+/// `process 1234 (worker.py)`: the root frame of one process's stacks, made safe for the
+/// folded format.
+fn process_frame(info: &TargetInfo) -> String {
+    let name: String = super::program_name(info)
+        .chars()
+        .map(|c| {
+            if c == ';' || c == ' ' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(60)
+        .collect();
+    format!("process {} ({name})", info.pid)
+}

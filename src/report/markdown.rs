@@ -1,0 +1,235 @@
+//! A Markdown summary for CI job pages (`>> $GITHUB_STEP_SUMMARY`, GitLab, Buildkite
+//! annotations): the verdict, the GIL metrics, the threads, the findings and the code that
+//! makes others wait, as tables.
+//!
+//! Markdown renders inline HTML, so every string from the target is escaped: `<`, `>` and
+//! `&` become entities, Markdown's own punctuation is backslash-escaped, `|` cannot end a
+//! table cell, control characters and newlines are dropped, and long strings are cut.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{Render, Report};
+use crate::analysis::{Profile, Site};
+use crate::model::{TargetInfo, ThreadState};
+
+pub struct Markdown;
+
+/// Text from the target (or text that quotes it), safe inside a Markdown table cell or
+/// line, cut at `max` characters.
+fn md_cut(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars().filter(|c| !c.is_control()).take(max) {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// A name from the target: a function, file, thread or command.
+fn md(s: &str) -> String {
+    md_cut(s, 120)
+}
+
+/// gilscope's own sentences, which quote names from the target.
+fn md_text(s: &str) -> String {
+    md_cut(s, 2000)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn base(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
+}
+
+fn site(s: &Site) -> String {
+    format!(
+        "| {} | `{}` | {}:{} |",
+        pct(s.share),
+        md(&s.function).replace('`', "'"),
+        md(base(&s.file)),
+        s.line
+    )
+}
+
+impl Render for Markdown {
+    fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
+        let (t, p) = (report.target, report.profile);
+        writeln!(out, "## gilscope: {}\n", p.verdict.kind.title())?;
+        writeln!(
+            out,
+            "pid {}, CPython {}, {:.1} s, {} GIL-state and {} stack samples{}\n",
+            t.pid,
+            md(&t.python),
+            p.run.duration_s,
+            p.run.state_samples,
+            p.run.stack_samples,
+            if t.command.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", md_cut(&t.command.join(" "), 300))
+            }
+        )?;
+        process(out, t, p)?;
+        if !report.subprocesses.is_empty() {
+            writeln!(out, "\n### Subprocesses\n")?;
+            writeln!(
+                out,
+                "| pid | verdict | GIL held | avg waiters | cores used |"
+            )?;
+            writeln!(out, "|---:|---|---:|---:|---:|")?;
+            for s in report.subprocesses {
+                let g = s.profile.main_gil();
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {:.2} | {:.2} |",
+                    s.info.pid,
+                    s.profile.verdict.kind.title(),
+                    g.map_or("-".into(), |g| pct(g.held)),
+                    g.map_or(0.0, |g| g.avg_waiters),
+                    s.profile.cores_used.unwrap_or(0.0)
+                )?;
+            }
+            for s in report.subprocesses {
+                writeln!(out, "\n#### pid {}\n", s.info.pid)?;
+                process(out, &s.info, &s.profile)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One process's part: verdict, metrics, threads, findings, sites.
+fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
+    let v = &p.verdict;
+    writeln!(out, "**{}**\n", md_text(&v.summary))?;
+    writeln!(out, "- rule: {}", md_text(&v.rule))?;
+    for a in &v.advice {
+        writeln!(out, "- next: {}", md_text(a))?;
+    }
+    if !p.gils.is_empty() {
+        writeln!(
+            out,
+            "\n| GIL | held | avg waiters | contended | demand | ceiling | switches/s | interval |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+        for g in &p.gils {
+            if !g.enabled {
+                writeln!(
+                    out,
+                    "| interpreter {} | disabled (free-threaded) | | | | | | |",
+                    g.interpreter
+                )?;
+                continue;
+            }
+            writeln!(
+                out,
+                "| interpreter {} | {} | {:.2} | {} | {:.2} | {:.2}× | {:.0} | {:.1} ms |",
+                g.interpreter,
+                pct(g.held),
+                g.avg_waiters,
+                pct(g.contended),
+                g.demand,
+                g.speedup_ceiling,
+                g.switches_per_s,
+                g.switch_interval_ms
+            )?;
+        }
+        writeln!(
+            out,
+            "\n*held*: share of samples with the GIL taken; *avg waiters*: threads blocked on \
+             it; *contended*: held with at least one waiter; *demand*: threads holding or \
+             waiting; *ceiling*: demand / held, the most that removing the GIL could give."
+        )?;
+    }
+    if let Some(c) = p.cores_used {
+        writeln!(out, "\nCores used: {c:.2} of {}.", p.cpu_count)?;
+    }
+    if !p.threads.is_empty() {
+        let states: Vec<ThreadState> = ThreadState::ALL
+            .into_iter()
+            .filter(|&s| p.threads.iter().any(|t| t.share(s) > 0.0))
+            .collect();
+        write!(out, "\n| thread | tid |")?;
+        for s in &states {
+            write!(out, " {} |", s.key())?;
+        }
+        writeln!(out, " CPU s |")?;
+        writeln!(out, "|---|---:|{}---:|", "---:|".repeat(states.len()))?;
+        for t in &p.threads {
+            write!(out, "| {} | {} |", md(&t.label()), t.tid)?;
+            for &s in &states {
+                write!(out, " {} |", pct(t.share(s)))?;
+            }
+            writeln!(out, " {:.2} |", t.cpu_s)?;
+        }
+    }
+    if !p.findings.is_empty() {
+        writeln!(out, "\n### Findings\n")?;
+        for f in &p.findings {
+            writeln!(
+                out,
+                "- {} Next: {}",
+                md_text(&f.summary),
+                md_text(&f.advice)
+            )?;
+        }
+    }
+    let lists = [
+        ("Holds the GIL while others wait", &p.top_blame),
+        ("Waits for the GIL at", &p.top_waiters),
+        ("Runs without a GIL at", &p.top_running),
+    ];
+    for (title, sites) in lists {
+        if sites.is_empty() {
+            continue;
+        }
+        writeln!(out, "\n### {title}\n")?;
+        writeln!(out, "| share | function | file:line |")?;
+        writeln!(out, "|---:|---|---|")?;
+        for s in sites.iter().take(5) {
+            writeln!(out, "{}", site(s))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_strings_cannot_break_out_of_a_cell_or_inject_html() {
+        let hostile = "</td><script>alert(1)</script>|*x*\n`y`";
+        let escaped = md(hostile);
+        assert!(
+            !escaped.contains('<') && !escaped.contains('>'),
+            "{escaped}"
+        );
+        assert!(!escaped.contains('\n'));
+        assert!(
+            !escaped.contains(" | ") && escaped.contains("\\|"),
+            "{escaped}"
+        );
+        assert!(
+            escaped.contains("\\*x\\*") && escaped.contains("\\`y\\`"),
+            "{escaped}"
+        );
+        let long = md(&"a".repeat(10_000));
+        assert!(long.chars().count() <= 121);
+    }
+}

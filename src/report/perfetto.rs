@@ -1,0 +1,569 @@
+//! Chrome's JSON trace event format, which ui.perfetto.dev and chrome://tracing open: per
+//! thread, a track of its GIL states over time with its stack samples on it, and per process
+//! a counter of GIL handoffs per second.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{Render, Report};
+use crate::analysis::{Profile, Timeline};
+use crate::model::{TargetInfo, ThreadState, Tid};
+
+pub struct Perfetto;
+
+/// The name of the per-process counter track.
+pub const HANDOFFS: &str = "GIL handoffs/s";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    trace_events: Vec<Event>,
+    display_time_unit: &'static str,
+    other_data: Map<String, Value>,
+}
+
+/// One trace event; the fields a phase does not use are left out.
+#[derive(Serialize)]
+struct Event {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cat: Option<&'static str>,
+    ph: &'static str,
+    /// Microseconds from the target's time zero.
+    ts: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dur: Option<f64>,
+    pid: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<Tid>,
+    /// Scope of an instant event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'static str>,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    args: Value,
+}
+
+impl Event {
+    fn metadata(name: &str, pid: i32, tid: Option<Tid>, args: Value) -> Event {
+        Event {
+            name: name.into(),
+            cat: None,
+            ph: "M",
+            ts: 0.0,
+            dur: None,
+            pid,
+            tid,
+            s: None,
+            args,
+        }
+    }
+}
+
+/// One process on the trace's time axis.
+struct Process<'a> {
+    info: &'a TargetInfo,
+    profile: &'a Profile,
+    /// Its time zero minus the target's, in ns: subprocesses count from their own.
+    offset_ns: i128,
+}
+
+impl Process<'_> {
+    /// Microseconds from the target's time zero.
+    fn ts(&self, at: Duration) -> f64 {
+        (at.as_nanos() as i128 + self.offset_ns) as f64 / 1000.0
+    }
+}
+
+impl Render for Perfetto {
+    fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
+        let zero = report.target.monotonic_zero_ns;
+        let processes: Vec<Process> = std::iter::once((report.target, report.profile))
+            .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)))
+            .map(|(info, profile)| Process {
+                info,
+                profile,
+                offset_ns: if zero == 0 || info.monotonic_zero_ns == 0 {
+                    0
+                } else {
+                    i128::from(info.monotonic_zero_ns) - i128::from(zero)
+                },
+            })
+            .collect();
+        let mut events = Vec::new();
+        for (rank, p) in processes.iter().enumerate() {
+            metadata(p, rank, &mut events);
+        }
+        let mut timed = Vec::new();
+        for p in &processes {
+            state_slices(p, &mut timed);
+            stack_samples(p, &mut timed);
+            handoffs(p, &mut timed);
+        }
+        // Stable: equal keys keep the order built (state slices before samples).
+        timed.sort_by(|a, b| {
+            a.ts.total_cmp(&b.ts)
+                .then(a.pid.cmp(&b.pid))
+                .then(a.tid.cmp(&b.tid))
+        });
+        events.extend(timed);
+        let doc = Document {
+            trace_events: events,
+            display_time_unit: "ms",
+            other_data: other_data(report),
+        };
+        serde_json::to_writer(&mut *out, &doc)?;
+        writeln!(out)?;
+        Ok(())
+    }
+}
+
+/// Every thread of a process, by tid: seen in state ticks or in stack samples.
+fn tids(profile: &Profile) -> BTreeSet<Tid> {
+    let timeline = &profile.timeline;
+    profile
+        .threads
+        .iter()
+        .map(|t| t.tid)
+        .chain(timeline.lanes.iter().map(|l| l.tid))
+        .chain(timeline.stacks.iter().map(|s| s.tid))
+        .chain(profile.stack_counts.iter().map(|((tid, _, _), _)| *tid))
+        .collect()
+}
+
+/// Names and order of the process and its threads.
+fn metadata(p: &Process, rank: usize, events: &mut Vec<Event>) {
+    let pid = p.info.pid;
+    events.push(Event::metadata(
+        "process_name",
+        pid,
+        None,
+        json!({ "name": process_name(p.info) }),
+    ));
+    events.push(Event::metadata(
+        "process_sort_index",
+        pid,
+        None,
+        json!({ "sort_index": rank }),
+    ));
+    for (i, tid) in tids(p.profile).into_iter().enumerate() {
+        let label = p
+            .profile
+            .threads
+            .iter()
+            .find(|t| t.tid == tid)
+            .map(|t| t.label())
+            .unwrap_or_else(|| format!("thread {tid}"));
+        events.push(Event::metadata(
+            "thread_name",
+            pid,
+            Some(tid),
+            json!({ "name": label }),
+        ));
+        events.push(Event::metadata(
+            "thread_sort_index",
+            pid,
+            Some(tid),
+            json!({ "sort_index": i }),
+        ));
+    }
+}
+
+fn process_name(info: &TargetInfo) -> String {
+    match (info.command.is_empty(), info.python.is_empty()) {
+        (false, _) => info.command.join(" "),
+        (true, false) => format!("python {}", info.python),
+        (true, true) => "python".into(),
+    }
+}
+
+/// Per thread, one complete event for each run of slices with the same dominant state;
+/// slices the thread was not seen in make none.
+fn state_slices(p: &Process, events: &mut Vec<Event>) {
+    let timeline = &p.profile.timeline;
+    for lane in &timeline.lanes {
+        let mut run: Option<(ThreadState, usize)> = None;
+        for i in 0..=timeline.buckets {
+            let state = (i < timeline.buckets).then(|| lane.dominant(i)).flatten();
+            if let Some((current, from)) = run {
+                if state == Some(current) {
+                    continue;
+                }
+                events.push(slice(p, timeline, lane, current, from, i));
+            }
+            run = state.map(|s| (s, i));
+        }
+    }
+}
+
+/// The complete event of slices `from..to` of a lane, all with `state` dominant.
+fn slice(
+    p: &Process,
+    timeline: &Timeline,
+    lane: &crate::analysis::Lane,
+    state: ThreadState,
+    from: usize,
+    to: usize,
+) -> Event {
+    let mut ticks = [0u64; 6];
+    for counts in &lane.counts[from..to.min(lane.counts.len())] {
+        for (sum, n) in ticks.iter_mut().zip(counts) {
+            *sum += u64::from(*n);
+        }
+    }
+    let ticks: Map<String, Value> = ThreadState::ALL
+        .iter()
+        .filter(|s| ticks[s.index()] > 0)
+        .map(|s| (s.key().to_string(), json!(ticks[s.index()])))
+        .collect();
+    let ts = p.ts(timeline.bucket_start(from));
+    Event {
+        name: state.key().into(),
+        cat: Some("gil"),
+        ph: "X",
+        ts,
+        dur: Some(p.ts(timeline.bucket_start(to)) - ts),
+        pid: p.info.pid,
+        tid: Some(lane.tid),
+        s: None,
+        args: json!({ "ticks": ticks }),
+    }
+}
+
+/// An instant event on its thread for every timed stack sample.
+fn stack_samples(p: &Process, events: &mut Vec<Event>) {
+    for sample in &p.profile.timeline.stacks {
+        let frames = p.profile.stacks.get(sample.stack);
+        let mut args = json!({
+            "stack": frames
+                .iter()
+                .map(|f| f.function.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+            "state": sample.state.key(),
+        });
+        if let Some(f) = frames.last() {
+            args["location"] = json!(format!("{}:{}", f.file, f.line));
+        }
+        events.push(Event {
+            name: match frames.last() {
+                Some(f) => f.function.clone(),
+                None => sample.state.frame_label().into(),
+            },
+            cat: Some("stack"),
+            ph: "i",
+            ts: p.ts(sample.at),
+            dur: None,
+            pid: p.info.pid,
+            tid: Some(sample.tid),
+            s: Some("t"),
+            args,
+        });
+    }
+}
+
+/// The process's counter: GIL handoffs per second in each slice.
+fn handoffs(p: &Process, events: &mut Vec<Event>) {
+    let timeline = &p.profile.timeline;
+    let width = timeline.width.as_secs_f64();
+    for i in 0..timeline.buckets {
+        let n = timeline.handoffs.get(i).copied().unwrap_or(0);
+        events.push(Event {
+            name: HANDOFFS.into(),
+            cat: Some("gil"),
+            ph: "C",
+            ts: p.ts(timeline.bucket_start(i)),
+            dur: None,
+            pid: p.info.pid,
+            tid: None,
+            s: None,
+            args: json!({ "value": if width > 0.0 { n as f64 / width } else { 0.0 } }),
+        });
+    }
+}
+
+/// Facts about the run, as strings (some viewers show `otherData` as text).
+fn other_data(report: &Report) -> Map<String, Value> {
+    let t = report.target;
+    let mut data = Map::new();
+    let mut put = |k: &str, v: String| {
+        data.insert(k.into(), Value::String(v));
+    };
+    put(
+        "exporter",
+        format!("gilscope {}", env!("CARGO_PKG_VERSION")),
+    );
+    put("pid", t.pid.to_string());
+    put("python", t.python.clone());
+    put("command", t.command.join(" "));
+    put("state_hz", t.state_hz.to_string());
+    put("stack_hz", t.stack_hz.to_string());
+    put("monotonic_zero_ns", t.monotonic_zero_ns.to_string());
+    put(
+        "time_zero",
+        "ts counts microseconds from monotonic_zero_ns (CLOCK_MONOTONIC)".into(),
+    );
+    if !report.subprocesses.is_empty() {
+        put(
+            "subprocesses",
+            report
+                .subprocesses
+                .iter()
+                .map(|s| s.info.pid.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::super::speedscope::fixtures::{self, HOSTILE};
+    use super::*;
+    use crate::report::Subprocess;
+
+    fn render(target: &TargetInfo, profile: &Profile, subprocesses: &[Subprocess]) -> Value {
+        let mut out = Vec::new();
+        Perfetto
+            .render(
+                &Report {
+                    target,
+                    profile,
+                    subprocesses,
+                },
+                &mut out,
+            )
+            .unwrap();
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(!text.contains('\u{1}'), "control characters are escaped");
+        serde_json::from_str(&text).expect("valid JSON, whatever the threads are called")
+    }
+
+    fn full() -> Value {
+        let (target, profile) = fixtures::target();
+        render(&target, &profile, &[fixtures::subprocess()])
+    }
+
+    fn events<'a>(doc: &'a Value, ph: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        doc["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(move |e| e["ph"] == ph)
+    }
+
+    fn on_thread<'a>(doc: &'a Value, ph: &'a str, pid: i32, tid: Tid) -> Vec<&'a Value> {
+        events(doc, ph)
+            .filter(|e| e["pid"] == pid && e["tid"] == tid)
+            .collect()
+    }
+
+    fn f(v: &Value) -> f64 {
+        v.as_f64().unwrap()
+    }
+
+    #[test]
+    fn has_the_trace_event_shape() {
+        let doc = full();
+        assert_eq!(doc["displayTimeUnit"], "ms");
+        assert_eq!(doc["otherData"]["monotonic_zero_ns"], "5000000000");
+        assert_eq!(doc["otherData"]["subprocesses"], "43");
+        let all = doc["traceEvents"].as_array().unwrap();
+        for e in all {
+            assert!(e["name"].is_string() && e["ph"].is_string(), "{e}");
+            assert!(e["pid"].is_i64() && e["ts"].is_number(), "{e}");
+        }
+        // Metadata first, then everything by time.
+        let first_timed = all.iter().position(|e| e["ph"] != "M").unwrap();
+        assert!(all[first_timed..].iter().all(|e| e["ph"] != "M"));
+        assert!(all[first_timed..]
+            .windows(2)
+            .all(|w| f(&w[0]["ts"]) <= f(&w[1]["ts"])));
+    }
+
+    #[test]
+    fn every_thread_and_process_is_named() {
+        let doc = full();
+        let names: Vec<(i64, i64, &str)> = events(&doc, "M")
+            .filter(|e| e["name"] == "thread_name")
+            .map(|e| {
+                (
+                    e["pid"].as_i64().unwrap(),
+                    e["tid"].as_i64().unwrap(),
+                    e["args"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let long = fixtures::long_name();
+        assert_eq!(
+            names,
+            [
+                (42, 1, "MainThread"),
+                (42, 2, HOSTILE),
+                (42, 3, long.as_str()),
+                (43, 100, "Sub")
+            ]
+        );
+        let processes: Vec<(i64, &str)> = events(&doc, "M")
+            .filter(|e| e["name"] == "process_name")
+            .map(|e| {
+                (
+                    e["pid"].as_i64().unwrap(),
+                    e["args"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            processes,
+            [(42, "python3 app.py"), (43, "python3 worker.py")]
+        );
+        let sort: Vec<i64> = events(&doc, "M")
+            .filter(|e| e["name"] == "thread_sort_index" && e["pid"] == 42)
+            .map(|e| e["args"]["sort_index"].as_i64().unwrap())
+            .collect();
+        assert_eq!(sort, [0, 1, 2]);
+    }
+
+    #[test]
+    fn state_slices_follow_the_dominant_state_without_overlap() {
+        let doc = full();
+        let slices = |pid, tid| -> Vec<(String, f64, f64)> {
+            on_thread(&doc, "X", pid, tid)
+                .iter()
+                .map(|e| {
+                    assert_eq!(e["cat"], "gil");
+                    (
+                        e["name"].as_str().unwrap().to_string(),
+                        f(&e["ts"]),
+                        f(&e["dur"]),
+                    )
+                })
+                .collect()
+        };
+        for (pid, tid) in [(42, 1), (42, 2), (42, 3), (43, 100)] {
+            let s = slices(pid, tid);
+            assert!(!s.is_empty());
+            for w in s.windows(2) {
+                assert!(
+                    w[0].1 + w[0].2 <= w[1].1 + 1e-6,
+                    "{pid}/{tid} overlap: {w:?}"
+                );
+            }
+            assert!(s.iter().all(|(_, _, dur)| *dur > 0.0));
+        }
+        // Run 1 s after time zero, 10 ms slices: holding for the first half, then waiting.
+        assert_eq!(
+            slices(42, 1),
+            [
+                ("holding".into(), 1_000_000.0, 50_000.0),
+                ("waiting".into(), 1_050_000.0, 50_000.0),
+            ]
+        );
+        assert_eq!(
+            slices(42, 2),
+            [
+                ("waiting".into(), 1_000_000.0, 50_000.0),
+                ("holding".into(), 1_050_000.0, 50_000.0),
+            ]
+        );
+        // Unseen from 30 to 60 ms: no event there.
+        assert_eq!(
+            slices(42, 3),
+            [
+                ("idle".into(), 1_000_000.0, 30_000.0),
+                ("idle".into(), 1_060_000.0, 40_000.0),
+            ]
+        );
+        // The subprocess's time zero is 2 ms later: its times shift onto the target's axis.
+        assert_eq!(
+            slices(43, 100),
+            [("holding".into(), 1_002_000.0, 100_000.0)]
+        );
+        let first = &on_thread(&doc, "X", 42, 1)[0];
+        assert_eq!(first["args"]["ticks"]["holding"], 50);
+    }
+
+    #[test]
+    fn stack_samples_are_instants_in_time_order() {
+        let doc = full();
+        let main = on_thread(&doc, "i", 42, 1);
+        assert_eq!(main.len(), 10);
+        assert!(main.windows(2).all(|w| f(&w[0]["ts"]) < f(&w[1]["ts"])));
+        assert_eq!(f(&main[0]["ts"]), 1_000_000.0);
+        for (k, e) in main.iter().enumerate() {
+            assert_eq!(e["s"], "t");
+            assert_eq!(e["name"], "compute");
+            assert_eq!(e["args"]["stack"], "main;compute");
+            assert_eq!(e["args"]["location"], "app.py:12");
+            assert_eq!(
+                e["args"]["state"],
+                if k < 5 { "holding" } else { "waiting" }
+            );
+        }
+        let hostile = on_thread(&doc, "i", 42, 2);
+        assert_eq!(hostile[0]["name"], HOSTILE);
+        assert_eq!(hostile[0]["args"]["stack"], format!("main;{HOSTILE}"));
+        // No frames: named by the state.
+        let idle = on_thread(&doc, "i", 42, 3);
+        assert_eq!(idle.len(), 7);
+        assert_eq!(idle[0]["name"], "[idle]");
+        assert_eq!(idle[0]["args"]["stack"], "");
+        let sub = on_thread(&doc, "i", 43, 100);
+        assert_eq!(f(&sub[0]["ts"]), 1_002_000.0);
+        assert_eq!(events(&doc, "i").count(), 10 + 10 + 7 + 10);
+    }
+
+    #[test]
+    fn handoffs_are_a_counter_per_process() {
+        let doc = full();
+        for pid in [42, 43] {
+            let counter: Vec<&Value> = events(&doc, "C").filter(|e| e["pid"] == pid).collect();
+            assert_eq!(counter.len(), 10, "one per slice");
+            assert!(counter.iter().all(|e| e["name"] == HANDOFFS));
+            assert!(counter.iter().all(|e| e.get("tid").is_none()));
+            // A handoff every 5 ms: 200/s in full slices.
+            assert_eq!(counter[5]["args"]["value"], 200.0);
+            assert!(counter
+                .iter()
+                .all(|e| (0.0..=200.0).contains(&f(&e["args"]["value"]))));
+        }
+    }
+
+    #[test]
+    fn is_deterministic() {
+        let bytes = || {
+            let (target, profile) = fixtures::target();
+            let sub = [fixtures::subprocess()];
+            let mut out = Vec::new();
+            Perfetto
+                .render(
+                    &Report {
+                        target: &target,
+                        profile: &profile,
+                        subprocesses: &sub,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+            out
+        };
+        assert_eq!(bytes(), bytes());
+    }
+
+    #[test]
+    fn an_empty_profile_is_valid() {
+        let (target, profile) = fixtures::empty();
+        let doc = render(&target, &profile, &[]);
+        let all = doc["traceEvents"].as_array().unwrap();
+        assert_eq!(all.len(), 2, "the process's name and order: {all:?}");
+        assert_eq!(all[0]["name"], "process_name");
+        assert_eq!(all[0]["args"]["name"], "python");
+    }
+}

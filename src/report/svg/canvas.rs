@@ -1,0 +1,430 @@
+//! The drawing surface of the SVG report: the body built as a string from top to bottom, and
+//! the text helpers every section uses — escaping hostile strings, estimating how wide text
+//! draws, truncating and wrapping it. No section writes a target string any other way.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use crate::model::ThreadState;
+
+/// The page is this wide whatever the run; its height follows the content.
+pub const WIDTH: f64 = 1200.0;
+pub const MARGIN: f64 = 24.0;
+/// Width between the margins.
+pub const CONTENT: f64 = WIDTH - 2.0 * MARGIN;
+/// A string from the target is cut to this many characters before anything else…
+const MAX_CHARS: usize = 200;
+/// …and a paragraph (which may quote such strings) to this many.
+const MAX_PARAGRAPH: usize = 2000;
+
+pub const DIM: &str = "#666666";
+
+/// How a piece of text is set: what its width is estimated from.
+#[derive(Clone, Copy, Debug)]
+pub struct Font {
+    pub size: f64,
+    pub mono: bool,
+    pub bold: bool,
+}
+
+impl Font {
+    pub const fn sans(size: f64) -> Font {
+        Font {
+            size,
+            mono: false,
+            bold: false,
+        }
+    }
+
+    pub const fn mono(size: f64) -> Font {
+        Font {
+            size,
+            mono: true,
+            bold: false,
+        }
+    }
+
+    pub const fn bold(self) -> Font {
+        Font { bold: true, ..self }
+    }
+
+    /// The attributes that set it.
+    fn attrs(self) -> String {
+        let mut s = format!(r#" font-size="{}""#, self.size);
+        if self.mono {
+            s.push_str(r#" font-family="monospace""#);
+        }
+        if self.bold {
+            s.push_str(r#" font-weight="bold""#);
+        }
+        s
+    }
+
+    /// Estimated width of one character, in px. The font is the viewer's: the estimate
+    /// follows DejaVu Sans, the widest common sans-serif (measured in Chromium), so that text
+    /// fits there and merely leaves some room in narrower ones (Arial, Liberation: about 88%).
+    fn advance(self, c: char) -> f64 {
+        let wide = is_wide(c);
+        let em = if self.mono {
+            if wide {
+                1.2
+            } else {
+                0.61
+            }
+        } else if wide {
+            1.0
+        } else {
+            match c {
+                ' ' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | 'i' | 'j' | 'l' | 'I' => 0.31,
+                'f' | 't' | 'r' | '(' | ')' | '[' | ']' | '-' | '/' => 0.41,
+                'm' | 'w' | 'M' | 'W' | '@' | '%' => 0.92,
+                'A'..='Z' => 0.70,
+                _ => 0.60,
+            }
+        };
+        let bold = if self.bold && !self.mono { 1.12 } else { 1.0 };
+        em * self.size * bold
+    }
+
+    /// Estimated width of `s`, in px.
+    pub fn width(self, s: &str) -> f64 {
+        s.chars().map(|c| self.advance(c)).sum()
+    }
+}
+
+/// East Asian wide and emoji characters, which take about twice a Latin letter.
+fn is_wide(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1FAFF | 0x20000..=0x3FFFD)
+}
+
+/// Characters that may not reach the file: control characters (XML 1.0 forbids most of them,
+/// and a newline would break a line of text), the two non-characters XML forbids, and the
+/// bidirectional overrides that could make a name read as something else.
+fn allowed(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{FFFE}' | '\u{FFFF}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}')
+}
+
+/// Escapes text for an SVG text node or attribute, dropping characters that may not be there.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if allowed(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A target string made fit to show: no forbidden characters, at most [`MAX_CHARS`] of them.
+pub fn clean(s: &str) -> String {
+    clean_to(s, MAX_CHARS)
+}
+
+fn clean_to(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().filter(|&c| allowed(c)).enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `s` cleaned and cut with an ellipsis to draw within `px` in `font`; empty when not even
+/// one character and the ellipsis fit.
+pub fn fit(s: &str, px: f64, font: Font) -> String {
+    let s = clean(s);
+    if font.width(&s) <= px {
+        return s;
+    }
+    let room = px - font.advance('…');
+    let mut used = 0.0;
+    let mut out = String::new();
+    for c in s.chars() {
+        used += font.advance(c);
+        if used > room {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        return out;
+    }
+    out.push('…');
+    out
+}
+
+/// `s` cleaned and broken into lines that draw within `px`, at spaces; a word longer than a
+/// line is cut.
+pub fn wrap(s: &str, px: f64, font: Font) -> Vec<String> {
+    let s = clean_to(&s.replace('\n', " "), MAX_PARAGRAPH);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        let candidate = if line.is_empty() {
+            word.to_string()
+        } else {
+            format!("{line} {word}")
+        };
+        if font.width(&candidate) <= px || line.is_empty() && font.width(word) <= px {
+            line = candidate;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        line = if font.width(word) <= px {
+            word.to_string()
+        } else {
+            fit(word, px, font)
+        };
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `#rrggbb`.
+pub fn hex((r, g, b): (u8, u8, u8)) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// The colour of each state, as in the flame graph format: holding green, waiting red,
+/// handoff orange, native blue, idle grey, running (free-threaded) teal.
+pub fn state_rgb(state: ThreadState) -> (u8, u8, u8) {
+    match state {
+        ThreadState::Holding => (60, 170, 80),
+        ThreadState::Waiting => (220, 50, 47),
+        ThreadState::Handoff => (240, 150, 40),
+        ThreadState::Native => (70, 130, 200),
+        ThreadState::Idle => (170, 170, 170),
+        ThreadState::Running => (30, 160, 150),
+    }
+}
+
+pub fn state_fill(state: ThreadState) -> String {
+    hex(state_rgb(state))
+}
+
+/// Text drawn on a state's colour: white on the dark ones.
+pub fn ink_on(state: ThreadState) -> &'static str {
+    match state {
+        ThreadState::Handoff | ThreadState::Idle => "#222222",
+        _ => "#ffffff",
+    }
+}
+
+/// `3 ticks`, `1 tick`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A rate to two or three significant figures: `0.39`, `4.2`, `610`.
+pub fn rate(x: f64) -> String {
+    if x < 1.0 {
+        format!("{x:.2}")
+    } else if x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// `87.0%`.
+pub fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// A run length: `3.4 s`, `12 min 05 s`, `1 h 02 min`.
+pub fn duration(s: f64) -> String {
+    let whole = s.round() as u64;
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if whole < 3600 {
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    } else {
+        format!("{} h {:02} min", whole / 3600, whole % 3600 / 60)
+    }
+}
+
+/// The SVG body, drawn from the top down: `y` is where the next thing goes.
+pub struct Canvas {
+    body: String,
+    pub y: f64,
+}
+
+impl Canvas {
+    pub fn new() -> Canvas {
+        Canvas {
+            body: String::new(),
+            y: MARGIN,
+        }
+    }
+
+    /// Markup the caller built from trusted pieces (numbers, constants, [`esc`]aped text).
+    pub fn raw(&mut self, markup: &str) {
+        self.body.push_str(markup);
+    }
+
+    /// Text with its baseline at (`x`, `y`), escaped; `extra` holds further attributes.
+    pub fn text(&mut self, x: f64, y: f64, font: Font, extra: &str, s: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<text x="{x:.1}" y="{y:.1}"{}{extra}>{}</text>"#,
+            font.attrs(),
+            esc(s)
+        );
+    }
+
+    pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{fill}"/>"#,
+            w.max(0.0),
+            h.max(0.0)
+        );
+    }
+
+    /// One line of text below the last, and moves down past it.
+    pub fn line(&mut self, x: f64, font: Font, extra: &str, s: &str) {
+        let base = self.y + font.size;
+        self.text(x, base, font, extra, s);
+        self.y += font.size * 1.45;
+    }
+
+    /// A paragraph wrapped to `px` from `x`.
+    pub fn para(&mut self, x: f64, px: f64, font: Font, extra: &str, s: &str) {
+        for l in wrap(s, px, font) {
+            self.line(x, font, extra, &l);
+        }
+    }
+
+    /// A section title with a rule under it, and what the section shows.
+    pub fn heading(&mut self, title: &str, about: &str) {
+        self.y += 22.0;
+        self.line(MARGIN, Font::sans(17.0).bold(), "", title);
+        self.rect(MARGIN, self.y - 3.0, CONTENT, 1.0, "#cccccc");
+        self.y += 4.0;
+        if !about.is_empty() {
+            self.para(
+                MARGIN,
+                CONTENT,
+                Font::sans(12.0),
+                &format!(r#" fill="{DIM}""#),
+                about,
+            );
+        }
+        self.y += 4.0;
+    }
+
+    /// A row of colour swatches naming each state.
+    pub fn legend(&mut self, states: &[ThreadState]) {
+        let font = Font::sans(12.0);
+        let mut x = MARGIN;
+        for &state in states {
+            self.rect(x, self.y + 2.0, 12.0, 12.0, &state_fill(state));
+            let label = legend_label(state);
+            self.text(x + 17.0, self.y + 12.5, font, "", label);
+            x += 17.0 + font.width(label) + 18.0;
+        }
+        self.y += 22.0;
+    }
+
+    /// Writes the document: the header with the height now known, then the body.
+    pub fn finish(self, title: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        let height = (self.y + MARGIN).ceil();
+        write!(
+            out,
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8" standalone="no"?>"#,
+                "\n",
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" "#,
+                r##"viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12" fill="#222222">"##,
+                "\n<title>{title}</title>\n",
+                r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#ffffff"/>"##,
+                "\n"
+            ),
+            w = WIDTH,
+            h = height,
+            title = esc(title)
+        )?;
+        out.write_all(self.body.as_bytes())?;
+        out.write_all(b"</svg>\n")
+    }
+}
+
+/// What each state means, in a few words.
+pub fn legend_label(state: ThreadState) -> &'static str {
+    match state {
+        ThreadState::Holding => "holding the GIL",
+        ThreadState::Waiting => "waiting for the GIL",
+        ThreadState::Handoff => "handing the GIL off",
+        ThreadState::Native => "native, GIL released",
+        ThreadState::Idle => "idle (off CPU)",
+        ThreadState::Running => "running, no GIL",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_leaves_no_markup_and_no_control_characters() {
+        assert_eq!(
+            esc("</svg><script>a&'\"\u{1}\u{7f}\u{202e}x"),
+            "&lt;/svg&gt;&lt;script&gt;a&amp;&#39;&quot;x"
+        );
+        assert_eq!(clean(&"x".repeat(10_000)).chars().count(), MAX_CHARS + 1);
+    }
+
+    #[test]
+    fn fitting_cuts_with_an_ellipsis() {
+        let font = Font::mono(10.0);
+        assert_eq!(fit("short", 100.0, font), "short");
+        let cut = fit("a_rather_long_function_name", 60.0, font);
+        assert!(cut.ends_with('…') && font.width(&cut) <= 60.0, "{cut}");
+        assert_eq!(fit("abc", 3.0, font), "");
+    }
+
+    #[test]
+    fn wrapping_keeps_every_line_within_the_width() {
+        let font = Font::sans(14.0);
+        let text = "The GIL is held 98% of the time and 2.9 threads wait for it on average; \
+                    compute() at app.py:12 holds it 87% of the time.";
+        let lines = wrap(text, 300.0, font);
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|l| font.width(l) <= 300.0), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        let long = wrap(&"y".repeat(500), 100.0, font);
+        assert!(long.iter().all(|l| font.width(l) <= 100.0));
+        let words = "word ".repeat(2000);
+        let lines = wrap(&words, 1000.0, font);
+        let kept: usize = lines.iter().map(|l| l.chars().count() + 1).sum();
+        assert!(
+            (MAX_PARAGRAPH..MAX_PARAGRAPH + 10).contains(&kept),
+            "{kept}"
+        );
+    }
+
+    #[test]
+    fn durations_read_in_the_right_unit() {
+        assert_eq!(duration(3.42), "3.4 s");
+        assert_eq!(duration(725.0), "12 min 05 s");
+        assert_eq!(duration(3720.0), "1 h 02 min");
+    }
+}

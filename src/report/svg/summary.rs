@@ -1,0 +1,631 @@
+//! The report's text sections, the same facts as the terminal summary: the title and run, the
+//! verdict, findings, the GIL metrics, each thread's states, the processes followed and the
+//! code that holds or waits for the GIL.
+
+use super::canvas::{
+    clean, count, duration, esc, fit, hex, ink_on, pct, state_fill, Canvas, Font, CONTENT, DIM,
+    MARGIN, WIDTH,
+};
+use crate::analysis::{GilMetrics, Profile, Site, ThreadSummary, VerdictKind};
+use crate::model::{TargetInfo, ThreadState};
+use crate::report::Report;
+
+/// Above this share of late ticks, CPU scarcity biases the shares (as in the terminal).
+const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
+
+fn dim() -> String {
+    format!(r#" fill="{DIM}""#)
+}
+
+/// The colour a verdict is drawn in, and a darker one for text.
+pub fn verdict_rgb(kind: VerdictKind) -> (u8, u8, u8) {
+    match kind {
+        VerdictKind::GilBound => (220, 50, 47),
+        VerdictKind::PartlyGilContended => (240, 150, 40),
+        VerdictKind::SingleThreadCpu => (60, 170, 80),
+        VerdictKind::NativeParallel => (70, 130, 200),
+        VerdictKind::MostlyIdle => (120, 120, 120),
+        VerdictKind::GilDisabled => (30, 160, 150),
+    }
+}
+
+fn verdict_ink(kind: VerdictKind) -> String {
+    let (r, g, b) = verdict_rgb(kind);
+    let dark = |c: u8| (f64::from(c) * 0.7) as u8;
+    hex((dark(r), dark(g), dark(b)))
+}
+
+/// The command line, for a title, the interpreter by its name only: `python3 app.py --flag`.
+pub fn command_line(info: &TargetInfo) -> String {
+    let mut words: Vec<&str> = info.command.iter().map(String::as_str).collect();
+    if let Some(first) = words.first_mut() {
+        *first = first.rsplit('/').next().unwrap_or(first);
+    }
+    clean(&words.join(" "))
+}
+
+/// The script a process runs, for a heading: `app.py`.
+pub fn program(info: &TargetInfo) -> String {
+    let program = info
+        .command
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .or(info.command.first())
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or("python");
+    clean(program)
+}
+
+/// The document's title: what a browser tab shows.
+pub fn title(report: &Report) -> String {
+    format!(
+        "gilscope — pid {}: {}",
+        report.target.pid,
+        report.profile.verdict.kind.title()
+    )
+}
+
+fn free_threaded(p: &Profile) -> bool {
+    p.gils.iter().any(|g| g.free_threaded)
+}
+
+pub fn header(c: &mut Canvas, report: &Report) {
+    let (t, p, r) = (report.target, report.profile, &report.profile.run);
+    let build = if free_threaded(p) {
+        " free-threaded"
+    } else {
+        ""
+    };
+    let big = Font::sans(22.0).bold();
+    let head = format!("gilscope — pid {}", t.pid);
+    let tail = format!(", CPython {}{build}", clean(&t.python));
+    let command = command_line(t);
+    let room = CONTENT - big.width(&head) - big.width(&tail) - big.width(" ()");
+    let title = match fit(&command, room, big) {
+        cmd if cmd.is_empty() => format!("{head}{tail}"),
+        cmd => format!("{head} ({cmd}){tail}"),
+    };
+    c.line(MARGIN, big, "", &title);
+    let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
+    let mut facts = vec![
+        format!("{} run", duration(r.duration_s)),
+        format!(
+            "{} GIL-state samples ({:.0}/s, {:.0} Hz asked)",
+            r.state_samples,
+            per_s(r.state_samples),
+            t.state_hz
+        ),
+        format!(
+            "{} stack samples ({:.0}/s, {:.0} Hz asked)",
+            r.stack_samples,
+            per_s(r.stack_samples),
+            t.stack_hz
+        ),
+    ];
+    if r.state_samples > 0 {
+        // The 95% half-width of a share from n samples at its widest, as the terminal says.
+        let half_width = 1.96 * (0.25 / r.state_samples as f64).sqrt();
+        facts.push(format!(
+            "shares within ±{:.1} points (95%) from sampling alone",
+            100.0 * half_width
+        ));
+    }
+    if !report.subprocesses.is_empty() {
+        facts.push(format!(
+            "{} followed",
+            count(
+                report.subprocesses.len() as u64,
+                "Python subprocess",
+                "Python subprocesses"
+            )
+        ));
+    }
+    c.para(
+        MARGIN,
+        CONTENT,
+        Font::sans(13.0),
+        &dim(),
+        &facts.join("  ·  "),
+    );
+    let mut trouble = Vec::new();
+    if r.failed_samples > 0 {
+        trouble.push(format!(
+            "{} ({} state, {} stack): torn reads or threads ending mid-read, each cost one sample",
+            count(r.failed_samples, "failed sample", "failed samples"),
+            r.failed_state_samples,
+            r.failed_stack_samples
+        ));
+    }
+    if r.late_ticks > 0 {
+        trouble.push(format!(
+            "{} skipped: the sampler got no CPU in time",
+            count(r.late_ticks, "tick", "ticks")
+        ));
+    }
+    if !trouble.is_empty() {
+        c.para(
+            MARGIN,
+            CONTENT,
+            Font::sans(12.0),
+            &dim(),
+            &trouble.join("  ·  "),
+        );
+    }
+    if r.late_ticks as f64 > SCARCE_CPU_LATE_SHARE * (r.state_samples + r.late_ticks) as f64 {
+        c.para(
+            MARGIN,
+            CONTENT,
+            Font::sans(12.0).bold(),
+            r##" fill="#b06000""##,
+            &format!(
+                "Warning: CPUs were scarce ({:.0}% of ticks came late), so holding shares may be \
+                 off by a few percentage points; fewer busy threads or a lower --state-rate help.",
+                100.0 * r.late_ticks as f64 / (r.state_samples + r.late_ticks) as f64
+            ),
+        );
+    }
+}
+
+/// The verdict in a tinted box: its kind, the summary in large type, the rule, the advice.
+pub fn verdict(c: &mut Canvas, p: &Profile) {
+    let v = &p.verdict;
+    let (inner_x, inner_w) = (MARGIN + 20.0, CONTENT - 36.0);
+    let (kind_font, big, small) = (
+        Font::sans(13.0).bold(),
+        Font::sans(20.0).bold(),
+        Font::sans(13.0),
+    );
+    let summary = super::canvas::wrap(&v.summary, inner_w, big);
+    let rule = super::canvas::wrap(&format!("rule: {}", v.rule), inner_w, small);
+    let advice: Vec<Vec<String>> = v
+        .advice
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let lead = if i == 0 { "next:" } else { "then:" };
+            super::canvas::wrap(&format!("{lead} {a}"), inner_w, small)
+        })
+        .collect();
+    let lines_h = kind_font.size * 1.45
+        + big.size * 1.45 * summary.len() as f64
+        + 6.0
+        + small.size * 1.45 * (rule.len() + advice.iter().map(Vec::len).sum::<usize>()) as f64;
+    c.y += 14.0;
+    let top = c.y;
+    let height = lines_h + 24.0;
+    let colour = hex(verdict_rgb(v.kind));
+    c.raw(&format!(
+        r#"<rect x="{MARGIN:.1}" y="{top:.1}" width="{CONTENT:.1}" height="{height:.1}" fill="{colour}" fill-opacity="0.09"/>
+"#
+    ));
+    c.rect(MARGIN, top, 6.0, height, &colour);
+    c.y += 12.0;
+    let ink = format!(r#" fill="{}""#, verdict_ink(v.kind));
+    c.line(
+        inner_x,
+        kind_font,
+        &ink,
+        &format!("VERDICT: {}", v.kind.title().to_uppercase()),
+    );
+    for l in &summary {
+        c.line(inner_x, big, r##" fill="#111111""##, l);
+    }
+    c.y += 6.0;
+    for l in &rule {
+        c.line(inner_x, small, &dim(), l);
+    }
+    for block in &advice {
+        for l in block {
+            c.line(inner_x, small, "", l);
+        }
+    }
+    c.y = top + height;
+}
+
+/// A site as one line: `87.0%  compute  app.py:12`.
+fn site_line(site: &Site) -> String {
+    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
+    format!(
+        "{:>6}  {}  {}:{}",
+        pct(site.share),
+        clean(&site.function),
+        clean(file),
+        site.line
+    )
+}
+
+pub fn findings(c: &mut Canvas, p: &Profile) {
+    if p.findings.is_empty() {
+        return;
+    }
+    c.heading("Findings", "");
+    let text_x = MARGIN + 18.0;
+    let w = CONTENT - 18.0;
+    for f in &p.findings {
+        c.y += 4.0;
+        c.raw(&format!(
+            r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="#f09628"/>
+"##,
+            MARGIN + 6.0,
+            c.y + 8.0
+        ));
+        c.para(text_x, w, Font::sans(14.0).bold(), "", &f.summary);
+        c.para(
+            text_x,
+            w,
+            Font::sans(13.0),
+            "",
+            &format!("next: {}", f.advice),
+        );
+        for site in f.sites.iter().take(3) {
+            let line = fit(&site_line(site), w, Font::mono(12.0));
+            c.line(text_x, Font::mono(12.0), &dim(), &line);
+        }
+    }
+}
+
+/// The GIL metrics table, one row per GIL, and what each metric means.
+pub fn gils(c: &mut Canvas, p: &Profile) {
+    c.heading("GIL", "");
+    let font = Font::mono(13.0);
+    if p.gils.is_empty() {
+        c.line(
+            MARGIN,
+            Font::sans(13.0),
+            &dim(),
+            "No GIL was read during the run.",
+        );
+    } else {
+        // Right edges of the number columns, after the GIL's name.
+        let cols: [(&str, f64); 7] = [
+            ("held", 205.0),
+            ("avg waiters", 320.0),
+            ("contended", 425.0),
+            ("demand", 505.0),
+            ("ceiling", 590.0),
+            ("switches/s", 700.0),
+            ("interval", 800.0),
+        ];
+        let head = Font::mono(12.0).bold();
+        if p.gils.iter().any(|g| g.enabled) {
+            let base = c.y + head.size;
+            c.text(MARGIN, base, head, "", "GIL");
+            for (name, right) in cols {
+                c.text(MARGIN + right, base, head, r#" text-anchor="end""#, name);
+            }
+            c.y += head.size * 1.6;
+        }
+        for g in &p.gils {
+            let base = c.y + font.size;
+            c.text(MARGIN, base, font, "", &format!("interp {}", g.interpreter));
+            if !g.enabled {
+                c.text(
+                    MARGIN + 110.0,
+                    base,
+                    font,
+                    "",
+                    "disabled for the whole run (free-threaded build)",
+                );
+                c.y += font.size * 1.5;
+                continue;
+            }
+            let values = [
+                pct(g.held),
+                format!("{:.2}", g.avg_waiters),
+                pct(g.contended),
+                format!("{:.2}", g.demand),
+                format!("{:.2}×", g.speedup_ceiling),
+                format!("{:.0}", g.switches_per_s),
+                format!("{:.1} ms", g.switch_interval_ms),
+            ];
+            for ((_, right), value) in cols.iter().zip(values) {
+                c.text(MARGIN + right, base, font, r#" text-anchor="end""#, &value);
+            }
+            let notes = gil_notes(g, p.cpu_count);
+            if !notes.is_empty() {
+                let x = MARGIN + 820.0;
+                let line = fit(&notes, WIDTH - MARGIN - x, Font::sans(12.0));
+                c.text(x, base, Font::sans(12.0), &dim(), &line);
+            }
+            c.y += font.size * 1.5;
+        }
+    }
+    if let Some(cores) = p.cores_used {
+        c.y += 2.0;
+        c.line(
+            MARGIN,
+            Font::sans(13.0).bold(),
+            "",
+            &format!("cores used: {cores:.2} of {}", p.cpu_count),
+        );
+    }
+    c.y += 4.0;
+    let mut definitions = vec![
+        "held: share of samples with the GIL taken",
+        "avg waiters: mean number of threads blocked on it",
+        "contended: share of samples held with ≥ 1 waiter",
+        "demand: mean threads holding or waiting (wanting to run Python)",
+        "ceiling: demand / held, the most removing the GIL could give",
+        "switches/s: GIL handoffs between threads, counted by CPython",
+        "interval: the switch interval (sys.getswitchinterval())",
+        "cores used: CPU seconds of the process per wall second",
+    ];
+    if !p.gils.iter().any(|g| g.enabled) {
+        // No metric of a GIL that stayed off means anything.
+        definitions.retain(|d| d.starts_with("cores used"));
+    }
+    let font = Font::sans(11.5);
+    let half = CONTENT / 2.0;
+    for pair in definitions.chunks(2) {
+        let base = c.y + font.size;
+        for (k, d) in pair.iter().enumerate() {
+            c.text(MARGIN + half * k as f64, base, font, &dim(), d);
+        }
+        c.y += font.size * 1.45;
+    }
+}
+
+/// What the table's columns leave out: the ceiling on this machine, a free-threaded GIL's
+/// share enabled, the interpreters that share it.
+fn gil_notes(g: &GilMetrics, cpu_count: usize) -> String {
+    let mut notes = Vec::new();
+    if cpu_count > 0 && g.speedup_ceiling > cpu_count as f64 {
+        notes.push(format!("ceiling {cpu_count}× on {cpu_count} CPUs"));
+    }
+    if g.free_threaded {
+        notes.push(format!("enabled {} of the run", pct(g.enabled_share)));
+    }
+    if g.interpreters.len() > 1 {
+        let ids: Vec<String> = g.interpreters.iter().map(i64::to_string).collect();
+        notes.push(format!("shared by interpreters {}", ids.join(", ")));
+    }
+    notes.join("; ")
+}
+
+/// The states worth showing: a build with a GIL has five; a free-threaded run has running
+/// (when a thread ran without the GIL) and idle, and the GIL states when it was enabled.
+pub fn state_columns(p: &Profile) -> Vec<ThreadState> {
+    if !free_threaded(p) {
+        return ThreadState::WITH_GIL.to_vec();
+    }
+    let with_gil = p.gils.iter().any(|g| g.enabled);
+    let seen = |state: ThreadState| p.threads.iter().any(|t| t.share(state) > 0.0);
+    ThreadState::ALL
+        .into_iter()
+        .filter(|&s| match s {
+            ThreadState::Idle => true,
+            ThreadState::Running => seen(s),
+            _ => with_gil,
+        })
+        .collect()
+}
+
+/// `worker-1 (4243)`, with the interpreter when there are subinterpreters, drawn within
+/// `px`: a long name is cut, never the tid.
+pub fn thread_label(t: &ThreadSummary, interpreters: bool, px: f64, font: Font) -> String {
+    let mut suffix = format!(" ({})", t.tid);
+    if interpreters {
+        suffix.push_str(&format!(" · interp {}", t.interpreter));
+    }
+    let name = fit(&t.label(), px - font.width(&suffix), font);
+    format!("{name}{suffix}")
+}
+
+/// Label column and bar geometry, shared with the timeline so the two line up.
+pub const LABEL_W: f64 = 230.0;
+const BAR_X: f64 = MARGIN + LABEL_W + 10.0;
+const BAR_W: f64 = 780.0;
+
+/// One stacked bar per thread: the share of its samples in each state, and its CPU time.
+pub fn threads(c: &mut Canvas, report: &Report) {
+    let p = report.profile;
+    c.heading(
+        "Threads",
+        "Share of each thread's samples in each state, and the CPU time it used.",
+    );
+    if p.threads.is_empty() {
+        c.line(
+            MARGIN,
+            Font::sans(13.0),
+            &dim(),
+            "No Python thread was seen.",
+        );
+        return;
+    }
+    let states: Vec<ThreadState> = state_columns(p);
+    c.legend(&states);
+    let n = p.threads.len();
+    let row = (320.0 / n as f64).clamp(12.0, 22.0).floor();
+    let label_font = Font::sans((row - 3.0).min(13.0));
+    let cell_font = Font::sans((row - 5.0).clamp(8.0, 11.0));
+    let interp = p.threads.iter().any(|t| t.interpreter != 0);
+    c.text(
+        BAR_X + BAR_W + 10.0,
+        c.y + 10.0,
+        Font::sans(11.0).bold(),
+        "",
+        "CPU s",
+    );
+    c.y += 15.0;
+    for t in &p.threads {
+        let label = thread_label(t, interp, LABEL_W, label_font);
+        let bar_h = row - 3.0;
+        let base = c.y + bar_h / 2.0 + label_font.size * 0.35;
+        c.text(MARGIN, base, label_font, "", &label);
+        let mut x = BAR_X;
+        for state in ThreadState::ALL {
+            let share = t.share(state);
+            if share <= 0.0 {
+                continue;
+            }
+            let w = share * BAR_W;
+            c.raw(&format!(
+                r#"<g><title>{}: {} {}</title><rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{bar_h:.1}" fill="{}"/>"#,
+                esc(&label),
+                state.key(),
+                pct(share),
+                c.y,
+                state_fill(state)
+            ));
+            let text = format!("{:.0}%", share * 100.0);
+            if cell_font.width(&text) + 6.0 <= w {
+                c.raw(&format!(
+                    r#"<text x="{:.1}" y="{base:.1}" font-size="{}" text-anchor="middle" fill="{}">{text}</text>"#,
+                    x + w / 2.0,
+                    cell_font.size,
+                    ink_on(state)
+                ));
+            }
+            c.raw("</g>\n");
+            x += w;
+        }
+        c.text(
+            BAR_X + BAR_W + 10.0,
+            base,
+            Font::mono(label_font.size.min(12.0)),
+            "",
+            &format!("{:.2}", t.cpu_s),
+        );
+        c.y += row;
+    }
+}
+
+/// `--subprocesses`: one row per process, and what they add up to.
+pub fn processes(c: &mut Canvas, report: &Report) {
+    let all: Vec<(&TargetInfo, &Profile)> = std::iter::once((report.target, report.profile))
+        .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)))
+        .collect();
+    c.heading(
+        "Processes",
+        &format!(
+            "The target and the {} Python subprocesses followed, each with a GIL of its own.",
+            report.subprocesses.len()
+        ),
+    );
+    let head = Font::mono(12.0).bold();
+    let font = Font::mono(12.0);
+    // Left edges (text) and right edges (numbers) of the columns.
+    let (pid_x, cmd_x, verdict_x) = (MARGIN, MARGIN + 80.0, MARGIN + 520.0);
+    let (held_r, waiters_r, cores_r) = (MARGIN + 860.0, MARGIN + 980.0, MARGIN + 1060.0);
+    let base = c.y + head.size;
+    let end = r#" text-anchor="end""#;
+    c.text(pid_x, base, head, "", "pid");
+    c.text(cmd_x, base, head, "", "command");
+    c.text(verdict_x, base, head, "", "verdict");
+    c.text(held_r, base, head, end, "GIL held");
+    c.text(waiters_r, base, head, end, "avg waiters");
+    c.text(cores_r, base, head, end, "cores");
+    c.y += head.size * 1.6;
+    for (info, p) in &all {
+        let base = c.y + font.size;
+        let gil = p.main_gil();
+        c.raw(&format!(
+            "<g><title>{}</title>\n",
+            esc(&format!("pid {}: {}", info.pid, clean(&p.verdict.summary)))
+        ));
+        c.text(pid_x, base, font, "", &info.pid.to_string());
+        let cmd = fit(&command_line(info), verdict_x - cmd_x - 12.0, font);
+        c.text(cmd_x, base, font, "", &cmd);
+        c.rect(
+            verdict_x,
+            c.y + 1.0,
+            4.0,
+            font.size + 2.0,
+            &hex(verdict_rgb(p.verdict.kind)),
+        );
+        c.text(
+            verdict_x + 10.0,
+            base,
+            font,
+            &format!(r#" fill="{}""#, verdict_ink(p.verdict.kind)),
+            p.verdict.kind.title(),
+        );
+        let held = gil.map_or("-".into(), |g| {
+            if g.enabled {
+                pct(g.held)
+            } else {
+                "disabled".into()
+            }
+        });
+        c.text(held_r, base, font, end, &held);
+        let waiters = gil.map_or("-".into(), |g| format!("{:.2}", g.avg_waiters));
+        c.text(waiters_r, base, font, end, &waiters);
+        let cores = p.cores_used.map_or("-".into(), |x| format!("{x:.2}"));
+        c.text(cores_r, base, font, end, &cores);
+        c.raw("</g>\n");
+        c.y += font.size * 1.5;
+    }
+    let cores: f64 = all.iter().filter_map(|(_, p)| p.cores_used).sum();
+    let waiting: f64 = all
+        .iter()
+        .filter_map(|(_, p)| p.main_gil())
+        .map(|g| g.avg_waiters)
+        .sum();
+    let busy = all
+        .iter()
+        .filter(|(_, p)| p.main_gil().is_some_and(|g| g.held >= 0.5))
+        .count();
+    let reading = if busy >= 2 && waiting < 0.1 * busy as f64 {
+        format!(
+            "{busy} processes each kept a GIL of its own busy with almost no thread waiting: \
+             the work runs in parallel across processes, as the GIL allows"
+        )
+    } else if waiting >= 0.5 {
+        "threads still wait for a GIL inside the processes: see each one's verdict".to_string()
+    } else {
+        "no process was GIL-bound".to_string()
+    };
+    c.y += 4.0;
+    c.para(
+        MARGIN,
+        CONTENT,
+        Font::sans(13.0).bold(),
+        "",
+        &format!(
+            "All {} processes: {cores:.2} of {} cores used, {waiting:.2} threads waiting for a \
+             GIL on average; {reading}.",
+            all.len(),
+            report.profile.cpu_count
+        ),
+    );
+}
+
+/// Where the GIL is held, waited for, or not needed: the top sites of each, side by side.
+pub fn sites(c: &mut Canvas, p: &Profile) {
+    let holders = if p.top_blame.is_empty() {
+        ("Holds the GIL", &p.top_holders)
+    } else {
+        ("Holds the GIL while others wait", &p.top_blame)
+    };
+    let lists: Vec<(&str, &Vec<Site>)> = [
+        holders,
+        ("Waits for the GIL at", &p.top_waiters),
+        ("Runs without a GIL at", &p.top_running),
+    ]
+    .into_iter()
+    .filter(|(_, sites)| !sites.is_empty())
+    .collect();
+    if lists.is_empty() {
+        return;
+    }
+    c.heading(
+        "Hot code",
+        "Functions by their share of the samples; holders weighted by the number of threads \
+         waiting meanwhile when anyone waited.",
+    );
+    let col = CONTENT / lists.len() as f64;
+    let top = c.y;
+    let mut bottom = top;
+    let font = Font::mono(12.0);
+    for (k, (title, sites)) in lists.iter().enumerate() {
+        let x = MARGIN + col * k as f64;
+        c.y = top;
+        c.line(x, Font::sans(13.0).bold(), "", title);
+        for site in sites.iter().take(5) {
+            c.line(x, font, "", &fit(&site_line(site), col - 16.0, font));
+        }
+        bottom = bottom.max(c.y);
+    }
+    c.y = bottom;
+}

@@ -1,0 +1,380 @@
+//! The timeline: one lane per thread, each slice of the run coloured by the state the thread
+//! spent most of it in (equal neighbours merged into one rectangle), a track of GIL handoffs
+//! per second above each process's lanes, and a time axis. Subprocesses follow the target, each
+//! under its own heading, on the same time axis.
+
+use super::canvas::{esc, fit, pct, rate, state_fill, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
+use super::summary::{program, state_columns, thread_label, LABEL_W};
+use crate::analysis::{Lane, Profile};
+use crate::model::{TargetInfo, ThreadState, Tid};
+use crate::report::Report;
+
+const LANES_X: f64 = MARGIN + LABEL_W + 10.0;
+/// Room at the right for the handoff track's scale.
+pub(super) const LANES_W: f64 = WIDTH - MARGIN - 70.0 - LANES_X;
+const TRACK_H: f64 = 22.0;
+const HANDOFF_FILL: &str = "#5a5a78";
+
+/// One process's part of the timeline.
+struct Block<'a> {
+    info: &'a TargetInfo,
+    profile: &'a Profile,
+    /// Seconds from the target's time zero to this process's.
+    offset: f64,
+}
+
+impl Block<'_> {
+    /// Start and end of its slices, in seconds on the common axis.
+    fn span(&self) -> Option<(f64, f64)> {
+        let tl = &self.profile.timeline;
+        (tl.buckets > 0).then(|| {
+            let start = self.offset + tl.start.as_secs_f64();
+            (start, start + tl.width.as_secs_f64() * tl.buckets as f64)
+        })
+    }
+
+    /// Its lanes in the order of the thread table, each with its label drawn in `font`.
+    fn lanes(&self, font: Font) -> Vec<(String, &Lane)> {
+        let p = self.profile;
+        let interp = p.threads.iter().any(|t| t.interpreter != 0);
+        let label = |tid: Tid| {
+            p.threads
+                .iter()
+                .find(|t| t.tid == tid)
+                .map_or(format!("thread {tid}"), |t| {
+                    thread_label(t, interp, LABEL_W, font)
+                })
+        };
+        let lanes = &p.timeline.lanes;
+        let mut ordered: Vec<&Lane> = p
+            .threads
+            .iter()
+            .filter_map(|t| lanes.iter().find(|l| l.tid == t.tid))
+            .collect();
+        ordered.extend(
+            lanes
+                .iter()
+                .filter(|l| !p.threads.iter().any(|t| t.tid == l.tid)),
+        );
+        ordered.into_iter().map(|l| (label(l.tid), l)).collect()
+    }
+}
+
+/// Maps run time (seconds on the common axis) to x.
+struct Axis {
+    t0: f64,
+    t1: f64,
+}
+
+impl Axis {
+    fn x(&self, t: f64) -> f64 {
+        LANES_X + (t - self.t0) / (self.t1 - self.t0) * LANES_W
+    }
+}
+
+pub fn draw(c: &mut Canvas, report: &Report) {
+    let zero = report.target.monotonic_zero_ns;
+    let blocks: Vec<Block> = std::iter::once((report.target, report.profile))
+        .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)))
+        .map(|(info, profile)| Block {
+            info,
+            profile,
+            // A time zero that is not known (0) is taken to be the target's.
+            offset: if info.monotonic_zero_ns == 0 || zero == 0 {
+                0.0
+            } else {
+                (i128::from(info.monotonic_zero_ns) - i128::from(zero)) as f64 / 1e9
+            },
+        })
+        .collect();
+    c.heading(
+        "Timeline",
+        "Each thread's lane shows the state it spent most of each slice of the run in; the \
+         track above the lanes shows GIL handoffs per second. Hover a lane for its thread.",
+    );
+    let spans: Vec<(f64, f64)> = blocks.iter().filter_map(Block::span).collect();
+    let t0 = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+    let t1 = spans.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+    if spans.is_empty() || t1 <= t0 {
+        c.line(
+            MARGIN,
+            Font::sans(13.0),
+            &format!(r#" fill="{DIM}""#),
+            "No GIL-state samples were taken: there is no timeline to draw.",
+        );
+        return;
+    }
+    let axis = Axis { t0, t1 };
+    let mut states = state_columns(report.profile);
+    for s in report.subprocesses {
+        for state in state_columns(&s.profile) {
+            if !states.contains(&state) {
+                states.push(state);
+            }
+        }
+    }
+    states.sort();
+    c.legend(&states);
+    let total_lanes: usize = blocks.iter().map(|b| b.profile.timeline.lanes.len()).sum();
+    let lane_h = (360.0 / total_lanes.max(1) as f64).clamp(6.0, 18.0).floor();
+    let top = c.y;
+    let multi = blocks.len() > 1;
+    for block in &blocks {
+        if multi {
+            c.y += 6.0;
+            let p = block.profile;
+            let title = format!(
+                "process {} ({}) — {}",
+                block.info.pid,
+                program(block.info),
+                p.verdict.kind.title()
+            );
+            let font = Font::sans(13.0).bold();
+            c.line(MARGIN, font, "", &fit(&title, CONTENT, font));
+        }
+        handoff_track(c, block, &axis);
+        lanes(c, block, &axis, lane_h);
+    }
+    time_axis(c, &axis, top);
+}
+
+/// GIL handoffs per second in each slice, as bars scaled to the busiest slice.
+fn handoff_track(c: &mut Canvas, block: &Block, axis: &Axis) {
+    let tl = &block.profile.timeline;
+    let width_s = tl.width.as_secs_f64().max(1e-9);
+    let start = block.offset + tl.start.as_secs_f64();
+    let max = tl.handoffs.iter().copied().max().unwrap_or(0);
+    let small = Font::sans(10.5);
+    let dim = format!(r#" fill="{DIM}""#);
+    c.text(
+        MARGIN,
+        c.y + TRACK_H / 2.0 + 4.0,
+        small,
+        &dim,
+        "GIL handoffs/s",
+    );
+    c.rect(LANES_X, c.y + TRACK_H - 0.5, LANES_W, 0.5, "#bbbbbb");
+    if max == 0 {
+        c.text(
+            LANES_X + 4.0,
+            c.y + TRACK_H - 5.0,
+            small,
+            &dim,
+            "no GIL handoffs",
+        );
+        c.y += TRACK_H + 3.0;
+        return;
+    }
+    let max_rate = max as f64 / width_s;
+    c.raw(&format!(
+        "<g fill=\"{HANDOFF_FILL}\"><title>GIL handoffs per second in each slice of {:.0} ms; \
+         the busiest slice had {}/s</title>\n",
+        width_s * 1000.0,
+        rate(max_rate)
+    ));
+    // Bars of equal height in a row are one rectangle; all of them one path.
+    let height =
+        |i: usize| (tl.handoffs[i] as f64 / max as f64 * (TRACK_H - 2.0) * 2.0).round() / 2.0;
+    let mut d = String::new();
+    let mut i = 0;
+    while i < tl.handoffs.len() {
+        let h = height(i);
+        let mut j = i + 1;
+        while j < tl.handoffs.len() && height(j) == h {
+            j += 1;
+        }
+        if h > 0.0 {
+            let x0 = axis.x(start + width_s * i as f64);
+            let x1 = axis.x(start + width_s * j as f64);
+            box_path(&mut d, x0, c.y + TRACK_H - h, (x1 - x0).max(0.5), h);
+        }
+        i = j;
+    }
+    c.raw(&format!("<path d=\"{d}\"/>\n"));
+    c.raw("</g>\n");
+    c.text(
+        LANES_X + LANES_W + 4.0,
+        c.y + 9.0,
+        small,
+        &dim,
+        &format!("{}/s", rate(max_rate)),
+    );
+    c.y += TRACK_H + 3.0;
+}
+
+/// One lane per thread: runs of slices with the same dominant state as one rectangle each.
+fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
+    let tl = &block.profile.timeline;
+    let width_s = tl.width.as_secs_f64();
+    let start = block.offset + tl.start.as_secs_f64();
+    let gap = if lane_h >= 8.0 { 1.0 } else { 0.0 };
+    // Labels on every lane when they can be read, else on every few.
+    let stride = (9.0 / lane_h).ceil().max(1.0) as usize;
+    let font = Font::sans((lane_h * stride as f64 - 2.0).min(12.0));
+    for (k, (label, lane)) in block.lanes(font).iter().enumerate() {
+        let y = c.y;
+        if k % stride == 0 {
+            c.text(
+                MARGIN,
+                y + (lane_h - gap) / 2.0 + font.size * 0.35,
+                font,
+                "",
+                label,
+            );
+        }
+        let seen: u32 = lane.counts.iter().flatten().sum();
+        let mut totals = [0u32; 6];
+        for counts in &lane.counts {
+            for (t, n) in totals.iter_mut().zip(counts) {
+                *t += n;
+            }
+        }
+        let shares: Vec<String> = ThreadState::ALL
+            .iter()
+            .filter(|s| totals[s.index()] > 0)
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.key(),
+                    pct(f64::from(totals[s.index()]) / f64::from(seen.max(1)))
+                )
+            })
+            .collect();
+        c.raw(&format!(
+            "<g class=\"lane\"><title>{}: {}</title>\n",
+            esc(label),
+            shares.join(", ")
+        ));
+        c.rect(LANES_X, y, LANES_W, lane_h - gap, "#f4f4f4");
+        // One path per state, a rectangle in it for each run of slices in that state.
+        let mut paths: [String; 6] = Default::default();
+        let mut i = 0;
+        while i < tl.buckets {
+            let state = lane.dominant(i);
+            let mut j = i + 1;
+            while j < tl.buckets && lane.dominant(j) == state {
+                j += 1;
+            }
+            if let Some(state) = state {
+                let x0 = axis.x(start + width_s * i as f64);
+                let x1 = axis.x(start + width_s * j as f64);
+                box_path(
+                    &mut paths[state.index()],
+                    x0,
+                    y,
+                    (x1 - x0).max(0.5),
+                    lane_h - gap,
+                );
+            }
+            i = j;
+        }
+        for state in ThreadState::ALL {
+            let d = &paths[state.index()];
+            if !d.is_empty() {
+                c.raw(&format!(
+                    "<path fill=\"{}\" d=\"{d}\"/>\n",
+                    state_fill(state)
+                ));
+            }
+        }
+        c.raw("</g>\n");
+        c.y += lane_h;
+    }
+}
+
+/// Appends a rectangle to a path's data: `M x y h w v h h -w z`.
+fn box_path(d: &mut String, x: f64, y: f64, w: f64, h: f64) {
+    use std::fmt::Write as _;
+    let _ = write!(d, "M{x:.1} {y:.1}h{w:.1}v{h:.1}h-{w:.1}z");
+}
+
+/// A step between ticks that gives at most about eight of them.
+fn tick_step(span: f64) -> f64 {
+    const STEPS: [f64; 22] = [
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0,
+        60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+    ];
+    STEPS
+        .into_iter()
+        .find(|&s| span / s <= 8.0)
+        .unwrap_or(7200.0)
+}
+
+/// `1.5 s`, `45 s`, `5 min`.
+fn tick_label(t: f64, step: f64) -> String {
+    if step >= 60.0 {
+        let min = t / 60.0;
+        if (min - min.round()).abs() < 1e-9 {
+            format!("{min:.0} min")
+        } else {
+            format!("{min:.1} min")
+        }
+    } else {
+        let decimals = if step >= 1.0 {
+            0
+        } else if step >= 0.1 {
+            1
+        } else if step >= 0.01 {
+            2
+        } else {
+            3
+        };
+        format!("{t:.decimals$} s")
+    }
+}
+
+/// Ticks under the lanes, with light lines up through them.
+fn time_axis(c: &mut Canvas, axis: &Axis, top: f64) {
+    let span = axis.t1 - axis.t0;
+    let step = tick_step(span);
+    let bottom = c.y;
+    c.rect(LANES_X, bottom, LANES_W, 1.0, "#888888");
+    let font = Font::sans(11.0);
+    let mut k = 0u32;
+    loop {
+        let t = step * f64::from(k);
+        if t > span + 1e-9 {
+            break;
+        }
+        let x = LANES_X + t / span * LANES_W;
+        c.raw(&format!(
+            "<rect x=\"{:.1}\" y=\"{top:.1}\" width=\"0.6\" height=\"{:.1}\" fill=\"#000000\" \
+             fill-opacity=\"0.12\"/>\n",
+            x - 0.3,
+            bottom - top
+        ));
+        c.rect(x - 0.5, bottom, 1.0, 5.0, "#888888");
+        c.text(
+            x,
+            bottom + 17.0,
+            font,
+            r#" text-anchor="middle""#,
+            &tick_label(t, step),
+        );
+        k += 1;
+    }
+    c.y = bottom + 22.0;
+    c.text(
+        LANES_X + LANES_W,
+        c.y + 10.0,
+        Font::sans(11.0),
+        &format!(r#" fill="{DIM}" text-anchor="end""#),
+        "time since the first sample",
+    );
+    c.y += 14.0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_few_and_in_a_readable_unit() {
+        assert_eq!(tick_step(3.0), 0.5);
+        assert_eq!(tick_label(1.5, 0.5), "1.5 s");
+        assert_eq!(tick_step(3600.0), 600.0);
+        assert_eq!(tick_label(600.0, 600.0), "10 min");
+        assert_eq!(tick_label(90.0, 30.0), "90 s");
+        assert!(3600.0 / tick_step(3600.0) <= 8.0);
+    }
+}

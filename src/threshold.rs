@@ -1,0 +1,255 @@
+//! `--fail-if EXPR`: thresholds that fail a CI job when contention crosses a line.
+//!
+//! An expression is `NAME OP NUMBER` (`contended > 0.5`, `avg_waiters >= 2`, `held > 90%`),
+//! where NAME is a key of the `gilscope/1` JSON: a GIL metric (checked on every GIL of every
+//! profiled process) or a process one (`cores_used`, `failed_samples`).
+
+use std::fmt;
+
+use crate::analysis::{GilMetrics, Profile};
+use crate::error::UserError;
+
+/// The names an expression may test, with what they read.
+const GIL_NAMES: [&str; 7] = [
+    "held",
+    "avg_waiters",
+    "contended",
+    "demand",
+    "speedup_ceiling",
+    "switches_per_s",
+    "switch_interval_ms",
+];
+const PROCESS_NAMES: [&str; 3] = ["cores_used", "failed_samples", "late_ticks"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+}
+
+/// One parsed `--fail-if` expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Threshold {
+    name: String,
+    op: Op,
+    value: f64,
+    text: String,
+}
+
+impl Threshold {
+    /// Parses `NAME OP NUMBER`; a number ending in `%` is a share (`50%` is 0.5).
+    pub fn parse(expr: &str) -> Result<Threshold, UserError> {
+        let bad = |why: &str| {
+            UserError::Usage(format!(
+                "--fail-if '{expr}': {why}; write NAME OP NUMBER (for example \
+                 'contended > 0.5'), where OP is one of > >= < <= == != and NAME one of: {}",
+                GIL_NAMES
+                    .iter()
+                    .chain(PROCESS_NAMES.iter())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        };
+        let ops = [
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+        ];
+        let Some((at, text, op)) = ops
+            .iter()
+            .filter_map(|&(text, op)| expr.find(text).map(|at| (at, text, op)))
+            .min_by_key(|&(at, text, _)| (at, std::cmp::Reverse(text.len())))
+        else {
+            return Err(bad("no comparison"));
+        };
+        let name = expr[..at].trim();
+        let number = expr[at + text.len()..].trim();
+        if !GIL_NAMES.contains(&name) && !PROCESS_NAMES.contains(&name) {
+            return Err(bad(&format!("unknown name '{name}'")));
+        }
+        let value = match number.strip_suffix('%') {
+            Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+            None => number.parse::<f64>(),
+        };
+        let value = value
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| bad(&format!("'{number}' is not a number")))?;
+        Ok(Threshold {
+            name: name.to_string(),
+            op,
+            value,
+            text: format!("{name} {} {}", op.text(), number),
+        })
+    }
+}
+
+/// A threshold crossed, and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Crossed {
+    pub threshold: String,
+    /// `pid 123, GIL of interpreter 0`
+    pub place: String,
+    pub actual: f64,
+    pub limit: f64,
+}
+
+impl fmt::Display for Crossed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--fail-if '{}' crossed on {}: {} is {}, {} the limit",
+            self.threshold,
+            self.place,
+            self.threshold.split_whitespace().next().unwrap_or(""),
+            short(self.actual),
+            match self.actual - self.limit {
+                d if d >= 0.0 => format!("{} above", short(d)),
+                d => format!("{} below", short(-d)),
+            }
+        )
+    }
+}
+
+fn short(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+fn gil_value(g: &GilMetrics, name: &str) -> Option<f64> {
+    Some(match name {
+        "held" => g.held,
+        "avg_waiters" => g.avg_waiters,
+        "contended" => g.contended,
+        "demand" => g.demand,
+        "speedup_ceiling" => g.speedup_ceiling,
+        "switches_per_s" => g.switches_per_s,
+        "switch_interval_ms" => g.switch_interval_ms,
+        _ => return None,
+    })
+}
+
+fn process_value(p: &Profile, name: &str) -> Option<f64> {
+    match name {
+        "cores_used" => p.cores_used,
+        "failed_samples" => Some(p.run.failed_samples as f64),
+        "late_ticks" => Some(p.run.late_ticks as f64),
+        _ => None,
+    }
+}
+
+/// Every threshold crossed by any of `processes` (pid, profile); GIL metrics are checked on
+/// every GIL that was enabled.
+pub fn check(thresholds: &[Threshold], processes: &[(i32, &Profile)]) -> Vec<Crossed> {
+    let mut crossed = Vec::new();
+    for t in thresholds {
+        for &(pid, profile) in processes {
+            let mut values: Vec<(String, f64)> = Vec::new();
+            if let Some(v) = process_value(profile, &t.name) {
+                values.push((format!("pid {pid}"), v));
+            }
+            for g in profile.gils.iter().filter(|g| g.enabled) {
+                if let Some(v) = gil_value(g, &t.name) {
+                    values.push((
+                        format!("pid {pid}, the GIL of interpreter {}", g.interpreter),
+                        v,
+                    ));
+                }
+            }
+            for (place, actual) in values {
+                if t.op.holds(actual, t.value) {
+                    crossed.push(Crossed {
+                        threshold: t.text.clone(),
+                        place,
+                        actual,
+                        limit: t.value,
+                    });
+                }
+            }
+        }
+    }
+    crossed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_operators_and_shares() {
+        let t = Threshold::parse("contended > 0.5").unwrap();
+        assert_eq!((t.name.as_str(), t.op, t.value), ("contended", Op::Gt, 0.5));
+        let t = Threshold::parse("avg_waiters>=2").unwrap();
+        assert_eq!((t.op, t.value), (Op::Ge, 2.0));
+        let t = Threshold::parse(" held <= 90% ").unwrap();
+        assert_eq!((t.op, t.value), (Op::Le, 0.9));
+        assert_eq!(Threshold::parse("cores_used != 1").unwrap().op, Op::Ne);
+    }
+
+    #[test]
+    fn a_bad_expression_lists_the_valid_names() {
+        for bad in [
+            "contention > 0.5",
+            "held 0.5",
+            "held > lots",
+            "held > inf",
+            "",
+        ] {
+            let err = Threshold::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("avg_waiters, contended"), "{bad}: {err}");
+            assert!(err.contains("NAME OP NUMBER"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_crossing_says_where_and_by_how_much() {
+        let c = Crossed {
+            threshold: "contended > 0.5".into(),
+            place: "pid 7, the GIL of interpreter 0".into(),
+            actual: 0.96,
+            limit: 0.5,
+        };
+        assert_eq!(
+            c.to_string(),
+            "--fail-if 'contended > 0.5' crossed on pid 7, the GIL of interpreter 0: \
+             contended is 0.96, 0.46 above the limit"
+        );
+    }
+}
