@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Render, Report};
+use super::{Combined, Render, Report};
 use crate::analysis::{Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
 use crate::model::{TargetInfo, ThreadState};
 
@@ -25,16 +25,6 @@ struct Document<'a> {
     /// `--subprocesses`: the root and its descendants together.
     #[serde(skip_serializing_if = "Option::is_none")]
     combined: Option<Combined>,
-}
-
-#[derive(Serialize)]
-struct Combined {
-    processes: usize,
-    /// CPU seconds of all of them per wall second.
-    cores_used: f64,
-    cpu_count: usize,
-    /// Sum over the processes of the mean number of threads waiting for their main GIL.
-    avg_waiters: f64,
 }
 
 #[derive(Serialize)]
@@ -97,21 +87,7 @@ impl Render for Json {
             .iter()
             .map(|s| process(&s.info, &s.profile))
             .collect();
-        let combined = (!report.subprocesses.is_empty()).then(|| {
-            let all = || {
-                std::iter::once(report.profile)
-                    .chain(report.subprocesses.iter().map(|s| &s.profile))
-            };
-            Combined {
-                processes: 1 + report.subprocesses.len(),
-                cores_used: all().filter_map(|p| p.cores_used).sum(),
-                cpu_count: report.profile.cpu_count,
-                avg_waiters: all()
-                    .filter_map(|p| p.main_gil())
-                    .map(|g| g.avg_waiters)
-                    .sum(),
-            }
-        });
+        let combined = report.combined();
         let doc = Document {
             schema: SCHEMA,
             root: process(report.target, report.profile),

@@ -27,6 +27,64 @@ pub struct Report<'a> {
     pub subprocesses: &'a [Subprocess],
 }
 
+/// The target and its subprocesses together (`--subprocesses`): what the summary, the SVG
+/// report and the JSON say of them as a whole.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Combined {
+    pub processes: usize,
+    /// CPU seconds of all of them per wall second.
+    pub cores_used: f64,
+    pub cpu_count: usize,
+    /// Sum over the processes of the mean number of threads waiting for their main GIL.
+    pub avg_waiters: f64,
+    /// What that means, in a sentence.
+    pub reading: String,
+}
+
+impl Report<'_> {
+    /// Every process: the target first, then the subprocesses.
+    pub fn processes(&self) -> Vec<(&TargetInfo, &Profile)> {
+        std::iter::once((self.target, self.profile))
+            .chain(self.subprocesses.iter().map(|s| (&s.info, &s.profile)))
+            .collect()
+    }
+
+    /// The processes as a whole; `None` without subprocesses.
+    pub fn combined(&self) -> Option<Combined> {
+        if self.subprocesses.is_empty() {
+            return None;
+        }
+        let all = self.processes();
+        let cores_used: f64 = all.iter().filter_map(|(_, p)| p.cores_used).sum();
+        let avg_waiters: f64 = all
+            .iter()
+            .filter_map(|(_, p)| p.main_gil())
+            .map(|g| g.avg_waiters)
+            .sum();
+        let busy = all
+            .iter()
+            .filter(|(_, p)| p.main_gil().is_some_and(|g| g.held >= 0.5))
+            .count();
+        let reading = if busy >= 2 && avg_waiters < 0.1 * busy as f64 {
+            format!(
+                "{busy} processes each kept a GIL of its own busy with almost no thread \
+                 waiting: the work runs in parallel across processes, as the GIL allows"
+            )
+        } else if avg_waiters >= 0.5 {
+            "threads still wait for a GIL inside the processes: see each one's verdict".into()
+        } else {
+            "no process was GIL-bound".into()
+        };
+        Some(Combined {
+            processes: all.len(),
+            cores_used,
+            cpu_count: self.profile.cpu_count,
+            avg_waiters,
+            reading,
+        })
+    }
+}
+
 /// A descendant process profiled beside the target.
 pub struct Subprocess {
     pub info: TargetInfo,

@@ -93,33 +93,14 @@ fn subprocess_section(report: &Report, s: &mut String) {
             printable(&profile.verdict.summary, 300)
         );
     }
-    let cores: f64 = all.iter().filter_map(|(_, p)| p.cores_used).sum();
-    let waiting: f64 = all
-        .iter()
-        .filter_map(|(_, p)| p.main_gil())
-        .map(|g| g.avg_waiters)
-        .sum();
-    let busy = all
-        .iter()
-        .filter(|(_, p)| p.main_gil().is_some_and(|g| g.held >= 0.5))
-        .count();
-    let reading = if busy >= 2 && waiting < 0.1 * busy as f64 {
-        format!(
-            "{busy} processes each kept a GIL of its own busy with almost no thread waiting: \
-             the work runs in parallel across processes, as the GIL allows"
-        )
-    } else if waiting >= 0.5 {
-        "threads still wait for a GIL inside the processes: see each one's verdict".to_string()
-    } else {
-        "no process was GIL-bound".to_string()
-    };
-    let _ = writeln!(
-        s,
-        "  all {} processes: {cores:.2} of {} cores used, {waiting:.2} threads waiting for a \
-         GIL on average; {reading}.",
-        all.len(),
-        p.cpu_count
-    );
+    if let Some(c) = report.combined() {
+        let _ = writeln!(
+            s,
+            "  all {} processes: {:.2} of {} cores used, {:.2} threads waiting for a GIL on \
+             average; {}.",
+            c.processes, c.cores_used, c.cpu_count, c.avg_waiters, c.reading
+        );
+    }
 }
 
 /// The summary, ending with a newline.

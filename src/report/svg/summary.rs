@@ -556,25 +556,8 @@ pub fn processes(c: &mut Canvas, report: &Report) {
         c.raw("</g>\n");
         c.y += font.size * 1.5;
     }
-    let cores: f64 = all.iter().filter_map(|(_, p)| p.cores_used).sum();
-    let waiting: f64 = all
-        .iter()
-        .filter_map(|(_, p)| p.main_gil())
-        .map(|g| g.avg_waiters)
-        .sum();
-    let busy = all
-        .iter()
-        .filter(|(_, p)| p.main_gil().is_some_and(|g| g.held >= 0.5))
-        .count();
-    let reading = if busy >= 2 && waiting < 0.1 * busy as f64 {
-        format!(
-            "{busy} processes each kept a GIL of its own busy with almost no thread waiting: \
-             the work runs in parallel across processes, as the GIL allows"
-        )
-    } else if waiting >= 0.5 {
-        "threads still wait for a GIL inside the processes: see each one's verdict".to_string()
-    } else {
-        "no process was GIL-bound".to_string()
+    let Some(combined) = report.combined() else {
+        return;
     };
     c.y += 4.0;
     c.para(
@@ -583,10 +566,13 @@ pub fn processes(c: &mut Canvas, report: &Report) {
         Font::sans(13.0).bold(),
         "",
         &format!(
-            "All {} processes: {cores:.2} of {} cores used, {waiting:.2} threads waiting for a \
-             GIL on average; {reading}.",
-            all.len(),
-            report.profile.cpu_count
+            "All {} processes: {:.2} of {} cores used, {:.2} threads waiting for a GIL on \
+             average; {}.",
+            combined.processes,
+            combined.cores_used,
+            combined.cpu_count,
+            combined.avg_waiters,
+            combined.reading
         ),
     );
 }
