@@ -55,10 +55,13 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
             })?),
             None => None,
         };
+    let new_recording = options.recording.as_deref().filter(|_| recording.is_some());
     let result = profile(launch, options, outputs, recording);
-    if let (Err(_), Some(path)) = (&result, new_file) {
-        // Leave no empty report behind a run that produced none.
-        let _ = std::fs::remove_file(path);
+    if result.is_err() {
+        // Leave no empty report or recording behind a run that produced none.
+        for path in new_file.into_iter().chain(new_recording) {
+            let _ = std::fs::remove_file(path);
+        }
     }
     result
 }

@@ -164,6 +164,19 @@ fn what_is_not_a_recording_is_refused_in_one_sentence() {
         ],
     );
     assert_error(&out, "choose a writable path for --recording");
+    // A run that fails leaves no recording behind.
+    let out = gilscope(
+        dir.path(),
+        &[
+            "record",
+            "--recording",
+            "r.gilscope",
+            "--",
+            "/nonexistent/program",
+        ],
+    );
+    assert_error(&out, "cannot start");
+    assert!(!dir.path().join("r.gilscope").exists());
 }
 
 #[test]
