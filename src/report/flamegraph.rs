@@ -13,17 +13,9 @@ use crate::model::ThreadState;
 
 pub struct Flamegraph(pub View);
 
-/// The colour of each state's top frame: holding green, waiting red, handoff orange, native
-/// blue, idle grey; running without a GIL (free-threaded builds) teal.
+/// The colour of each state's top frame, as in every graphic format.
 fn state_color(state: ThreadState) -> Color {
-    let (r, g, b) = match state {
-        ThreadState::Holding => (60, 170, 80),
-        ThreadState::Waiting => (220, 50, 47),
-        ThreadState::Handoff => (240, 150, 40),
-        ThreadState::Native => (70, 130, 200),
-        ThreadState::Idle => (170, 170, 170),
-        ThreadState::Running => (30, 160, 150),
-    };
+    let (r, g, b) = super::state_rgb(state);
     Color { r, g, b }
 }
 

@@ -12,7 +12,7 @@ use anyhow::Result;
 
 use super::{Render, Report};
 use crate::analysis::{Profile, Site};
-use crate::model::{TargetInfo, ThreadState};
+use crate::model::TargetInfo;
 
 pub struct Markdown;
 
@@ -160,10 +160,7 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
         writeln!(out, "\nCores used: {c:.2} of {}.", p.cpu_count)?;
     }
     if !p.threads.is_empty() {
-        let states: Vec<ThreadState> = ThreadState::ALL
-            .into_iter()
-            .filter(|&s| p.threads.iter().any(|t| t.share(s) > 0.0))
-            .collect();
+        let states = p.state_columns();
         write!(out, "\n| thread | tid |")?;
         for s in &states {
             write!(out, " {} |", s.key())?;

@@ -17,7 +17,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::analysis::{Profile, View};
-use crate::model::TargetInfo;
+use crate::model::{TargetInfo, ThreadState};
 
 /// What every format renders: the run and its analysis.
 pub struct Report<'a> {
@@ -101,6 +101,19 @@ pub(crate) fn program_name(info: &TargetInfo) -> &str {
         .or(info.command.first())
         .map(|a| a.rsplit('/').next().unwrap_or(a))
         .unwrap_or("python")
+}
+
+/// The colour of each state in every graphic format: holding green, waiting red, handoff
+/// orange, native blue, idle grey, running without a GIL (free-threaded builds) teal.
+pub(crate) fn state_rgb(state: ThreadState) -> (u8, u8, u8) {
+    match state {
+        ThreadState::Holding => (60, 170, 80),
+        ThreadState::Waiting => (220, 50, 47),
+        ThreadState::Handoff => (240, 150, 40),
+        ThreadState::Native => (70, 130, 200),
+        ThreadState::Idle => (170, 170, 170),
+        ThreadState::Running => (30, 160, 150),
+    }
 }
 
 /// One output format.

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::model::ThreadState;
 
 fn pct(x: f64) -> String {
     format!("{:5.1}%", x * 100.0)
@@ -33,25 +32,6 @@ fn site_line(site: &crate::analysis::Site) -> String {
         printable(file, 60),
         site.line
     )
-}
-
-/// The states worth a column: a build with a GIL has five; a free-threaded run has running
-/// (when a thread ran without the GIL) and idle, and the GIL states when it was enabled.
-fn state_columns(report: &Report) -> Vec<ThreadState> {
-    let p = report.profile;
-    if !p.gils.iter().any(|g| g.free_threaded) {
-        return ThreadState::WITH_GIL.to_vec();
-    }
-    let with_gil = p.gils.iter().any(|g| g.enabled);
-    let seen = |state: ThreadState| p.threads.iter().any(|t| t.share(state) > 0.0);
-    ThreadState::ALL
-        .into_iter()
-        .filter(|&s| match s {
-            ThreadState::Idle => true,
-            ThreadState::Running => seen(s),
-            _ => with_gil,
-        })
-        .collect()
 }
 
 /// `--subprocesses`: one line per process, and what they add up to.
@@ -219,7 +199,7 @@ pub fn summary(report: &Report) -> String {
     }
 
     if !p.threads.is_empty() {
-        let columns = state_columns(report);
+        let columns = p.state_columns();
         // With subinterpreters, each thread is labelled with the one it runs in.
         let interp = p.threads.iter().any(|t| t.interpreter != 0);
         let _ = write!(s, "\n{:<28}", "Thread");

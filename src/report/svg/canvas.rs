@@ -203,18 +203,7 @@ pub fn hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
-/// The colour of each state, as in the flame graph format: holding green, waiting red,
-/// handoff orange, native blue, idle grey, running (free-threaded) teal.
-pub fn state_rgb(state: ThreadState) -> (u8, u8, u8) {
-    match state {
-        ThreadState::Holding => (60, 170, 80),
-        ThreadState::Waiting => (220, 50, 47),
-        ThreadState::Handoff => (240, 150, 40),
-        ThreadState::Native => (70, 130, 200),
-        ThreadState::Idle => (170, 170, 170),
-        ThreadState::Running => (30, 160, 150),
-    }
-}
+pub(crate) use crate::report::state_rgb;
 
 pub fn state_fill(state: ThreadState) -> String {
     hex(state_rgb(state))

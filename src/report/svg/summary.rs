@@ -383,24 +383,6 @@ fn gil_notes(g: &GilMetrics, cpu_count: usize) -> String {
     notes.join("; ")
 }
 
-/// The states worth showing: a build with a GIL has five; a free-threaded run has running
-/// (when a thread ran without the GIL) and idle, and the GIL states when it was enabled.
-pub fn state_columns(p: &Profile) -> Vec<ThreadState> {
-    if !free_threaded(p) {
-        return ThreadState::WITH_GIL.to_vec();
-    }
-    let with_gil = p.gils.iter().any(|g| g.enabled);
-    let seen = |state: ThreadState| p.threads.iter().any(|t| t.share(state) > 0.0);
-    ThreadState::ALL
-        .into_iter()
-        .filter(|&s| match s {
-            ThreadState::Idle => true,
-            ThreadState::Running => seen(s),
-            _ => with_gil,
-        })
-        .collect()
-}
-
 /// `worker-1 (4243)`, with the interpreter when there are subinterpreters, drawn within
 /// `px`: a long name is cut, never the tid.
 pub fn thread_label(t: &ThreadSummary, interpreters: bool, px: f64, font: Font) -> String {
@@ -433,7 +415,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         );
         return;
     }
-    let states: Vec<ThreadState> = state_columns(p);
+    let states: Vec<ThreadState> = p.state_columns();
     c.legend(&states);
     let n = p.threads.len();
     let row = (320.0 / n as f64).clamp(12.0, 22.0).floor();

@@ -4,7 +4,7 @@
 //! under its own heading, on the same time axis.
 
 use super::canvas::{esc, fit, pct, rate, state_fill, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
-use super::summary::{program, state_columns, thread_label, LABEL_W};
+use super::summary::{program, thread_label, LABEL_W};
 use crate::analysis::{Lane, Profile};
 use crate::model::{TargetInfo, ThreadState, Tid};
 use crate::report::Report;
@@ -105,9 +105,9 @@ pub fn draw(c: &mut Canvas, report: &Report) {
         return;
     }
     let axis = Axis { t0, t1 };
-    let mut states = state_columns(report.profile);
+    let mut states = report.profile.state_columns();
     for s in report.subprocesses {
-        for state in state_columns(&s.profile) {
+        for state in s.profile.state_columns() {
             if !states.contains(&state) {
                 states.push(state);
             }
