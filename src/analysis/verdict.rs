@@ -336,24 +336,36 @@ mod tests {
         }
     }
 
-    fn judge_with(g: &GilMetrics, native_threads: f64) -> Verdict {
-        let site = Site {
-            function: "compute".into(),
+    fn site(function: &str) -> Site {
+        Site {
+            function: function.into(),
             file: "app.py".into(),
             line: 12,
             share: 0.9,
-        };
-        judge(&Evidence {
-            gil: Some(g),
+        }
+    }
+
+    /// A 2-CPU run of 1000 samples judged on `g`, its top holder `site`; the rest quiet.
+    fn evidence<'a>(g: Option<&'a GilMetrics>, site: Option<&'a Site>) -> Evidence<'a> {
+        Evidence {
+            gil: g,
             busy_gils: 1,
-            native_threads,
+            native_threads: 0.0,
             cpu_count: 2,
-            top_holder: Some(&site),
+            top_holder: site,
             state_samples: 1000,
             held_off_cpu: false,
             running_threads: 0.0,
             cores_used: None,
             event_loop: None,
+        }
+    }
+
+    fn judge_with(g: &GilMetrics, native_threads: f64) -> Verdict {
+        let site = site("compute");
+        judge(&Evidence {
+            native_threads,
+            ..evidence(Some(g), Some(&site))
         })
     }
 
@@ -403,23 +415,10 @@ mod tests {
     #[test]
     fn a_gil_held_off_cpu_comes_first_in_the_advice() {
         let g = gil(0.99, 2.9, 0.97);
-        let site = Site {
-            function: "compute".into(),
-            file: "app.py".into(),
-            line: 12,
-            share: 0.9,
-        };
+        let site = site("compute");
         let v = judge(&Evidence {
-            gil: Some(&g),
-            busy_gils: 1,
-            native_threads: 0.0,
-            cpu_count: 2,
-            top_holder: Some(&site),
-            state_samples: 1000,
             held_off_cpu: true,
-            running_threads: 0.0,
-            cores_used: None,
-            event_loop: None,
+            ..evidence(Some(&g), Some(&site))
         });
         assert!(v.advice[0].contains("held while blocked"), "{:?}", v.advice);
         assert_eq!(judge_with(&g, 0.0).advice.len() + 1, v.advice.len());
@@ -428,16 +427,9 @@ mod tests {
     #[test]
     fn no_samples_says_so() {
         let v = judge(&Evidence {
-            gil: None,
             busy_gils: 0,
-            native_threads: 0.0,
-            cpu_count: 2,
-            top_holder: None,
             state_samples: 0,
-            held_off_cpu: false,
-            running_threads: 0.0,
-            cores_used: None,
-            event_loop: None,
+            ..evidence(None, None)
         });
         assert!(v.summary.contains("No GIL samples"));
     }
@@ -445,23 +437,11 @@ mod tests {
     #[test]
     fn a_busy_event_loop_gets_event_loop_advice_not_gil_advice() {
         let g = gil(0.98, 0.01, 0.01);
-        let site = Site {
-            function: "handle".into(),
-            file: "app.py".into(),
-            line: 12,
-            share: 0.9,
-        };
+        let site = site("handle");
         let v = judge(&Evidence {
-            gil: Some(&g),
-            busy_gils: 1,
-            native_threads: 0.0,
-            cpu_count: 2,
-            top_holder: Some(&site),
-            state_samples: 1000,
-            held_off_cpu: false,
-            running_threads: 0.0,
             cores_used: Some(1.0),
             event_loop: Some("event-loop".into()),
+            ..evidence(Some(&g), Some(&site))
         });
         assert_eq!(v.kind, VerdictKind::SingleThreadCpu);
         assert!(
@@ -485,16 +465,9 @@ mod tests {
             share: 0.8,
         };
         let evidence = Evidence {
-            gil: Some(&g),
-            busy_gils: 1,
-            native_threads: 0.0,
-            cpu_count: 2,
-            top_holder: Some(&site),
-            state_samples: 1000,
-            held_off_cpu: false,
             running_threads: 1.9,
             cores_used: Some(1.95),
-            event_loop: None,
+            ..evidence(Some(&g), Some(&site))
         };
         let v = judge(&evidence);
         assert_eq!(v.kind, VerdictKind::GilDisabled);
