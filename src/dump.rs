@@ -201,6 +201,13 @@ fn state_phrase(t: &ThreadSnapshot) -> String {
         ThreadState::Waiting => format!("waiting for the GIL, {cpu}"),
         ThreadState::Handoff => format!("handing off the GIL, {cpu}"),
         ThreadState::Native => "running native code without the GIL".to_string(),
+        ThreadState::Ready => "ready to run, waiting for a CPU".to_string(),
+        ThreadState::Lock => "waiting on a lock".to_string(),
+        ThreadState::Io => match t.io {
+            Some(kind) => format!("waiting on I/O: {}", kind.description()),
+            None => "waiting on I/O".to_string(),
+        },
+        ThreadState::Sleep => "sleeping".to_string(),
         ThreadState::Idle => "idle".to_string(),
         ThreadState::Running => "running".to_string(),
     }
@@ -243,6 +250,7 @@ mod tests {
                         frame("compute", "/srv/app.py", 22),
                         frame("run", "/usr/lib/python3.12/threading.py", 1010),
                     ],
+                    ..Default::default()
                 },
                 ThreadSnapshot {
                     tid: 1237,
@@ -252,6 +260,7 @@ mod tests {
                     on_cpu: true,
                     gil: 0,
                     frames: vec![frame("compute", "/srv/app.py", 23)],
+                    ..Default::default()
                 },
             ],
         }

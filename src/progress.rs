@@ -131,6 +131,7 @@ mod tests {
                     state: ThreadState::Waiting,
                     on_cpu: false,
                     gil: 0,
+                    ..Default::default()
                 }],
             }));
         }
@@ -146,6 +147,7 @@ mod tests {
                     file: "app.py".into(),
                     line: 3,
                 }],
+                ..Default::default()
             }],
         }));
         let line = p.line();

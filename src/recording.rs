@@ -1,8 +1,9 @@
 //! Recordings: the raw samples of a run, kept in a file as the run goes, so that any report
 //! can be rendered from it later (`gilscope report FILE`), exactly as the live run would have.
 //!
-//! Format, version 1: a gzip stream of JSON lines. The first line is the header
-//! (`{"t":"header","format":"gilscope-recording","version":1,…}`); then, in the order they
+//! Format, version 2 (version 1 had five GIL-build states, where `native` also meant
+//! "runnable" and `idle` every off-CPU wait; this gilscope refuses it): a gzip stream of JSON lines. The first line is the header
+//! (`{"t":"header","format":"gilscope-recording","version":2,…}`); then, in the order they
 //! happened, a `process` line for each profiled process (index `p`, 0 the target), `frame`
 //! lines that define each distinct frame once, and one line per sample (stack samples name
 //! frames by id). The stream is flushed every second, so a crash or Ctrl-C loses at most the
@@ -26,7 +27,7 @@ use crate::report::Subprocess;
 
 pub const FORMAT: &str = "gilscope-recording";
 /// The version this gilscope writes; it reads this one only.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// How often the stream is flushed to the file: what a crash can lose at most.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -70,6 +71,10 @@ struct StackLine {
     tid: Tid,
     state: ThreadState,
     on_cpu: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    queued: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    stalled: bool,
     frames: Vec<u32>,
 }
 
@@ -133,6 +138,8 @@ impl Writer {
                         tid: s.tid,
                         state: s.state,
                         on_cpu: s.on_cpu,
+                        queued: s.queued,
+                        stalled: s.stalled,
                         frames,
                     });
                 }
@@ -353,6 +360,8 @@ pub fn replay(path: &Path) -> Result<Replayed> {
                         tid: s.tid,
                         state: s.state,
                         on_cpu: s.on_cpu,
+                        queued: s.queued,
+                        stalled: s.stalled,
                         frames,
                     });
                 }
@@ -454,6 +463,7 @@ mod tests {
                     },
                     on_cpu: holder.is_some(),
                     gil: 0,
+                    ..Default::default()
                 }],
             }));
             if i % 5 == 0 {
@@ -469,6 +479,7 @@ mod tests {
                             file: "/app/app.py".into(),
                             line: 10 + (i % 2) as u32,
                         }],
+                        ..Default::default()
                     }],
                 }));
             }
@@ -477,6 +488,8 @@ mod tests {
             at: Duration::from_millis(200),
             process_s: Some(0.123456789),
             threads: vec![(7, 0.1)],
+            machine: None,
+            quota: None,
         });
         out
     }
@@ -554,6 +567,6 @@ mod tests {
         gz.finish().unwrap();
         let err = replay(&future).err().unwrap().to_string();
         assert!(err.contains("version 9 recording"), "{err}");
-        assert!(err.contains("reads version 1"), "{err}");
+        assert!(err.contains("reads version 2"), "{err}");
     }
 }

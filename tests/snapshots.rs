@@ -68,6 +68,7 @@ fn synthetic(path: &Path) {
             state,
             on_cpu: state != Idle && state != Waiting,
             gil: 0,
+            ..Default::default()
         };
         w.sample(
             0,
@@ -91,6 +92,7 @@ fn synthetic(path: &Path) {
                 state,
                 on_cpu: state == Holding,
                 frames: vec![frame("run", 5), frame("compute", line)],
+                ..Default::default()
             };
             let tick = StackTick {
                 at,
@@ -101,6 +103,7 @@ fn synthetic(path: &Path) {
                         state: Idle,
                         on_cpu: false,
                         frames: vec![frame("<module>", 30), frame("join", 1100)],
+                        ..Default::default()
                     },
                     worker(holder, Holding, 12 + (i % 2) as u32),
                     worker(other, waiting, 12),
@@ -114,6 +117,8 @@ fn synthetic(path: &Path) {
                 at,
                 process_s: Some(s),
                 threads: vec![(1, 0.0), (2, s / 2.0), (3, s / 2.0)],
+                machine: None,
+                quota: None,
             };
             w.sample(0, &cpu).unwrap();
         }

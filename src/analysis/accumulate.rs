@@ -4,8 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{findings, verdict, GilMetrics, Profile, RunCounts, Site, ThreadSummary, Timeline};
-use crate::model::{Frame, GilEnabled, Sample, StackId, StackTable, StateTick, ThreadState, Tid};
+use super::{
+    findings, verdict, waits, CpuSupply, GilMetrics, Profile, RunCounts, Site, ThreadSummary,
+    Timeline,
+};
+use crate::model::{
+    CpuQuota, Frame, GilEnabled, IoKind, MachineCpu, Sample, StackId, StackTable, StateTick,
+    ThreadState, Tid,
+};
 
 #[derive(Debug, Default)]
 struct GilCounts {
@@ -31,7 +37,15 @@ struct GilCounts {
 struct ThreadCounts {
     name: Option<String>,
     interpreter: i64,
-    states: [u64; 6],
+    states: [u64; ThreadState::COUNT],
+    /// Ticks it was on a CPU, whatever its state.
+    on_cpu: u64,
+    /// Ticks in state `io`, by what it waited on.
+    io: [u64; IoKind::ALL.len()],
+    /// Stack samples in state `lock`, and those among them that waited for a lock held by
+    /// another thread rather than for a signal.
+    lock_stacks: u64,
+    contended_stacks: u64,
     held_off_cpu: u64,
     stalling: u64,
     first_cpu: Option<f64>,
@@ -57,6 +71,14 @@ pub struct Accumulator {
     blame: HashMap<StackId, u64>,
     /// Holder stacks seen while the holder was off CPU and others waited.
     stalling: HashMap<StackId, u64>,
+    /// Where threads waited for a lock held by another thread.
+    lock_waits: HashMap<StackId, u64>,
+    /// What the GIL's holder ran while threads waited for a lock, weighted by how many.
+    lock_holders: HashMap<StackId, u64>,
+    first_machine: Option<MachineCpu>,
+    last_machine: Option<MachineCpu>,
+    first_quota: Option<CpuQuota>,
+    last_quota: Option<CpuQuota>,
     timeline: Timeline,
 }
 
@@ -66,17 +88,37 @@ impl Accumulator {
             Sample::State(tick) => self.state(&tick),
             Sample::Stacks(tick) => {
                 self.stack_samples += 1;
+                let mut lock_waiters = 0;
+                let mut holders = Vec::new();
                 for s in tick.stacks {
+                    if s.state == ThreadState::Lock {
+                        let t = self.threads.entry(s.tid).or_default();
+                        t.lock_stacks += 1;
+                        if !waits::is_signal_wait(&s.frames) {
+                            t.contended_stacks += 1;
+                            lock_waiters += 1;
+                            let id = self.stacks.intern(s.frames.clone());
+                            *self.lock_waits.entry(id).or_default() += 1;
+                        }
+                    }
                     let id = self.stacks.intern(s.frames);
+                    if s.state == ThreadState::Holding {
+                        holders.push(id);
+                    }
                     self.timeline.stack(tick.at, s.tid, s.state, id);
                     *self.stack_counts.entry((s.tid, s.state, id)).or_default() += 1;
                     if s.state == ThreadState::Holding {
                         if tick.waiters > 0 {
                             *self.blame.entry(id).or_default() += u64::from(tick.waiters);
                         }
-                        if !s.on_cpu && tick.waiters > 0 {
+                        if s.stalled && tick.waiters > 0 {
                             *self.stalling.entry(id).or_default() += 1;
                         }
+                    }
+                }
+                if lock_waiters > 0 {
+                    for id in holders {
+                        *self.lock_holders.entry(id).or_default() += lock_waiters;
                     }
                 }
             }
@@ -100,7 +142,17 @@ impl Accumulator {
                 at,
                 process_s,
                 threads,
+                machine,
+                quota,
             } => {
+                if let Some(m) = machine {
+                    self.first_machine.get_or_insert(m);
+                    self.last_machine = Some(m);
+                }
+                if let Some(q) = quota {
+                    self.first_quota.get_or_insert(q);
+                    self.last_quota = Some(q);
+                }
                 if let Some(cpu) = process_s {
                     self.first_process_cpu.get_or_insert((at, cpu));
                     self.last_process_cpu = Some((at, cpu));
@@ -150,7 +202,11 @@ impl Accumulator {
         for o in &tick.threads {
             let t = self.threads.entry(o.tid).or_default();
             t.states[o.state.index()] += 1;
-            if o.state == ThreadState::Holding && !o.on_cpu {
+            if let (ThreadState::Io, Some(kind)) = (o.state, o.io) {
+                t.io[kind.index()] += 1;
+            }
+            t.on_cpu += u64::from(o.on_cpu);
+            if o.state == ThreadState::Holding && o.stalled {
                 t.held_off_cpu += 1;
                 // Off CPU with the GIL while another thread wants that GIL: a stall.
                 let others_wait = tick
@@ -167,6 +223,12 @@ impl Accumulator {
         let duration = self
             .last_at
             .saturating_sub(self.first_at.unwrap_or_default());
+        // Wall time a state tick stands for.
+        let tick_s = if self.state_samples > 1 {
+            duration.as_secs_f64() / (self.state_samples - 1) as f64
+        } else {
+            0.0
+        };
         let gils: Vec<GilMetrics> = self
             .gils
             .iter()
@@ -190,6 +252,15 @@ impl Accumulator {
                         _ => 0.0,
                     },
                     shares: t.states.map(|n| n as f64 / ticks as f64),
+                    on_cpu_s: t.on_cpu as f64 * tick_s,
+                    on_cpu_share: ratio(t.on_cpu, ticks),
+                    io: t.io.map(|n| n as f64 / ticks as f64),
+                    contended_lock: t.states[ThreadState::Lock.index()] as f64 / ticks as f64
+                        * match t.lock_stacks {
+                            // Without a stack to tell, a lock wait counts as contention.
+                            0 => 1.0,
+                            n => t.contended_stacks as f64 / n as f64,
+                        },
                     ticks,
                     held_off_cpu: t.held_off_cpu,
                     stalling: t.stalling,
@@ -222,6 +293,35 @@ impl Accumulator {
         blame.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let top_blame = top_sites(&self.stacks, blame.iter().copied());
         let off_cpu_sites = top_sites(&self.stacks, self.stalling.into_iter());
+        let mut lock_waits: Vec<(StackId, u64)> = self.lock_waits.into_iter().collect();
+        lock_waits.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top_lock_waits = top_sites(&self.stacks, lock_waits.into_iter());
+        let mut lock_holders: Vec<(StackId, u64)> = self.lock_holders.into_iter().collect();
+        lock_holders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top_lock_holders = top_sites(&self.stacks, lock_holders.into_iter());
+        let mean_in = |state| mean_threads_in(&threads, self.state_samples, state);
+        let threads_in: [f64; ThreadState::COUNT] = ThreadState::ALL.map(mean_in);
+        let contended_lock_threads: f64 = if self.state_samples == 0 {
+            0.0
+        } else {
+            threads
+                .iter()
+                .map(|t| t.contended_lock * t.ticks as f64)
+                .sum::<f64>()
+                / self.state_samples as f64
+        };
+        let mut io_threads = [0.0; IoKind::ALL.len()];
+        for t in &threads {
+            for (sum, share) in io_threads.iter_mut().zip(t.io) {
+                *sum += share * t.ticks as f64 / self.state_samples.max(1) as f64;
+            }
+        }
+        let supply = CpuSupply::between(
+            self.first_machine.zip(self.last_machine),
+            self.first_quota.zip(self.last_quota),
+            cores_used,
+            cpu_count,
+        );
         let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
         let running_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Running);
         let main_gil = gils.iter().min_by_key(|g| g.interpreter);
@@ -277,6 +377,13 @@ impl Accumulator {
             running_threads,
             cores_used,
             event_loop,
+            threads_in,
+            contended_lock_threads,
+            io_threads,
+            supply: supply.as_ref(),
+            top_lock_wait: top_lock_waits.first(),
+            top_lock_holder: hottest_function(&top_lock_holders).as_ref(),
+            duration_s: duration.as_secs_f64(),
         });
         Profile {
             run: RunCounts {
@@ -298,6 +405,9 @@ impl Accumulator {
             top_waiters,
             top_running,
             top_blame,
+            top_lock_waits,
+            top_lock_holders,
+            supply,
             findings,
             blame,
             stack_counts,
@@ -425,6 +535,7 @@ mod tests {
             state,
             on_cpu: state == ThreadState::Holding,
             gil: 0,
+            ..Default::default()
         }
     }
 
@@ -503,6 +614,7 @@ mod tests {
             state,
             on_cpu: state == Holding,
             gil,
+            ..Default::default()
         };
         // Thread 1 holds GIL 0 and thread 3 waits for it; thread 2 holds GIL 1 alone.
         acc.push(Sample::State(StateTick {
@@ -558,12 +670,14 @@ mod tests {
                         state: Holding,
                         on_cpu: true,
                         frames: vec![f("main", 1), hot],
+                        ..Default::default()
                     },
                     ThreadStack {
                         tid: 2,
                         state: Waiting,
                         on_cpu: false,
                         frames: vec![f("worker", 20)],
+                        ..Default::default()
                     },
                 ],
             }));
@@ -606,7 +720,9 @@ mod tests {
                 tid: 1,
                 state: Holding,
                 on_cpu: false,
+                stalled: true,
                 gil: 0,
+                ..Default::default()
             }];
             threads.extend(waiter.map(|tid| obs(tid, Waiting)));
             Sample::State(StateTick {
@@ -642,12 +758,16 @@ mod tests {
             at: Duration::ZERO,
             process_s: Some(10.0),
             threads: vec![(1, 4.0)],
+            machine: None,
+            quota: None,
         });
         acc.push(tick(0, Some(1), 0, &[(1, Holding)]));
         acc.push(Sample::Cpu {
             at: Duration::from_secs(2),
             process_s: Some(13.0),
             threads: vec![(1, 5.5)],
+            machine: None,
+            quota: None,
         });
         let p = acc.finish(0, 2);
         assert_eq!(p.cores_used, Some(1.5));

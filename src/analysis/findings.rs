@@ -142,6 +142,7 @@ pub fn find(e: &Evidence) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ThreadState;
 
     fn thread(holding: f64, stalling: u64) -> ThreadSummary {
         ThreadSummary {
@@ -149,10 +150,16 @@ mod tests {
             name: Some("blocker".into()),
             interpreter: 0,
             cpu_s: 0.0,
-            shares: [holding, 0.0, 0.0, 0.0, 1.0 - holding, 0.0],
+            shares: {
+                let mut s = [0.0; ThreadState::COUNT];
+                s[ThreadState::Holding.index()] = holding;
+                s[ThreadState::Idle.index()] = 1.0 - holding;
+                s
+            },
             ticks: 1000,
             held_off_cpu: stalling,
             stalling,
+            ..Default::default()
         }
     }
 

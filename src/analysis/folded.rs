@@ -146,6 +146,7 @@ mod tests {
                 state: ThreadState::Holding,
                 on_cpu: true,
                 gil: 0,
+                ..Default::default()
             }],
         }));
         for (waiters, leaf) in [(3u32, "hot"), (1, "cold")] {
@@ -154,6 +155,7 @@ mod tests {
                 state: ThreadState::Holding,
                 on_cpu: true,
                 frames: vec![f("main"), f(leaf)],
+                ..Default::default()
             }];
             for tid in 2..2 + waiters as i32 {
                 stacks.push(ThreadStack {
@@ -161,6 +163,7 @@ mod tests {
                     state: ThreadState::Waiting,
                     on_cpu: false,
                     frames: vec![f("main"), f("step")],
+                    ..Default::default()
                 });
             }
             acc.push(Sample::Stacks(StackTick {

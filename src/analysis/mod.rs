@@ -8,6 +8,7 @@ mod findings;
 mod folded;
 pub mod timeline;
 mod verdict;
+mod waits;
 
 pub use accumulate::Accumulator;
 pub use findings::{Finding, FindingKind};
@@ -17,7 +18,7 @@ pub use verdict::{Verdict, VerdictKind};
 
 use serde::Serialize;
 
-use crate::model::{StackTable, ThreadState, Tid};
+use crate::model::{CpuQuota, IoKind, MachineCpu, StackTable, ThreadState, Tid};
 
 /// Metrics of one GIL over a run (DESIGN.md §4).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -57,7 +58,7 @@ pub struct GilMetrics {
 }
 
 /// One thread over a run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ThreadSummary {
     pub tid: Tid,
     pub name: Option<String>,
@@ -66,7 +67,20 @@ pub struct ThreadSummary {
     pub cpu_s: f64,
     /// Share of the ticks it was seen in each state, indexed like [`ThreadState::ALL`].
     #[serde(skip)]
-    pub shares: [f64; 6],
+    pub shares: [f64; ThreadState::COUNT],
+    /// The time it was seen on a CPU (holding the GIL on a CPU, native, running), in
+    /// seconds: what the samples say of the CPU time the kernel charged it (`cpu_s`).
+    pub on_cpu_s: f64,
+    /// Share of its ticks on a CPU.
+    #[serde(skip)]
+    pub on_cpu_share: f64,
+    /// Share of its ticks in state `io`, by what it waited on, indexed like [`IoKind::ALL`].
+    #[serde(skip)]
+    pub io: [f64; IoKind::ALL.len()],
+    /// Share of its ticks waiting for a lock held by another thread (the part of `lock`
+    /// that its stacks show is not a wait for a signal: an event, a queue, a join).
+    #[serde(skip)]
+    pub contended_lock: f64,
     /// Ticks it was seen at.
     #[serde(skip)]
     pub ticks: u64,
@@ -89,6 +103,50 @@ impl ThreadSummary {
             Some(name) => name.clone(),
             None => format!("thread {}", self.tid),
         }
+    }
+}
+
+/// What the CPUs gave the process during the run: how busy the machine was, and what its
+/// cgroup's CPU quota allowed and withheld.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CpuSupply {
+    /// CPUs' worth of time the whole machine was busy, on average.
+    pub machine_busy_cores: Option<f64>,
+    /// Of that, what other processes used (busy minus this process).
+    pub others_cores: Option<f64>,
+    /// The CPU quota of the process's cgroup, if it has one.
+    pub quota_cores: Option<f64>,
+    /// Quota periods in which the cgroup was throttled during the run.
+    pub throttled_periods: u64,
+    /// Time the cgroup's threads were kept off the CPUs by the quota during the run.
+    pub throttled_s: f64,
+}
+
+impl CpuSupply {
+    /// From the first and last readings of the machine and the quota in a run.
+    pub fn between(
+        machine: Option<(MachineCpu, MachineCpu)>,
+        quota: Option<(CpuQuota, CpuQuota)>,
+        cores_used: Option<f64>,
+        cpu_count: usize,
+    ) -> Option<CpuSupply> {
+        let machine_busy_cores = machine.and_then(|(a, b)| {
+            let total = b.total_s - a.total_s;
+            (total > 0.0).then(|| (b.busy_s - a.busy_s).max(0.0) / total * cpu_count as f64)
+        });
+        if machine_busy_cores.is_none() && quota.is_none() {
+            return None;
+        }
+        Some(CpuSupply {
+            machine_busy_cores,
+            others_cores: machine_busy_cores
+                .zip(cores_used)
+                .map(|(busy, own)| (busy - own).max(0.0)),
+            quota_cores: quota.map(|(_, b)| b.cores),
+            throttled_periods: quota
+                .map_or(0, |(a, b)| b.nr_throttled.saturating_sub(a.nr_throttled)),
+            throttled_s: quota.map_or(0.0, |(a, b)| (b.throttled_s - a.throttled_s).max(0.0)),
+        })
     }
 }
 
@@ -133,6 +191,12 @@ pub struct Profile {
     pub top_running: Vec<Site>,
     /// Holder sites weighted by the number of waiters: the code that makes others wait.
     pub top_blame: Vec<Site>,
+    /// Where threads waited for a lock held by another thread.
+    pub top_lock_waits: Vec<Site>,
+    /// What the GIL's holder ran while threads waited for a lock, weighted by how many.
+    pub top_lock_holders: Vec<Site>,
+    /// What the machine and the CPU quota gave the process.
+    pub supply: Option<CpuSupply>,
     pub findings: Vec<Finding>,
     /// Holder stacks weighted by the number of waiters at their tick.
     pub blame: Vec<(crate::model::StackId, u64)>,

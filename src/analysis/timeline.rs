@@ -22,7 +22,7 @@ pub const MAX_TIMED_STACKS: usize = 20_000;
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Lane {
     pub tid: Tid,
-    pub counts: Vec<[u32; 6]>,
+    pub counts: Vec<[u32; ThreadState::COUNT]>,
 }
 
 impl Lane {
@@ -109,7 +109,7 @@ impl Timeline {
                 }
             };
             if lane.counts.len() <= i {
-                lane.counts.resize(i + 1, [0; 6]);
+                lane.counts.resize(i + 1, [0; ThreadState::COUNT]);
             }
             lane.counts[i][o.state.index()] += 1;
         }
@@ -158,7 +158,7 @@ impl Timeline {
             lane.counts = pairs(
                 &lane.counts,
                 |a, b| std::array::from_fn(|k| a[k] + b[k]),
-                [0; 6],
+                [0; ThreadState::COUNT],
             );
         }
         self.handoffs = pairs(&self.handoffs, |a, b| a + b, 0);
@@ -195,6 +195,7 @@ mod tests {
                     state,
                     on_cpu: false,
                     gil: 0,
+                    ..Default::default()
                 })
                 .collect(),
         }
@@ -210,7 +211,7 @@ mod tests {
         t.tick(&tick(125, 20, &[(1, Idle)]));
         assert_eq!(t.start, Duration::from_millis(100));
         assert_eq!(t.buckets, 3);
-        assert_eq!(t.lanes[0].counts[0], [1, 2, 0, 0, 0, 0]);
+        assert_eq!(t.lanes[0].counts[0][..3], [1, 2, 0]);
         assert_eq!(t.lanes[1].dominant(0), Some(Holding));
         assert_eq!(t.lanes[0].dominant(1), None);
         assert_eq!(t.lanes[0].dominant(2), Some(Idle));

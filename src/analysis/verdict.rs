@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{GilMetrics, Site};
+use super::{CpuSupply, GilMetrics, Site};
+use crate::model::{IoKind, ThreadState};
 
 /// GIL-bound when at least this share of ticks has a holder and a waiter…
 const GIL_BOUND_CONTENDED: f64 = 0.5;
@@ -15,6 +16,23 @@ const PARTLY_CEILING: f64 = 1.1;
 const NATIVE_THREADS: f64 = 0.5;
 /// Single-thread CPU-bound when the GIL is held this much without contention.
 const SINGLE_HELD: f64 = 0.5;
+/// CPU-starved when threads waited for a CPU this share of the time they wanted to run…
+const STARVED_READY: f64 = 0.2;
+/// …and at least this many threads did on average…
+const STARVED_THREADS: f64 = 0.1;
+/// …because other processes kept this many CPUs busy…
+const STARVED_OTHERS_CORES: f64 = 0.5;
+/// …or the cgroup's quota withheld the CPUs for this share of the wall time.
+const STARVED_THROTTLED: f64 = 0.05;
+/// Lock-bound when threads wait for a lock held by another thread this share of the time
+/// they want to run (and more than they wait for the GIL)…
+const LOCK_BOUND_SHARE: f64 = 0.5;
+/// …and at least this many do on average.
+const LOCK_BOUND_THREADS: f64 = 0.5;
+/// I/O-bound when I/O is this share of the threads' off-CPU waits…
+const IO_BOUND_SHARE: f64 = 0.5;
+/// …and this many threads wait on I/O on average.
+const IO_BOUND_THREADS: f64 = 0.3;
 /// A free-threaded run is judged as GIL-disabled unless the GIL was enabled for at least
 /// this share of it (a module import can enable it for a moment).
 pub const GIL_DISABLED_BELOW: f64 = 0.05;
@@ -24,8 +42,11 @@ pub const GIL_DISABLED_BELOW: f64 = 0.05;
 pub enum VerdictKind {
     GilBound,
     PartlyGilContended,
+    LockBound,
+    CpuStarved,
     SingleThreadCpu,
     NativeParallel,
+    IoBound,
     MostlyIdle,
     GilDisabled,
 }
@@ -36,8 +57,11 @@ impl VerdictKind {
             VerdictKind::GilBound => "GIL-bound",
             VerdictKind::PartlyGilContended => "partly GIL-contended",
             VerdictKind::SingleThreadCpu => "single-thread CPU-bound",
+            VerdictKind::LockBound => "lock-bound",
+            VerdictKind::CpuStarved => "CPU-starved",
             VerdictKind::NativeParallel => "native-parallel",
-            VerdictKind::MostlyIdle => "mostly idle / I/O-bound",
+            VerdictKind::IoBound => "I/O-bound",
+            VerdictKind::MostlyIdle => "mostly idle",
             VerdictKind::GilDisabled => "GIL disabled",
         }
     }
@@ -72,6 +96,36 @@ pub struct Evidence<'a> {
     pub cores_used: Option<f64>,
     /// The thread that runs an asyncio event loop, if one was seen.
     pub event_loop: Option<String>,
+    /// Mean number of threads in each state, indexed like [`ThreadState::ALL`].
+    pub threads_in: [f64; ThreadState::COUNT],
+    /// Mean number of threads waiting for a lock held by another thread (part of `lock`).
+    pub contended_lock_threads: f64,
+    /// Mean number of threads waiting on I/O, by kind, indexed like [`IoKind::ALL`].
+    pub io_threads: [f64; IoKind::ALL.len()],
+    /// What the machine and the CPU quota gave the process.
+    pub supply: Option<&'a CpuSupply>,
+    /// Where threads wait for a lock most, and what the GIL's holder runs meanwhile.
+    pub top_lock_wait: Option<&'a Site>,
+    pub top_lock_holder: Option<&'a Site>,
+    /// From the first to the last sample.
+    pub duration_s: f64,
+}
+
+impl Evidence<'_> {
+    fn threads(&self, state: ThreadState) -> f64 {
+        self.threads_in[state.index()]
+    }
+
+    /// Mean number of threads that want to run: holding, waiting for or handing off the
+    /// GIL, running, waiting for a CPU, or waiting for a lock another thread holds.
+    fn wanting(&self) -> f64 {
+        ThreadState::ALL
+            .into_iter()
+            .filter(|s| s.wants_to_run())
+            .map(|s| self.threads(s))
+            .sum::<f64>()
+            + self.contended_lock_threads
+    }
 }
 
 /// A file's last path component: what the verdict names (the JSON keeps the whole path).
@@ -84,7 +138,10 @@ fn pct(x: f64) -> String {
 }
 
 pub fn judge(e: &Evidence) -> Verdict {
-    let mut verdict = judge_situation(e);
+    let mut verdict = match starved(e) {
+        Some(starved) => starved,
+        None => judge_situation(e),
+    };
     if e.held_off_cpu
         && matches!(
             verdict.kind,
@@ -140,6 +197,14 @@ fn judge_situation(e: &Evidence) -> Verdict {
         e.native_threads
     );
 
+    let wanting = e.wanting();
+    let locked = e.contended_lock_threads;
+    if locked >= LOCK_BOUND_THREADS
+        && locked >= LOCK_BOUND_SHARE * wanting
+        && locked > e.threads(ThreadState::Waiting)
+    {
+        return lock_bound(e, g, wanting);
+    }
     if g.contended >= GIL_BOUND_CONTENDED && g.speedup_ceiling >= GIL_BOUND_CEILING {
         return Verdict {
             kind: VerdictKind::GilBound,
@@ -193,20 +258,33 @@ fn judge_situation(e: &Evidence) -> Verdict {
         };
     }
     if e.native_threads >= NATIVE_THREADS {
+        let cores = e.cores_used.map_or(String::new(), |c| {
+            format!(" (the process used {c:.1} of {} CPUs)", e.cpu_count)
+        });
+        let ready = e.threads(ThreadState::Ready);
+        let advice = if ready >= STARVED_THREADS {
+            format!(
+                "The CPUs are the limit, not the GIL: on average {ready:.1} threads were \
+                 ready to run with no CPU free. More threads will not help; fewer, or more \
+                 CPUs, will."
+            )
+        } else {
+            format!(
+                "More threads help up to the CPU count ({}); beyond it, the CPUs are the \
+                 limit, not the GIL.",
+                e.cpu_count
+            )
+        };
         return Verdict {
             kind: VerdictKind::NativeParallel,
             summary: format!(
-                "Native-parallel: on average {:.1} threads run C code with the GIL released \
-                 and the GIL is held {}; the GIL is not the limit.",
+                "Native-parallel: on average {:.1} threads run C code on a CPU with the GIL \
+                 released{cores} and the GIL is held {}; the GIL is not the limit.",
                 e.native_threads,
                 pct(g.held)
             ),
             rule: format!("not contended, native threads ≥ {NATIVE_THREADS} ({numbers})"),
-            advice: vec![format!(
-                "More threads help up to the CPU count ({}); beyond it, the CPUs are the \
-                 limit, not the GIL.",
-                e.cpu_count
-            )],
+            advice: vec![advice],
         };
     }
     if g.held >= SINGLE_HELD {
@@ -251,23 +329,200 @@ fn judge_situation(e: &Evidence) -> Verdict {
             },
         };
     }
+    let io: f64 = e
+        .io_threads
+        .iter()
+        .sum::<f64>()
+        .max(e.threads(ThreadState::Io));
+    let signal_waits = (e.threads(ThreadState::Lock) - locked).max(0.0);
+    let sleep = e.threads(ThreadState::Sleep);
+    let idle = e.threads(ThreadState::Idle);
+    let waits = io + signal_waits + sleep + idle;
+    if io >= IO_BOUND_THREADS && io >= IO_BOUND_SHARE * waits {
+        return io_bound(e, g, io, waits);
+    }
+    let part = |n: f64| pct(if waits > 0.0 { n / waits } else { 0.0 });
     Verdict {
         kind: VerdictKind::MostlyIdle,
         summary: format!(
-            "Mostly idle / I/O-bound: the GIL is held {} of the time and threads mostly wait \
-             on I/O, sleeps or locks.",
-            pct(g.held)
+            "Mostly idle: the GIL is held {} of the time and threads mostly wait: sleeping \
+             {}, waiting for a signal (an event, a queue, a join) {}, on I/O {}, otherwise \
+             idle {} of their waits.",
+            pct(g.held),
+            part(sleep),
+            part(signal_waits),
+            part(io),
+            part(idle)
         ),
         rule: format!(
-            "held < {} and little native work ({numbers})",
-            pct(SINGLE_HELD)
+            "held < {}, little native work, I/O below {} of the waits ({numbers})",
+            pct(SINGLE_HELD),
+            pct(IO_BOUND_SHARE)
         ),
         advice: vec![
-            "The GIL is not the bottleneck: look at what the threads wait for (the [idle] \
-             stacks in the flame graph)."
+            "The GIL is not the bottleneck: look at what the threads wait for (the [sleeping], \
+             [waiting on a lock] and [idle] stacks in the flame graph)."
                 .into(),
         ],
     }
+}
+
+/// Threads mostly wait for a lock another thread holds: the lock, not the GIL, serialises
+/// the work.
+fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
+    let locked = e.contended_lock_threads;
+    let at = e.top_lock_wait.map_or(String::new(), |s| {
+        format!(" at {}() in {}:{}", s.function, base_name(&s.file), s.line)
+    });
+    let meanwhile = e.top_lock_holder.map_or(String::new(), |s| {
+        format!(
+            "; meanwhile the GIL's holder runs {}() at {}:{}",
+            s.function,
+            base_name(&s.file),
+            s.line
+        )
+    });
+    Verdict {
+        kind: VerdictKind::LockBound,
+        summary: format!(
+            "Lock-bound: on average {locked:.1} threads wait for a lock another thread \
+             holds{at}, {} of the time threads want to run{meanwhile}; the GIL is not the \
+             limit (held {}, {:.1} threads waiting for it).",
+            pct(locked / wanting.max(1e-9)),
+            pct(g.held),
+            g.avg_waiters
+        ),
+        rule: format!(
+            "threads waiting for a held lock ≥ {} of threads wanting to run, ≥ \
+             {LOCK_BOUND_THREADS}, and more than wait for the GIL (lock {locked:.2}, wanting \
+             {wanting:.2}, GIL waiters {:.2})",
+            pct(LOCK_BOUND_SHARE),
+            e.threads(ThreadState::Waiting)
+        ),
+        advice: vec![
+            "Shrink the critical section: prepare the work outside `with lock:` and hold the \
+             lock only to read or publish the shared state."
+                .into(),
+            "Or take the lock less: shard it (one lock per key or bucket), batch updates, or \
+             hand the work to one owner thread through a queue.Queue."
+                .into(),
+            "Processes, C extensions and a free-threaded build do not help while one lock \
+             serialises the work."
+                .into(),
+        ],
+    }
+}
+
+/// Threads mostly wait on I/O: say on what.
+fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
+    let mut kinds: Vec<(IoKind, f64)> = IoKind::ALL
+        .into_iter()
+        .zip(e.io_threads)
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let on = if kinds.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = kinds
+            .iter()
+            .map(|(k, n)| format!("{} {}", k.description(), pct(n / io)))
+            .collect();
+        format!(" ({})", parts.join(", "))
+    };
+    let first = kinds.first().map(|k| k.0);
+    let mut advice = vec![match first {
+        Some(IoKind::File) => "The threads wait for files: larger reads and writes, fewer \
+             fsyncs, or faster storage help; the GIL is not the bottleneck."
+            .to_string(),
+        Some(IoKind::Pipe) => "The threads wait on pipes: the time goes to the process at \
+             the other end; profile that one."
+            .to_string(),
+        _ => "The threads wait for the network: more concurrency (more threads, or asyncio) \
+              helps while the other end keeps up; make fewer, larger requests, or reuse \
+              connections. The GIL is not the bottleneck."
+            .to_string(),
+    }];
+    if e.threads(ThreadState::Ready) >= STARVED_THREADS {
+        advice.push(format!(
+            "Threads woken by their I/O waited for a CPU {:.1} threads' worth of the time: \
+             answers would come sooner on a less busy machine.",
+            e.threads(ThreadState::Ready)
+        ));
+    }
+    Verdict {
+        kind: VerdictKind::IoBound,
+        summary: format!(
+            "I/O-bound: on average {io:.1} threads wait on I/O{on}, {} of the time threads \
+             wait; the GIL is held {} of the time and is not the limit.",
+            pct(io / waits.max(1e-9)),
+            pct(g.held)
+        ),
+        rule: format!(
+            "held < {}, little native work, I/O ≥ {} of the waits and ≥ {IO_BOUND_THREADS} \
+             threads (I/O {io:.2}, waits {waits:.2})",
+            pct(SINGLE_HELD),
+            pct(IO_BOUND_SHARE)
+        ),
+        advice,
+    }
+}
+
+/// Threads were ready to run but got no CPU, because of other processes or the CPU quota:
+/// say which, with the numbers, then judge the rest as if they had run.
+fn starved(e: &Evidence) -> Option<Verdict> {
+    let ready = e.threads(ThreadState::Ready);
+    let wanting = e.wanting();
+    if e.state_samples == 0 || ready < STARVED_THREADS || ready < STARVED_READY * wanting {
+        return None;
+    }
+    let supply = e.supply?;
+    let throttled = supply.throttled_s / e.duration_s.max(1e-9);
+    let cause = match (supply.quota_cores, supply.others_cores) {
+        (Some(quota), _) if throttled >= STARVED_THROTTLED => format!(
+            "the CPU quota of its cgroup ({quota:.2} CPUs) throttled it in {} periods, for \
+             {:.1} s ({} of the run)",
+            supply.throttled_periods,
+            supply.throttled_s,
+            pct(throttled)
+        ),
+        (_, Some(others)) if others >= STARVED_OTHERS_CORES => format!(
+            "other processes kept {others:.1} of this machine's {} CPUs busy ({} busy in all)",
+            e.cpu_count,
+            pct(supply.machine_busy_cores.unwrap_or(0.0) / e.cpu_count.max(1) as f64)
+        ),
+        _ => return None,
+    };
+    let quota = supply.quota_cores.is_some() && throttled >= STARVED_THROTTLED;
+    let rest = judge_situation(e);
+    let mut advice = vec![if quota {
+        "Raise the CPU limit (docker --cpus, Kubernetes resources.limits.cpu), or run fewer \
+         threads or processes than the quota's CPUs."
+            .to_string()
+    } else {
+        "Give the program CPUs of its own: move the other load elsewhere, or lower its \
+         priority (nice), before reading the GIL numbers below."
+            .to_string()
+    }];
+    advice.extend(rest.advice);
+    Some(Verdict {
+        kind: VerdictKind::CpuStarved,
+        summary: format!(
+            "CPU-starved: on average {ready:.1} threads were ready to run but had no CPU, {} \
+             of the time threads wanted to run: {cause}. While they ran: {}",
+            pct(ready / wanting.max(1e-9)),
+            rest.summary
+        ),
+        rule: format!(
+            "ready ≥ {} of threads wanting to run and ≥ {STARVED_THREADS} threads, with the \
+             quota throttling ≥ {} of the run or other processes using ≥ \
+             {STARVED_OTHERS_CORES} CPUs (ready {ready:.2}, wanting {wanting:.2}); then {}",
+            pct(STARVED_READY),
+            pct(STARVED_THROTTLED),
+            rest.rule
+        ),
+        advice,
+    })
 }
 
 /// A free-threaded build whose GIL stayed disabled: threads run Python in parallel, and the
@@ -358,6 +613,13 @@ mod tests {
             running_threads: 0.0,
             cores_used: None,
             event_loop: None,
+            threads_in: [0.0; ThreadState::COUNT],
+            contended_lock_threads: 0.0,
+            io_threads: [0.0; IoKind::ALL.len()],
+            supply: None,
+            top_lock_wait: None,
+            top_lock_holder: None,
+            duration_s: 10.0,
         }
     }
 

@@ -10,7 +10,8 @@ pub mod layout;
 mod walk;
 
 pub use classify::{
-    classify, classify_without_gil, futex_gil, still_waiting, GilAddresses, Syscall,
+    classify, settle, still_waiting, wants_sched, Classified, GilAddresses, GilView, Reading,
+    SchedStat, Syscall,
 };
 pub use layout::Layout;
 pub use walk::{walk, Interpreter, PyThread};

@@ -71,15 +71,97 @@ impl GilEnabled {
 }
 
 /// What one thread was doing at one tick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadObservation {
     pub tid: Tid,
     pub state: ThreadState,
-    /// Runnable or running on a CPU (as opposed to blocked in the kernel).
+    /// On a CPU at this tick, as the kernel's scheduler statistics say (as opposed to
+    /// blocked, or runnable and waiting on a run queue).
     pub on_cpu: bool,
+    /// Runnable but waiting on a run queue for a CPU (a holder preempted, a woken waiter not
+    /// run yet, or state `ready`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
+    /// Holds the GIL while blocked in the kernel (outside the GIL's own locks).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
     /// The GIL its state is about, named by [`GilReading::interpreter`]: the one it holds or
     /// waits for, else its interpreter's.
     pub gil: i64,
+    /// In state [`ThreadState::Io`]: what it waits on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<IoKind>,
+}
+
+/// What a thread blocked in I/O waits on: the kind of its file descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoKind {
+    /// A socket: the network, or a local socket.
+    Socket,
+    /// A regular file or a block device.
+    File,
+    /// A pipe or FIFO.
+    Pipe,
+    /// A terminal.
+    Terminal,
+    /// Several descriptors at once (select, poll, epoll, io_uring).
+    Poll,
+    /// A descriptor of another kind, or one not looked up.
+    Other,
+}
+
+impl IoKind {
+    pub const ALL: [IoKind; 6] = [
+        IoKind::Socket,
+        IoKind::File,
+        IoKind::Pipe,
+        IoKind::Terminal,
+        IoKind::Poll,
+        IoKind::Other,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            IoKind::Socket => "socket",
+            IoKind::File => "file",
+            IoKind::Pipe => "pipe",
+            IoKind::Terminal => "terminal",
+            IoKind::Poll => "poll",
+            IoKind::Other => "other",
+        }
+    }
+
+    /// What a user calls it.
+    pub fn description(self) -> &'static str {
+        match self {
+            IoKind::Socket => "sockets (the network)",
+            IoKind::File => "files",
+            IoKind::Pipe => "pipes",
+            IoKind::Terminal => "a terminal",
+            IoKind::Poll => "select/poll/epoll (sockets or pipes)",
+            IoKind::Other => "other descriptors",
+        }
+    }
+
+    /// From the target of `/proc/<pid>/fd/<fd>`: `socket:[…]`, `pipe:[…]`, a path.
+    pub fn from_link(link: &[u8]) -> IoKind {
+        if link.starts_with(b"socket:") {
+            IoKind::Socket
+        } else if link.starts_with(b"pipe:") {
+            IoKind::Pipe
+        } else if link.starts_with(b"/dev/pts/") || link.starts_with(b"/dev/tty") {
+            IoKind::Terminal
+        } else if link.starts_with(b"/") {
+            IoKind::File
+        } else {
+            IoKind::Other
+        }
+    }
 }
 
 /// The GIL state of every Python thread at one instant: the cheap, frequent sample.
@@ -105,12 +187,18 @@ pub struct StackTick {
 }
 
 /// One thread's stack, outermost frame first, and its state at that tick.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ThreadStack {
     pub tid: Tid,
     pub state: ThreadState,
-    /// Running or runnable, as opposed to blocked in the kernel.
+    /// On a CPU at that tick.
     pub on_cpu: bool,
+    /// Runnable but waiting for a CPU at that tick.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
+    /// Held the GIL while blocked in the kernel at that tick.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
     pub frames: Vec<Frame>,
 }
 
@@ -132,17 +220,44 @@ pub enum Sample {
     /// Every interpreter's id and the id naming its GIL ([`GilReading::interpreter`]): an
     /// interpreter that shares another's GIL names that one. Sent when it changes.
     Interpreters(Vec<(i64, i64)>),
-    /// CPU seconds used so far by the whole process and by each Python thread.
+    /// CPU seconds used so far by the whole process and by each Python thread, and what
+    /// the machine and the process's CPU quota allowed meanwhile.
     Cpu {
         #[serde(with = "nanos")]
         at: Duration,
         process_s: Option<f64>,
         threads: Vec<(Tid, f64)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        machine: Option<MachineCpu>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<CpuQuota>,
     },
     /// A state or stack read that failed (torn or garbage memory, a thread that vanished).
     Failed {
         stacks: bool,
     },
+}
+
+/// The whole machine's CPU time so far (`/proc/stat`'s first line), in seconds summed over
+/// every CPU: whether other processes kept the CPUs busy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineCpu {
+    /// Time the CPUs were busy (anything but idle and iowait).
+    pub busy_s: f64,
+    /// Busy and idle together.
+    pub total_s: f64,
+}
+
+/// The CPU quota of the target's cgroup and its throttling so far (cgroup v2 `cpu.max` and
+/// `cpu.stat`, or v1 `cpu.cfs_quota_us`, `cpu.cfs_period_us` and `cpu.stat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuQuota {
+    /// CPUs' worth of time the cgroup may use per wall second (`quota / period`).
+    pub cores: f64,
+    /// Periods in which the cgroup ran out of quota and was stopped.
+    pub nr_throttled: u64,
+    /// Time its threads were kept off the CPUs by the quota.
+    pub throttled_s: f64,
 }
 
 /// Times in samples as whole nanoseconds: exact, and compact in recordings.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Combined, Render, Report};
 use crate::analysis::{Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
-use crate::model::{TargetInfo, ThreadState};
+use crate::model::{IoKind, TargetInfo, ThreadState};
 
 pub const SCHEMA: &str = "gilscope/1";
 
@@ -75,8 +75,16 @@ struct Thread<'a> {
     name: Option<&'a str>,
     interpreter: i64,
     cpu_s: f64,
+    /// The time the samples saw it on a CPU (holding on a CPU, native, running): the
+    /// sampled counterpart of `cpu_s`.
+    on_cpu_s: f64,
     states: std::collections::BTreeMap<&'static str, f64>,
-    /// Share of its ticks the thread held the GIL while off CPU.
+    /// Share of its ticks in state `io`, by what it waited on.
+    io: std::collections::BTreeMap<&'static str, f64>,
+    /// Share of its ticks waiting for a lock held by another thread (part of `lock`; the
+    /// rest waited for a signal: an event, a queue, a join).
+    contended_lock: f64,
+    /// Share of its ticks the thread held the GIL while blocked in the kernel.
     held_off_cpu: f64,
 }
 
@@ -128,10 +136,18 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
                 name: t.name.as_deref(),
                 interpreter: t.interpreter,
                 cpu_s: t.cpu_s,
+                on_cpu_s: t.on_cpu_s,
                 states: ThreadState::ALL
                     .iter()
                     .map(|&s| (s.key(), t.share(s)))
                     .collect(),
+                io: IoKind::ALL
+                    .iter()
+                    .zip(t.io)
+                    .filter(|(_, share)| *share > 0.0)
+                    .map(|(k, share)| (k.key(), share))
+                    .collect(),
+                contended_lock: t.contended_lock,
                 held_off_cpu: t.held_off_cpu as f64 / t.ticks.max(1) as f64,
             })
             .collect(),
@@ -182,6 +198,7 @@ mod tests {
                     },
                     on_cpu: true,
                     gil: 0,
+                    ..Default::default()
                 }],
             }));
         }
@@ -197,6 +214,7 @@ mod tests {
                     file: "app.py".into(),
                     line: 12,
                 }],
+                ..Default::default()
             }],
         }));
         let profile = acc.finish(0, 2);

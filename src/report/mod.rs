@@ -104,13 +104,18 @@ pub(crate) fn program_name(info: &TargetInfo) -> &str {
 }
 
 /// The colour of each state in every graphic format: holding green, waiting red, handoff
-/// orange, native blue, idle grey, running without a GIL (free-threaded builds) teal.
+/// orange, native blue, ready (no CPU) yellow, lock purple, I/O brown, sleep light grey,
+/// idle grey, running without a GIL (free-threaded builds) teal.
 pub(crate) fn state_rgb(state: ThreadState) -> (u8, u8, u8) {
     match state {
         ThreadState::Holding => (60, 170, 80),
         ThreadState::Waiting => (220, 50, 47),
         ThreadState::Handoff => (240, 150, 40),
         ThreadState::Native => (70, 130, 200),
+        ThreadState::Ready => (235, 200, 50),
+        ThreadState::Lock => (150, 90, 190),
+        ThreadState::Io => (150, 110, 70),
+        ThreadState::Sleep => (210, 210, 210),
         ThreadState::Idle => (170, 170, 170),
         ThreadState::Running => (30, 160, 150),
     }

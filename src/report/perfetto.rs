@@ -209,7 +209,7 @@ fn slice(
     from: usize,
     to: usize,
 ) -> Event {
-    let mut ticks = [0u64; 6];
+    let mut ticks = [0u64; ThreadState::COUNT];
     for counts in &lane.counts[from..to.min(lane.counts.len())] {
         for (sum, n) in ticks.iter_mut().zip(counts) {
             *sum += u64::from(*n);

@@ -598,6 +598,7 @@ mod tests {
                     state,
                     on_cpu: true,
                     gil: 0,
+                    ..Default::default()
                 })
                 .collect(),
         }));
@@ -614,6 +615,7 @@ mod tests {
                     state: *state,
                     on_cpu: true,
                     frames: frames.clone(),
+                    ..Default::default()
                 })
                 .collect(),
         }));

@@ -276,6 +276,7 @@ pub(super) mod fixtures {
                         state,
                         on_cpu: true,
                         gil: 0,
+                        ..Default::default()
                     })
                     .collect(),
             }));
@@ -291,6 +292,7 @@ pub(super) mod fixtures {
                                 state: (t.state)(ms)?,
                                 on_cpu: true,
                                 frames: t.stack.clone(),
+                                ..Default::default()
                             })
                         })
                         .collect(),

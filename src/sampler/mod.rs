@@ -5,6 +5,7 @@
 //! py-spy for every thread's stack. It never stops the target and never renders anything: it
 //! sends [`Sample`]s over a channel and counts what failed.
 
+mod cgroup;
 mod maps;
 mod procfs;
 mod python;
@@ -27,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::gil::{classify, classify_without_gil, futex_gil, still_waiting, GilHead, Memory};
+use crate::gil::{
+    classify, settle, wants_sched, Classified, GilHead, GilView, Memory, Reading, Syscall,
+};
 use crate::model::{
     GilEnabled, GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
     ThreadStack, ThreadState, Tid,
@@ -141,12 +144,14 @@ fn run(
     let mut last_cpu: Option<Instant> = None;
     let mut names: std::collections::HashMap<Tid, String> = Default::default();
     let mut interpreter_gils = Vec::new();
+    let quota = cgroup::QuotaSource::find(pid);
     let mut out = Outbox {
         tx,
         batch: Vec::new(),
         since: Instant::now(),
     };
 
+    let mut pending: Option<Pending> = None;
     let mut end = End::TargetExited;
     for tick in 0u64.. {
         if stop.load(Ordering::Relaxed) || !out.flush_if_due() {
@@ -189,7 +194,7 @@ fn run(
             }
         }
 
-        let Some(state) = read_state(&mem, &mut table, at) else {
+        let Some(state) = read_state(&mem, pid, &mut table, at) else {
             if !procfs::is_alive(pid) {
                 break;
             }
@@ -199,6 +204,7 @@ fn run(
             continue;
         };
 
+        let mut stack_tick = None;
         stack_credit += stack_share;
         if stack_credit >= 1.0 {
             stack_credit -= 1.0;
@@ -229,6 +235,8 @@ fn run(
                             tid,
                             state: obs.state,
                             on_cpu: obs.on_cpu,
+                            queued: obs.queued,
+                            stalled: obs.stalled,
                             frames: s.frames,
                         });
                     }
@@ -237,18 +245,32 @@ fn run(
                         .iter()
                         .filter(|o| o.state == ThreadState::Waiting)
                         .count() as u32;
-                    out.push(Sample::Stacks(StackTick {
+                    stack_tick = Some(StackTick {
                         at,
                         waiters,
                         stacks,
-                    }));
+                    });
                 }
                 Err(_) => {
                     out.push(Sample::Failed { stacks: true });
                 }
             }
         }
-        out.push(Sample::State(state));
+        // This tick settles the previous one's provisional states, then waits for the next.
+        let classified = table
+            .threads
+            .iter()
+            .filter_map(|t| Some((t.tid, t.previous?)))
+            .collect();
+        let tick = Pending {
+            state,
+            stacks: stack_tick,
+            classified,
+        };
+        if let Some(mut before) = pending.replace(tick) {
+            before.settle(pending.as_ref().expect("just set"));
+            before.send(&mut out);
+        }
 
         if last_cpu.is_none_or(|t| t.elapsed() >= CPU_EVERY) {
             let threads = table
@@ -261,9 +283,14 @@ fn run(
                 at: start.elapsed(),
                 process_s,
                 threads,
+                machine: procfs::machine_cpu(tick_s),
+                quota: quota.as_ref().and_then(cgroup::QuotaSource::read),
             });
             last_cpu = Some(Instant::now());
         }
+    }
+    if let Some(last) = pending {
+        last.send(&mut out);
     }
     out.flush();
     Ok((
@@ -272,6 +299,51 @@ fn run(
             late_ticks: timer.late,
         },
     ))
+}
+
+/// A tick held back until the next one: some of its states are settled by what the thread
+/// did next ([`settle`]).
+struct Pending {
+    state: StateTick,
+    stacks: Option<StackTick>,
+    /// What the classifier concluded about each thread at this tick.
+    classified: Vec<(Tid, Classified)>,
+}
+
+impl Pending {
+    /// Settles this tick's provisional states from the `next` tick's.
+    fn settle(&mut self, next: &Pending) {
+        let interval = next.state.at.saturating_sub(self.state.at).as_nanos() as u64;
+        for (tid, c) in &self.classified {
+            let Some((_, after)) = next.classified.iter().find(|(t, _)| t == tid) else {
+                continue;
+            };
+            let Some(state) = settle(c, after, interval) else {
+                continue;
+            };
+            if let Some(o) = self.state.threads.iter_mut().find(|o| o.tid == *tid) {
+                o.state = state;
+            }
+            if let Some(stacks) = &mut self.stacks {
+                if let Some(s) = stacks.stacks.iter_mut().find(|s| s.tid == *tid) {
+                    s.state = state;
+                }
+                stacks.waiters = self
+                    .state
+                    .threads
+                    .iter()
+                    .filter(|o| o.state == ThreadState::Waiting)
+                    .count() as u32;
+            }
+        }
+    }
+
+    fn send(self, out: &mut Outbox) {
+        if let Some(stacks) = self.stacks {
+            out.push(Sample::Stacks(stacks));
+        }
+        out.push(Sample::State(self.state));
+    }
 }
 
 /// Samples waiting to be sent as one batch.
@@ -300,24 +372,38 @@ impl Outbox<'_> {
     }
 }
 
-/// One state tick: every GIL's head, then every thread's syscall file. `None` when a read
+/// One state tick: every GIL's head, then every thread's syscall file (and, for a thread that
+/// reads runnable, its scheduler statistics), classified by [`classify`]. `None` when a read
 /// failed or the GIL names a holder that is not in the thread table.
-fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option<StateTick> {
+fn read_state(
+    mem: &dyn Memory,
+    pid: i32,
+    table: &mut ThreadTable,
+    at: Duration,
+) -> Option<StateTick> {
     let mut gils = Vec::with_capacity(table.gils.len());
-    let mut last_holders = Vec::with_capacity(table.gils.len());
-    for gil in &table.gils {
+    let mut views = Vec::with_capacity(table.gils.len());
+    for (gil, addresses) in table.gils.iter().zip(table.gil_addresses()) {
         let enabled = match gil.enabled_at {
             Some(addr) => Some(gil_enabled(mem, addr)?),
             None => None,
         };
         let head = GilHead::read(mem, gil.address).ok()?;
         let last_holder = table.holder(head.last_holder);
-        let holder = if head.locked && enabled != Some(GilEnabled::Disabled) {
+        let disabled = enabled == Some(GilEnabled::Disabled);
+        let holder = if head.locked && !disabled {
             Some(last_holder?)
         } else {
             None
         };
-        last_holders.push(last_holder);
+        views.push(GilView {
+            addresses,
+            holder,
+            last_holder,
+            switch_number: head.switch_number,
+            disabled,
+            sleepers: 0,
+        });
         gils.push(GilReading {
             interpreter: gil.interpreter,
             locked: head.locked,
@@ -327,60 +413,47 @@ fn read_state(mem: &dyn Memory, table: &mut ThreadTable, at: Duration) -> Option
             enabled,
         });
     }
-    let addresses = table.gil_addresses();
+    // Every thread's system call first: how many sleep on each GIL is part of what a
+    // runnable thread is judged by.
+    let syscalls: Vec<Option<Syscall>> = table.threads.iter().map(|t| t.files.syscall()).collect();
+    for addr in syscalls.iter().flatten().filter_map(Syscall::futex_addr) {
+        if let Some(v) = views
+            .iter_mut()
+            .find(|v| v.addresses.futex_state(addr) == Some(ThreadState::Waiting))
+        {
+            v.sleepers += 1;
+        }
+    }
     let mut threads = Vec::with_capacity(table.threads.len());
-    for i in 0..table.threads.len() {
-        let own = table.gil_of(table.threads[i].interpreter);
-        let t = &mut table.threads[i];
+    for (i, syscall) in syscalls.into_iter().enumerate() {
+        let own_gil = table.gil_of(table.threads[i].interpreter);
         // A thread that ended between the refresh and now is simply left out of this tick.
-        let Some(syscall) = t.files.syscall() else {
+        let Some(syscall) = syscall else {
             continue;
         };
-        let gil_id = |g: usize| gils.get(g).map_or(0, |r| r.interpreter);
-        if gils
-            .get(own)
-            .is_some_and(|r| r.enabled == Some(GilEnabled::Disabled))
-        {
-            let (state, on_cpu) = classify_without_gil(syscall);
-            t.previous = None;
-            threads.push(ThreadObservation {
-                tid: t.tid,
-                state,
-                on_cpu,
-                gil: gil_id(own),
-            });
-            continue;
-        }
-        // The GIL its state is about: the one it holds, else the one it sleeps on, else
-        // its interpreter's.
-        let held = gils.iter().position(|r| r.holder == Some(t.tid));
-        let (mut state, on_cpu) = classify(held.is_some(), syscall, &addresses);
-        let g = held
-            .or_else(|| futex_gil(syscall, &addresses))
-            .unwrap_or(own);
-        if let (ThreadState::Native, Some((previous, was, then))) = (state, t.previous) {
-            // A woken waiter is still about the GIL it waited for.
-            let switch_number = gils.get(was).map_or(0, |r| r.switch_number);
-            let last_holder_is_self = last_holders.get(was).copied().flatten() == Some(t.tid);
-            let handoffs = switch_number.wrapping_sub(then);
-            if still_waiting(previous, handoffs, last_holder_is_self) {
-                state = ThreadState::Waiting;
-                t.previous = Some((state, was, then));
-                threads.push(ThreadObservation {
-                    tid: t.tid,
-                    state,
-                    on_cpu,
-                    gil: gil_id(was),
-                });
-                continue;
-            }
-        }
-        t.previous = Some((state, g, gils.get(g).map_or(0, |r| r.switch_number)));
+        let fd_kind = syscall.io_fd().and_then(|fd| table.fd_kind(pid, fd));
+        let t = &mut table.threads[i];
+        let sched = wants_sched(syscall, t.previous.as_ref())
+            .then(|| t.files.schedstat())
+            .flatten();
+        let reading = Reading {
+            tid: t.tid,
+            at_ns: at.as_nanos() as u64,
+            own_gil,
+            syscall,
+            sched,
+            fd_kind,
+        };
+        let c = classify(&reading, t.previous.as_ref(), &views);
+        t.previous = Some(c);
         threads.push(ThreadObservation {
             tid: t.tid,
-            state,
-            on_cpu,
-            gil: gil_id(g),
+            state: c.state,
+            on_cpu: c.on_cpu,
+            queued: c.queued,
+            stalled: c.stalled,
+            gil: gils.get(c.gil).map_or(0, |r| r.interpreter),
+            io: c.io,
         });
     }
     Some(StateTick { at, gils, threads })

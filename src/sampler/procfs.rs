@@ -5,8 +5,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::gil::Syscall;
-use crate::model::Tid;
+use crate::gil::{SchedStat, Syscall};
+use crate::model::{IoKind, MachineCpu, Tid};
 
 /// Seconds per clock tick, for the CPU times in `stat`.
 pub fn clock_tick_s() -> f64 {
@@ -75,10 +75,12 @@ impl ProcFile {
     }
 }
 
-/// The two files of one thread.
+/// The files of one thread: what it is blocked in, its scheduler statistics, its CPU time.
 #[derive(Debug)]
 pub struct TaskFiles {
     syscall: ProcFile,
+    /// `None` on a kernel without scheduler statistics (`CONFIG_SCHED_INFO`).
+    schedstat: Option<ProcFile>,
     stat: ProcFile,
 }
 
@@ -87,6 +89,7 @@ impl TaskFiles {
         let dir = format!("/proc/{pid}/task/{tid}");
         Ok(TaskFiles {
             syscall: ProcFile::open(Path::new(&format!("{dir}/syscall")))?,
+            schedstat: ProcFile::open(Path::new(&format!("{dir}/schedstat"))).ok(),
             stat: ProcFile::open(Path::new(&format!("{dir}/stat")))?,
         })
     }
@@ -95,6 +98,14 @@ impl TaskFiles {
     pub fn syscall(&self) -> Option<Syscall> {
         let mut buf = [0u8; 256];
         Syscall::parse(self.syscall.read(&mut buf).ok()?)
+    }
+
+    /// Time on a CPU and waiting on a run queue so far; `None` when the kernel keeps no
+    /// such statistics (the file reads `0 0 0`) or the thread is gone.
+    pub fn schedstat(&self) -> Option<SchedStat> {
+        let mut buf = [0u8; 96];
+        let s = SchedStat::parse(self.schedstat.as_ref()?.read(&mut buf).ok()?)?;
+        (s.on_cpu_ns != 0 || s.queued_ns != 0).then_some(s)
     }
 
     pub fn stat(&self) -> Option<Stat> {
@@ -124,6 +135,36 @@ pub fn is_alive(pid: i32) -> bool {
     matches!(process_stat(pid), Some(s) if s.state != b'Z' && s.state != b'X')
 }
 
+/// What file descriptor `fd` of the process is, from its `/proc/<pid>/fd/<fd>` link.
+pub fn fd_kind(pid: i32, fd: i32) -> Option<IoKind> {
+    use std::os::unix::ffi::OsStrExt;
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    Some(IoKind::from_link(link.as_os_str().as_bytes()))
+}
+
+/// The machine's CPU time so far, from the first line of `/proc/stat`
+/// (`cpu user nice system idle iowait irq softirq steal …`, in clock ticks).
+pub fn machine_cpu(tick_s: f64) -> Option<MachineCpu> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_cpu(text.lines().next()?, tick_s)
+}
+
+fn parse_machine_cpu(line: &str, tick_s: f64) -> Option<MachineCpu> {
+    let mut fields = line.split_ascii_whitespace();
+    (fields.next()? == "cpu").then_some(())?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let ticks: Vec<u64> = fields
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some(MachineCpu {
+        busy_s: (total - idle) as f64 * tick_s,
+        total_s: total as f64 * tick_s,
+    })
+}
+
 /// The kernel's name for a thread (`/proc/<pid>/task/<tid>/comm`).
 pub fn thread_comm(pid: i32, tid: Tid) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
@@ -146,6 +187,15 @@ mod tests {
         );
         assert_eq!(Stat::parse(b"4242 (x) S 1"), None);
         assert_eq!(Stat::parse(b"garbage"), None);
+    }
+
+    #[test]
+    fn machine_cpu_is_everything_but_idle_and_iowait() {
+        let m = parse_machine_cpu("cpu  100 5 45 800 50 0 0 0 0 0", 0.01).unwrap();
+        assert!((m.busy_s - 1.5).abs() < 1e-9 && (m.total_s - 10.0).abs() < 1e-9);
+        assert_eq!(parse_machine_cpu("cpu0 1 2 3 4 5 6 7 8", 0.01), None);
+        assert_eq!(parse_machine_cpu("cpu 1 2", 0.01), None);
+        assert!(machine_cpu(clock_tick_s()).is_some_and(|m| m.total_s > 0.0));
     }
 
     #[test]
@@ -177,6 +227,7 @@ mod tests {
             "last seen: {seen:?}"
         );
         assert_eq!(files.stat().unwrap().state, b'S');
+        assert!(files.schedstat().is_some_and(|s| s.on_cpu_ns > 0));
         assert!(is_alive(me));
         tx.send(()).unwrap();
         sleeper.join().unwrap();

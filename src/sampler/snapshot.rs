@@ -11,7 +11,7 @@ use super::stacks::RawStack;
 use super::target::Remote;
 use super::threads::ThreadTable;
 use super::{read_state, Target};
-use crate::model::{Frame, GilReading, StateTick, ThreadState, Tid};
+use crate::model::{Frame, GilReading, IoKind, StateTick, ThreadState, Tid};
 
 /// The gap between the two state ticks: the second one reports a woken waiter that has not
 /// taken the GIL yet as waiting, which needs the first ([`crate::gil::still_waiting`]).
@@ -35,7 +35,7 @@ pub struct Snapshot {
 }
 
 /// One Python thread in a [`Snapshot`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ThreadSnapshot {
     pub tid: Tid,
     /// py-spy's name for it (`threading`'s), else the kernel's (`comm`), if either is known.
@@ -43,10 +43,12 @@ pub struct ThreadSnapshot {
     /// The interpreter it runs in (0 is the main interpreter).
     pub interpreter: i64,
     pub state: ThreadState,
-    /// Running or runnable, as opposed to blocked in the kernel.
+    /// On a CPU, as opposed to blocked or waiting for a CPU.
     pub on_cpu: bool,
     /// The GIL its state is about, named by [`GilReading::interpreter`].
     pub gil: i64,
+    /// In state `io`: what it waits on, when known.
+    pub io: Option<IoKind>,
     /// Its Python stack, innermost frame first; empty when it could not be matched to a stack.
     pub frames: Vec<Frame>,
 }
@@ -84,9 +86,9 @@ fn read_once(target: &mut Target, table: &mut ThreadTable, start: Instant) -> Re
         .refresh(pid, &mem, target.runtime, &target.layout)
         .context("reading the thread list")?;
     let inconsistent = || anyhow!("the GIL state read was torn or names an unknown thread");
-    read_state(&mem, table, start.elapsed()).ok_or_else(inconsistent)?;
+    read_state(&mem, pid, table, start.elapsed()).ok_or_else(inconsistent)?;
     std::thread::sleep(TICK_GAP);
-    let state = read_state(&mem, table, start.elapsed()).ok_or_else(inconsistent)?;
+    let state = read_state(&mem, pid, table, start.elapsed()).ok_or_else(inconsistent)?;
     let stacks = target
         .stacks
         .read(&mem, table)
@@ -130,6 +132,7 @@ fn assemble(
                 state: obs.state,
                 on_cpu: obs.on_cpu,
                 gil: obs.gil,
+                io: obs.io,
                 frames,
             }
         })

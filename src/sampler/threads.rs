@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 
 use super::procfs::{task_ids, TaskFiles};
-use crate::gil::{self, GilAddresses, Interpreter, Layout, Memory};
-use crate::model::{ThreadState, Tid};
+use crate::gil::{self, Classified, GilAddresses, Interpreter, Layout, Memory};
+use crate::model::{IoKind, Tid};
 
 /// Where glibc keeps `tid` inside `struct pthread` on x86-64; tried first, then a scan.
 const GLIBC_PTHREAD_TID: usize = 0x2d0;
@@ -30,9 +30,8 @@ pub struct Tracked {
     /// Its thread states, oldest interpreter first.
     pub tstates: ThreadStates,
     pub files: TaskFiles,
-    /// Its state at the previous tick, the GIL that state was about (index in `gils`), and
-    /// that GIL's `switch_number` then.
-    pub previous: Option<(ThreadState, usize, u64)>,
+    /// What the classifier concluded about it at the previous tick.
+    pub previous: Option<Classified>,
 }
 
 /// What one GIL is and which interpreters use it.
@@ -59,6 +58,9 @@ pub struct ThreadTable {
     by_pthread: HashMap<u64, Tid>,
     /// Offset of `tid` in `struct pthread`, once found (3.8–3.10 only).
     pthread_tid_offset: Option<usize>,
+    /// What the file descriptors that threads were seen blocked on are; forgotten at every
+    /// refresh, since a descriptor number may be closed and reused.
+    fd_kinds: HashMap<i32, Option<IoKind>>,
 }
 
 impl ThreadTable {
@@ -78,6 +80,14 @@ impl ThreadTable {
             .unwrap_or(0)
     }
 
+    /// What descriptor `fd` is, looked up once between refreshes.
+    pub fn fd_kind(&mut self, pid: i32, fd: i32) -> Option<IoKind> {
+        *self
+            .fd_kinds
+            .entry(fd)
+            .or_insert_with(|| super::procfs::fd_kind(pid, fd))
+    }
+
     pub fn gil_addresses(&self) -> Vec<GilAddresses> {
         self.gils
             .iter()
@@ -94,6 +104,7 @@ impl ThreadTable {
         runtime: u64,
         layout: &Layout,
     ) -> Result<Vec<(Tid, i64)>> {
+        self.fd_kinds.clear();
         let interpreters = gil::walk(mem, runtime, layout)?;
         let live: HashSet<Tid> = task_ids(pid)?.into_iter().collect();
         let pthread_tids = self.resolve_pthreads(mem, &interpreters, &live);

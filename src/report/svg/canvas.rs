@@ -363,7 +363,11 @@ pub fn legend_label(state: ThreadState) -> &'static str {
         ThreadState::Waiting => "waiting for the GIL",
         ThreadState::Handoff => "handing the GIL off",
         ThreadState::Native => "native, GIL released",
-        ThreadState::Idle => "idle (off CPU)",
+        ThreadState::Ready => "ready, no CPU",
+        ThreadState::Lock => "waiting on a lock",
+        ThreadState::Io => "waiting on I/O",
+        ThreadState::Sleep => "sleeping",
+        ThreadState::Idle => "idle (other waits)",
         ThreadState::Running => "running, no GIL",
     }
 }

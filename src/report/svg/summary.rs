@@ -22,8 +22,11 @@ pub fn verdict_rgb(kind: VerdictKind) -> (u8, u8, u8) {
     match kind {
         VerdictKind::GilBound => (220, 50, 47),
         VerdictKind::PartlyGilContended => (240, 150, 40),
+        VerdictKind::LockBound => (150, 90, 190),
+        VerdictKind::CpuStarved => (200, 160, 20),
         VerdictKind::SingleThreadCpu => (60, 170, 80),
         VerdictKind::NativeParallel => (70, 130, 200),
+        VerdictKind::IoBound => (150, 110, 70),
         VerdictKind::MostlyIdle => (120, 120, 120),
         VerdictKind::GilDisabled => (30, 160, 150),
     }

@@ -87,6 +87,7 @@ fn build(run: &Run) -> Profile {
                     state,
                     on_cpu: state != ThreadState::Idle,
                     gil: 0,
+                    ..Default::default()
                 })
                 .collect(),
         }));
@@ -108,6 +109,7 @@ fn build(run: &Run) -> Profile {
                         state,
                         on_cpu: state != ThreadState::Idle,
                         frames: (run.frames)(k),
+                        ..Default::default()
                     })
                     .collect(),
             }));
@@ -122,6 +124,8 @@ fn build(run: &Run) -> Profile {
                     .iter()
                     .map(|(tid, _)| (*tid, s / run.threads.len() as f64))
                     .collect(),
+                machine: None,
+                quota: None,
             });
         }
     }
@@ -303,7 +307,7 @@ fn a_free_threaded_run_shows_running_threads_and_a_disabled_gil() {
     let text = texts(&doc).join(" ");
     assert!(text.contains("VERDICT: GIL DISABLED"), "{text}");
     assert!(text.contains("disabled for the whole run"));
-    assert!(text.contains("running, no GIL") && text.contains("idle (off CPU)"));
+    assert!(text.contains("running, no GIL") && text.contains("idle (other waits)"));
     assert!(!text.contains("waiting for the GIL"), "no GIL states");
     assert!(text.contains("no GIL handoffs"));
     assert!(svg.contains(&format!(r#"fill="{}""#, states_fill(ThreadState::Running))));

@@ -223,7 +223,7 @@ fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
             );
         }
         let seen: u32 = lane.counts.iter().flatten().sum();
-        let mut totals = [0u32; 6];
+        let mut totals = [0u32; ThreadState::COUNT];
         for counts in &lane.counts {
             for (t, n) in totals.iter_mut().zip(counts) {
                 *t += n;
@@ -247,7 +247,7 @@ fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
         ));
         c.rect(LANES_X, y, LANES_W, lane_h - gap, "#f4f4f4");
         // One path per state, a rectangle in it for each run of slices in that state.
-        let mut paths: [String; 6] = Default::default();
+        let mut paths: [String; ThreadState::COUNT] = Default::default();
         let mut i = 0;
         while i < tl.buckets {
             let state = lane.dominant(i);
