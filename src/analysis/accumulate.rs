@@ -40,6 +40,8 @@ struct ThreadCounts {
     states: [u64; ThreadState::COUNT],
     /// Ticks it was on a CPU, whatever its state.
     on_cpu: u64,
+    /// Ticks it was runnable but waiting for a CPU, whatever its state.
+    queued: u64,
     /// Ticks in state `io`, by what it waited on.
     io: [u64; IoKind::ALL.len()],
     /// Stack samples in state `lock`, and those among them that waited for a lock held by
@@ -206,6 +208,7 @@ impl Accumulator {
                 t.io[kind.index()] += 1;
             }
             t.on_cpu += u64::from(o.on_cpu);
+            t.queued += u64::from(o.queued);
             if o.state == ThreadState::Holding && o.stalled {
                 t.held_off_cpu += 1;
                 // Off CPU with the GIL while another thread wants that GIL: a stall.
@@ -254,6 +257,7 @@ impl Accumulator {
                     shares: t.states.map(|n| n as f64 / ticks as f64),
                     on_cpu_s: t.on_cpu as f64 * tick_s,
                     on_cpu_share: ratio(t.on_cpu, ticks),
+                    queued_share: ratio(t.queued, ticks),
                     io: t.io.map(|n| n as f64 / ticks as f64),
                     contended_lock: t.states[ThreadState::Lock.index()] as f64 / ticks as f64
                         * match t.lock_stacks {
@@ -301,6 +305,11 @@ impl Accumulator {
         let top_lock_holders = top_sites(&self.stacks, lock_holders.into_iter());
         let mean_in = |state| mean_threads_in(&threads, self.state_samples, state);
         let threads_in: [f64; ThreadState::COUNT] = ThreadState::ALL.map(mean_in);
+        let queued_threads: f64 = threads
+            .iter()
+            .map(|t| t.queued_share * t.ticks as f64)
+            .sum::<f64>()
+            / self.state_samples.max(1) as f64;
         let contended_lock_threads: f64 = if self.state_samples == 0 {
             0.0
         } else {
@@ -379,6 +388,7 @@ impl Accumulator {
             event_loop,
             threads_in,
             contended_lock_threads,
+            queued_threads,
             io_threads,
             supply: supply.as_ref(),
             top_lock_wait: top_lock_waits.first(),

@@ -74,6 +74,10 @@ pub struct ThreadSummary {
     /// Share of its ticks on a CPU.
     #[serde(skip)]
     pub on_cpu_share: f64,
+    /// Share of its ticks runnable but waiting for a CPU, whatever its state (`ready`, a
+    /// holder preempted, a woken waiter not run yet).
+    #[serde(skip)]
+    pub queued_share: f64,
     /// Share of its ticks in state `io`, by what it waited on, indexed like [`IoKind::ALL`].
     #[serde(skip)]
     pub io: [f64; IoKind::ALL.len()],

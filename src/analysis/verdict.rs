@@ -100,6 +100,8 @@ pub struct Evidence<'a> {
     pub threads_in: [f64; ThreadState::COUNT],
     /// Mean number of threads waiting for a lock held by another thread (part of `lock`).
     pub contended_lock_threads: f64,
+    /// Mean number of threads runnable but waiting for a CPU, whatever their state.
+    pub queued_threads: f64,
     /// Mean number of threads waiting on I/O, by kind, indexed like [`IoKind::ALL`].
     pub io_threads: [f64; IoKind::ALL.len()],
     /// What the machine and the CPU quota gave the process.
@@ -471,7 +473,8 @@ fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
 /// Threads were ready to run but got no CPU, because of other processes or the CPU quota:
 /// say which, with the numbers, then judge the rest as if they had run.
 fn starved(e: &Evidence) -> Option<Verdict> {
-    let ready = e.threads(ThreadState::Ready);
+    // Waiting for a CPU in any state: ready, a GIL holder preempted, a woken waiter.
+    let ready = e.queued_threads.max(e.threads(ThreadState::Ready));
     let wanting = e.wanting();
     if e.state_samples == 0 || ready < STARVED_THREADS || ready < STARVED_READY * wanting {
         return None;
@@ -509,7 +512,7 @@ fn starved(e: &Evidence) -> Option<Verdict> {
         kind: VerdictKind::CpuStarved,
         summary: format!(
             "CPU-starved: on average {ready:.1} threads were ready to run but had no CPU, {} \
-             of the time threads wanted to run: {cause}. While they ran: {}",
+             of the time threads wanted to run: {cause}. While they ran, {}",
             pct(ready / wanting.max(1e-9)),
             rest.summary
         ),
@@ -615,6 +618,7 @@ mod tests {
             event_loop: None,
             threads_in: [0.0; ThreadState::COUNT],
             contended_lock_threads: 0.0,
+            queued_threads: 0.0,
             io_threads: [0.0; IoKind::ALL.len()],
             supply: None,
             top_lock_wait: None,
