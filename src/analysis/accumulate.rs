@@ -52,6 +52,10 @@ struct ThreadCounts {
     stalling: u64,
     first_cpu: Option<f64>,
     last_cpu: Option<f64>,
+    /// `on_cpu` at its first and last CPU reading: the on-CPU ticks over the same window as
+    /// the kernel's CPU time.
+    on_cpu_at_first_cpu: Option<u64>,
+    on_cpu_at_last_cpu: u64,
 }
 
 /// Consumes [`Sample`]s and produces a [`Profile`].
@@ -163,6 +167,8 @@ impl Accumulator {
                     let t = self.threads.entry(tid).or_default();
                     t.first_cpu.get_or_insert(cpu);
                     t.last_cpu = Some(cpu);
+                    t.on_cpu_at_first_cpu.get_or_insert(t.on_cpu);
+                    t.on_cpu_at_last_cpu = t.on_cpu;
                 }
             }
             Sample::Failed { stacks: true } => self.failed_stack += 1,
@@ -255,7 +261,11 @@ impl Accumulator {
                         _ => 0.0,
                     },
                     shares: t.states.map(|n| n as f64 / ticks as f64),
-                    on_cpu_s: t.on_cpu as f64 * tick_s,
+                    on_cpu_s: t
+                        .on_cpu_at_last_cpu
+                        .saturating_sub(t.on_cpu_at_first_cpu.unwrap_or(0))
+                        as f64
+                        * tick_s,
                     on_cpu_share: ratio(t.on_cpu, ticks),
                     queued_share: ratio(t.queued, ticks),
                     io: t.io.map(|n| n as f64 / ticks as f64),

@@ -68,8 +68,9 @@ pub struct ThreadSummary {
     /// Share of the ticks it was seen in each state, indexed like [`ThreadState::ALL`].
     #[serde(skip)]
     pub shares: [f64; ThreadState::COUNT],
-    /// The time it was seen on a CPU (holding the GIL on a CPU, native, running), in
-    /// seconds: what the samples say of the CPU time the kernel charged it (`cpu_s`).
+    /// The time it was seen on a CPU (in any state: holding, native, running, or inside
+    /// the GIL's handoff), in seconds, over the same window as `cpu_s`: what the samples say
+    /// of the CPU time the kernel charged it.
     pub on_cpu_s: f64,
     /// Share of its ticks on a CPU.
     #[serde(skip)]

@@ -259,7 +259,14 @@ fn judge_situation(e: &Evidence) -> Verdict {
             ],
         };
     }
-    if e.native_threads >= NATIVE_THREADS {
+    let io: f64 = e
+        .io_threads
+        .iter()
+        .sum::<f64>()
+        .max(e.threads(ThreadState::Io));
+    // More threads waiting on I/O than running C code: the program waits, whatever its
+    // threads do for a moment when an answer arrives.
+    if e.native_threads >= NATIVE_THREADS && e.native_threads >= io {
         let cores = e.cores_used.map_or(String::new(), |c| {
             format!(" (the process used {c:.1} of {} CPUs)", e.cpu_count)
         });
@@ -285,7 +292,10 @@ fn judge_situation(e: &Evidence) -> Verdict {
                 e.native_threads,
                 pct(g.held)
             ),
-            rule: format!("not contended, native threads ≥ {NATIVE_THREADS} ({numbers})"),
+            rule: format!(
+                "not contended, native threads ≥ {NATIVE_THREADS} and ≥ threads on I/O \
+                 ({numbers}, I/O threads {io:.1})"
+            ),
             advice: vec![advice],
         };
     }
@@ -331,11 +341,6 @@ fn judge_situation(e: &Evidence) -> Verdict {
             },
         };
     }
-    let io: f64 = e
-        .io_threads
-        .iter()
-        .sum::<f64>()
-        .max(e.threads(ThreadState::Io));
     let signal_waits = (e.threads(ThreadState::Lock) - locked).max(0.0);
     let sleep = e.threads(ThreadState::Sleep);
     let idle = e.threads(ThreadState::Idle);
@@ -476,7 +481,16 @@ fn starved(e: &Evidence) -> Option<Verdict> {
     // Waiting for a CPU in any state: ready, a GIL holder preempted, a woken waiter.
     let ready = e.queued_threads.max(e.threads(ThreadState::Ready));
     let wanting = e.wanting();
-    if e.state_samples == 0 || ready < STARVED_THREADS || ready < STARVED_READY * wanting {
+    // Starvation leads only when it is the biggest wait of threads that want to run: a lock
+    // convoy or a GIL on a busy machine is still about the lock or the GIL.
+    let biggest_other = e
+        .contended_lock_threads
+        .max(e.threads(ThreadState::Waiting));
+    if e.state_samples == 0
+        || ready < STARVED_THREADS
+        || ready < STARVED_READY * wanting
+        || ready < biggest_other
+    {
         return None;
     }
     let supply = e.supply?;
@@ -517,9 +531,10 @@ fn starved(e: &Evidence) -> Option<Verdict> {
             rest.summary
         ),
         rule: format!(
-            "ready ≥ {} of threads wanting to run and ≥ {STARVED_THREADS} threads, with the \
-             quota throttling ≥ {} of the run or other processes using ≥ \
-             {STARVED_OTHERS_CORES} CPUs (ready {ready:.2}, wanting {wanting:.2}); then {}",
+            "ready ≥ {} of threads wanting to run, ≥ {STARVED_THREADS} threads and more than \
+             wait for a lock or the GIL, with the quota throttling ≥ {} of the run or other \
+             processes using ≥ {STARVED_OTHERS_CORES} CPUs (ready {ready:.2}, wanting \
+             {wanting:.2}); then {}",
             pct(STARVED_READY),
             pct(STARVED_THROTTLED),
             rest.rule
@@ -752,5 +767,122 @@ mod tests {
             ..evidence
         });
         assert_eq!(v.kind, VerdictKind::GilBound);
+    }
+
+    /// Evidence with `threads` mean threads in each (state, count) pair.
+    fn with_threads<'a>(
+        g: &'a GilMetrics,
+        site: Option<&'a Site>,
+        threads: &[(ThreadState, f64)],
+    ) -> Evidence<'a> {
+        let mut e = evidence(Some(g), site);
+        for &(state, n) in threads {
+            e.threads_in[state.index()] = n;
+        }
+        e
+    }
+
+    #[test]
+    fn a_lock_convoy_is_lock_bound_not_gil_bound_and_names_where_threads_wait() {
+        use ThreadState::*;
+        // Seven threads wait for the lock, the holder holds the GIL, a little GIL waiting.
+        let g = gil(0.9, 0.4, 0.35);
+        let wait = site("worker");
+        let e = Evidence {
+            contended_lock_threads: 6.0,
+            top_lock_wait: Some(&wait),
+            ..with_threads(&g, None, &[(Holding, 0.9), (Waiting, 0.4), (Lock, 6.2)])
+        };
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::LockBound, "{}", v.summary);
+        assert!(v.summary.contains("worker() in app.py:12"), "{}", v.summary);
+        assert!(v.advice[0].contains("critical section"), "{:?}", v.advice);
+        // Threads that wait for a signal (join, Event, queue.get) are no convoy.
+        let e = Evidence {
+            contended_lock_threads: 0.0,
+            ..with_threads(&g, None, &[(Holding, 0.9), (Waiting, 0.4), (Lock, 6.2)])
+        };
+        assert_ne!(judge(&e).kind, VerdictKind::LockBound);
+    }
+
+    #[test]
+    fn threads_waiting_on_sockets_are_io_bound_and_never_native_parallel() {
+        use ThreadState::*;
+        let g = gil(0.05, 0.0, 0.0);
+        let mut e = with_threads(&g, None, &[(Io, 14.0), (Native, 0.6), (Sleep, 1.0)]);
+        e.io_threads[crate::model::IoKind::Socket.index()] = 14.0;
+        e.native_threads = 0.6;
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::IoBound, "{}", v.summary);
+        assert!(v.summary.contains("sockets"), "{}", v.summary);
+        // Sleepers are mostly idle.
+        let e = with_threads(&g, None, &[(Sleep, 4.0), (Io, 0.5)]);
+        assert_eq!(judge(&e).kind, VerdictKind::MostlyIdle);
+    }
+
+    #[test]
+    fn starvation_names_the_quota_or_the_other_processes_and_judges_the_rest() {
+        use ThreadState::*;
+        let g = gil(0.3, 0.0, 0.0);
+        let quota = CpuSupply {
+            machine_busy_cores: Some(0.6),
+            others_cores: Some(0.1),
+            quota_cores: Some(0.5),
+            throttled_periods: 80,
+            throttled_s: 4.0,
+        };
+        let busy = CpuSupply {
+            machine_busy_cores: Some(2.0),
+            others_cores: Some(1.4),
+            quota_cores: None,
+            throttled_periods: 0,
+            throttled_s: 0.0,
+        };
+        let threads = [(Native, 0.6), (Ready, 1.4), (Holding, 0.3)];
+        let e = Evidence {
+            supply: Some(&quota),
+            queued_threads: 1.4,
+            native_threads: 0.6,
+            ..with_threads(&g, None, &threads)
+        };
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::CpuStarved, "{}", v.summary);
+        assert!(
+            v.summary.contains("quota") && v.summary.contains("0.50 CPUs"),
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.summary.contains("Native-parallel"),
+            "the rest is judged: {}",
+            v.summary
+        );
+        let e = Evidence {
+            supply: Some(&busy),
+            ..e
+        };
+        let v = judge(&e);
+        assert!(
+            v.summary.contains("other processes kept 1.4"),
+            "{}",
+            v.summary
+        );
+        // The process itself filling the CPUs is no starvation: native-parallel.
+        let own = CpuSupply {
+            others_cores: Some(0.1),
+            ..busy
+        };
+        let e = Evidence {
+            supply: Some(&own),
+            ..e
+        };
+        assert_eq!(judge(&e).kind, VerdictKind::NativeParallel);
+        // A lock convoy on a busy machine is still about the lock.
+        let e = Evidence {
+            supply: Some(&busy),
+            contended_lock_threads: 5.0,
+            ..with_threads(&g, None, &[(Lock, 5.0), (Ready, 1.5), (Holding, 0.3)])
+        };
+        assert_eq!(judge(&e).kind, VerdictKind::LockBound);
     }
 }

@@ -276,7 +276,17 @@ pub struct Classified {
     run_budget_ns: i64,
     queue_budget_ns: i64,
     /// What it was last seen blocked in: what a flapping thread really waits in.
-    asleep: Option<(ThreadState, usize, Option<IoKind>)>,
+    asleep: Option<Asleep>,
+}
+
+/// What a thread was last seen blocked in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Asleep {
+    state: ThreadState,
+    gil: usize,
+    io: Option<IoKind>,
+    /// The futex it slept on, if any: the lock it waits for.
+    futex: Option<u64>,
 }
 
 /// Classifies one thread at one tick from this tick's `reading`, every GIL as read now
@@ -352,14 +362,37 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
             }
         };
         return Classified {
-            asleep: Some((state, gil, io)),
+            asleep: Some(Asleep {
+                state,
+                gil,
+                io,
+                futex: r.syscall.futex_addr(),
+            }),
             ..done(state, gil, io)
         };
     }
     if !runnable {
         return Classified {
-            asleep: Some((ThreadState::Idle, own, None)),
+            asleep: Some(Asleep {
+                state: ThreadState::Idle,
+                gil: own,
+                io: None,
+                futex: None,
+            }),
             ..done(ThreadState::Idle, own, None)
+        };
+    }
+    let not_run = |p: &Classified| match (p.sched, r.sched) {
+        (Some(then), Some(now)) => now.on_cpu_ns == then.on_cpu_ns,
+        _ => false,
+    };
+    if let Some(p) = previous.filter(|p| p.state == ThreadState::Lock && not_run(p)) {
+        // Woken from a lock wait and not run since: waking is no proof it got the lock
+        // (the releaser may take it again first), so it still waits for it.
+        return Classified {
+            queued: true,
+            on_cpu: false,
+            ..done(ThreadState::Lock, p.gil, None)
         };
     }
     if let Some(p) = previous
@@ -368,10 +401,7 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
         // A woken waiter is still about the GIL it waited for, and still waits for it
         // until it can have taken it: provably so while it has not run at all since it was
         // seen asleep, or while no handoff let it take the GIL.
-        let not_run = match (p.sched, r.sched) {
-            (Some(then), Some(now)) => now.on_cpu_ns == then.on_cpu_ns,
-            _ => false,
-        };
+        let not_run = not_run(p);
         if let Some(g) = gils.get(p.gil) {
             let handoffs = g.switch_number.wrapping_sub(p.switch_number);
             if not_run || still_waiting(p.state, handoffs, g.last_holder == Some(r.tid)) {
@@ -393,21 +423,23 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
     }
     let state = match (cpu, disabled) {
         (Cpu::Flapping, _) => {
-            let (state, gil, io) = memo.asleep.unwrap_or((ThreadState::Idle, own, None));
-            return done(state, gil, io);
+            return match memo.asleep {
+                Some(a) => done(a.state, a.gil, a.io),
+                None => done(ThreadState::Idle, own, None),
+            };
         }
         (Cpu::Queued, _) => ThreadState::Ready,
         (Cpu::On, true) => ThreadState::Running,
         (Cpu::On, false) => ThreadState::Native,
     };
-    let after_gil = previous.is_some_and(|p| {
+    let after_wait = previous.is_some_and(|p| {
         matches!(
             p.state,
-            ThreadState::Holding | ThreadState::Waiting | ThreadState::Handoff
+            ThreadState::Holding | ThreadState::Waiting | ThreadState::Handoff | ThreadState::Lock
         )
     });
     Classified {
-        provisional: after_gil && !disabled,
+        provisional: after_wait && !disabled,
         ..done(state, own, None)
     }
 }
@@ -488,11 +520,12 @@ pub fn wants_sched(syscall: Syscall, previous: Option<&Classified>) -> bool {
 }
 
 /// What a [`Classified::provisional`] tick was, once the next tick is known: a thread that,
-/// right after it dealt with the GIL, read runnable, and by the next tick sleeps on the GIL
-/// again (or holds it) having run less than a quarter of the interval in between, was inside
-/// the GIL's handoff (drop_gil, take_gil), not running C code: `waiting`, or `handoff` if it
-/// is handing off at the next tick. `None` leaves the tick as it was. `interval_ns` is the
-/// time between the two ticks.
+/// right after it dealt with the GIL or slept on a lock, read runnable, and by the next tick
+/// sleeps on the GIL again (or holds it), or on the same lock, having run less than a
+/// quarter of the interval in between, was inside the GIL's handoff (drop_gil, take_gil) or
+/// the lock's acquire loop, not running C code: `waiting`, `handoff` if it is handing off
+/// at the next tick, or `lock`. `None` leaves the tick as it was. `interval_ns` is the time
+/// between the two ticks.
 pub fn settle(
     provisional: &Classified,
     next: &Classified,
@@ -501,9 +534,15 @@ pub fn settle(
     if !provisional.provisional || provisional.gil != next.gil {
         return None;
     }
+    let same_lock = |a: &Classified| a.asleep.and_then(|a| a.futex);
     let state = match next.state {
         ThreadState::Handoff => ThreadState::Handoff,
         ThreadState::Waiting | ThreadState::Holding => ThreadState::Waiting,
+        ThreadState::Lock
+            if same_lock(next).is_some() && same_lock(next) == same_lock(provisional) =>
+        {
+            ThreadState::Lock
+        }
         _ => return None,
     };
     let ran = next
@@ -840,6 +879,43 @@ mod tests {
             &gils,
         );
         assert!(!woke.provisional);
+    }
+
+    #[test]
+    fn a_woken_lock_waiter_waits_for_the_lock_until_it_has_run_and_left() {
+        let gils = [gil(Some(1), 0)];
+        let at = |k: u64, syscall, sched| Reading {
+            at_ns: 4_000_000 * k,
+            ..reading(syscall, Some(sched))
+        };
+        let asleep = classify(&at(0, Syscall::futex(0x9000), (1_000_000, 0)), None, &gils);
+        assert_eq!(asleep.state, Lock);
+        // Woken (runnable, queued 3 ms) but not run: still waiting for the lock.
+        let woken = classify(
+            &at(1, Syscall::Running, (1_000_000, 3_000_000)),
+            Some(&asleep),
+            &gils,
+        );
+        assert_eq!((woken.state, woken.queued), (Lock, true));
+        // It ran: provisional, and asleep on the same lock soon after, it was retrying.
+        let ran = classify(
+            &at(2, Syscall::Running, (4_000_000, 3_000_000)),
+            Some(&woken),
+            &gils,
+        );
+        assert!(ran.provisional, "{ran:?}");
+        let again = classify(
+            &at(3, Syscall::futex(0x9000), (4_100_000, 3_000_000)),
+            Some(&ran),
+            &gils,
+        );
+        assert_eq!(settle(&ran, &again, 4_000_000), Some(Lock));
+        let other = classify(
+            &at(3, Syscall::futex(0x7000), (4_100_000, 3_000_000)),
+            Some(&ran),
+            &gils,
+        );
+        assert_eq!(settle(&ran, &other, 4_000_000), None);
     }
 
     #[test]
