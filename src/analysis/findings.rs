@@ -111,9 +111,10 @@ pub fn find(e: &Evidence) -> Vec<Finding> {
         findings.push(Finding {
             kind: FindingKind::SwitchInterval,
             summary: format!(
-                "The switch interval is {} ms, not the default {DEFAULT_INTERVAL_MS} ms \
-                 (sys.setswitchinterval): {effect}.",
-                g.switch_interval_ms
+                "The switch interval is {}, not the default {} (sys.setswitchinterval): \
+                 {effect}.",
+                super::interval_text(g.switch_interval_ms),
+                super::interval_text(DEFAULT_INTERVAL_MS)
             ),
             advice: "Keep the change only if measurements with and without it favour it.".into(),
             sites: Vec::new(),
@@ -226,6 +227,23 @@ mod tests {
         // A few stray samples (a page fault, a brief syscall) are not a finding.
         assert!(kinds(&[thread(0.5, 4)], &g).is_empty());
         assert!(kinds(&[thread(0.9, 9)], &g).is_empty());
+    }
+
+    #[test]
+    fn a_tiny_switch_interval_reads_in_microseconds() {
+        let f = find(&Evidence {
+            gil: Some(&gil(0.001, 7000.0, 0.6)),
+            threads: &[],
+            off_cpu_sites: &[],
+            ticks: 1000,
+        });
+        assert!(
+            f[0].summary.contains("is 1 µs, not the default 5 ms"),
+            "{}",
+            f[0].summary
+        );
+        assert_eq!(super::super::interval_text(0.5), "500 µs");
+        assert_eq!(super::super::interval_text(12.5), "12.5 ms");
     }
 
     #[test]

@@ -111,6 +111,21 @@ impl ThreadSummary {
     }
 }
 
+/// A switch interval as a user reads it: `5 ms`, `0.5 ms`… and in µs below 1 ms (`1 µs`).
+pub fn interval_text(ms: f64) -> String {
+    if ms >= 1.0 {
+        format!("{} ms", trim(ms))
+    } else {
+        format!("{} µs", trim(ms * 1000.0))
+    }
+}
+
+/// A number with at most three decimals and no trailing zeros.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// What the CPUs gave the process during the run: how busy the machine was, and what its
 /// cgroup's CPU quota allowed and withheld.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -526,7 +526,7 @@ fn starved(e: &Evidence) -> Option<Verdict> {
         kind: VerdictKind::CpuStarved,
         summary: format!(
             "CPU-starved: on average {ready:.1} threads were ready to run but had no CPU, {} \
-             of the time threads wanted to run: {cause}. While they ran, {}",
+             of the time threads wanted to run: {cause}. Judged on the time they ran: {}",
             pct(ready / wanting.max(1e-9)),
             rest.summary
         ),
