@@ -244,6 +244,29 @@ impl Accumulator {
             .filter(|(_, g)| g.ticks > 0)
             .map(|(&interpreter, g)| gil_metrics(interpreter, g, self.first_at.unwrap_or_default()))
             .collect();
+        // GIL waits inside a lock's acquire: stacks waiting for the GIL whose innermost frame
+        // is a line where threads were also seen waiting for a lock held by another thread
+        // (3.13+'s PyMutex, and every version's Lock once acquired, take the GIL back there).
+        let lock_lines: std::collections::HashSet<&Frame> = self
+            .lock_waits
+            .keys()
+            .filter_map(|&id| self.stacks.get(id).last())
+            .collect();
+        let mut gil_waits: HashMap<Tid, (u64, u64)> = HashMap::new();
+        for (&(tid, state, id), &n) in &self.stack_counts {
+            if state == ThreadState::Waiting {
+                let w = gil_waits.entry(tid).or_default();
+                w.0 += n;
+                if self
+                    .stacks
+                    .get(id)
+                    .last()
+                    .is_some_and(|f| lock_lines.contains(f))
+                {
+                    w.1 += n;
+                }
+            }
+        }
         let threads: Vec<ThreadSummary> = self
             .threads
             .iter()
@@ -275,6 +298,14 @@ impl Accumulator {
                             0 => 1.0,
                             n => t.contended_stacks as f64 / n as f64,
                         },
+                    lock_gil_wait: match gil_waits.get(&tid) {
+                        Some(&(all, at_lock)) if all > 0 => {
+                            t.states[ThreadState::Waiting.index()] as f64 / ticks as f64
+                                * at_lock as f64
+                                / all as f64
+                        }
+                        _ => 0.0,
+                    },
                     ticks,
                     held_off_cpu: t.held_off_cpu,
                     stalling: t.stalling,
@@ -318,6 +349,11 @@ impl Accumulator {
         let queued_threads: f64 = threads
             .iter()
             .map(|t| t.queued_share * t.ticks as f64)
+            .sum::<f64>()
+            / self.state_samples.max(1) as f64;
+        let lock_gil_threads: f64 = threads
+            .iter()
+            .map(|t| t.lock_gil_wait * t.ticks as f64)
             .sum::<f64>()
             / self.state_samples.max(1) as f64;
         let contended_lock_threads: f64 = if self.state_samples == 0 {
@@ -398,6 +434,7 @@ impl Accumulator {
             event_loop,
             threads_in,
             contended_lock_threads,
+            lock_gil_threads,
             queued_threads,
             io_threads,
             supply: supply.as_ref(),

@@ -86,6 +86,10 @@ pub struct ThreadSummary {
     /// that its stacks show is not a wait for a signal: an event, a queue, a join).
     #[serde(skip)]
     pub contended_lock: f64,
+    /// Share of its ticks waiting for the GIL inside a lock's acquire (at a line where
+    /// threads wait for a held lock): part of `waiting`, but the lock's cost, not the GIL's.
+    #[serde(skip)]
+    pub lock_gil_wait: f64,
     /// Ticks it was seen at.
     #[serde(skip)]
     pub ticks: u64,

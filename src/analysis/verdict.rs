@@ -100,6 +100,9 @@ pub struct Evidence<'a> {
     pub threads_in: [f64; ThreadState::COUNT],
     /// Mean number of threads waiting for a lock held by another thread (part of `lock`).
     pub contended_lock_threads: f64,
+    /// Mean number of threads waiting for the GIL inside a lock's acquire (part of
+    /// `waiting`): a convoy's threads take the GIL back where they take the lock.
+    pub lock_gil_threads: f64,
     /// Mean number of threads runnable but waiting for a CPU, whatever their state.
     pub queued_threads: f64,
     /// Mean number of threads waiting on I/O, by kind, indexed like [`IoKind::ALL`].
@@ -200,11 +203,11 @@ fn judge_situation(e: &Evidence) -> Verdict {
     );
 
     let wanting = e.wanting();
-    let locked = e.contended_lock_threads;
-    if locked >= LOCK_BOUND_THREADS
-        && locked >= LOCK_BOUND_SHARE * wanting
-        && locked > e.threads(ThreadState::Waiting)
-    {
+    // Waiting for a lock, or for the GIL inside its acquire, against waiting for the GIL
+    // anywhere else.
+    let locked = e.contended_lock_threads + e.lock_gil_threads;
+    let gil_waits = (e.threads(ThreadState::Waiting) - e.lock_gil_threads).max(0.0);
+    if locked >= LOCK_BOUND_THREADS && locked >= LOCK_BOUND_SHARE * wanting && locked > gil_waits {
         return lock_bound(e, g, wanting);
     }
     if g.contended >= GIL_BOUND_CONTENDED && g.speedup_ceiling >= GIL_BOUND_CEILING {
@@ -377,7 +380,15 @@ fn judge_situation(e: &Evidence) -> Verdict {
 /// Threads mostly wait for a lock another thread holds: the lock, not the GIL, serialises
 /// the work.
 fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
-    let locked = e.contended_lock_threads;
+    let locked = e.contended_lock_threads + e.lock_gil_threads;
+    let inside = if e.lock_gil_threads >= 0.1 {
+        format!(
+            " ({:.1} of them waiting for the GIL inside the lock's acquire)",
+            e.lock_gil_threads
+        )
+    } else {
+        String::new()
+    };
     let at = e.top_lock_wait.map_or(String::new(), |s| {
         format!(" at {}() in {}:{}", s.function, base_name(&s.file), s.line)
     });
@@ -393,18 +404,17 @@ fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
         kind: VerdictKind::LockBound,
         summary: format!(
             "Lock-bound: on average {locked:.1} threads wait for a lock another thread \
-             holds{at}, {} of the time threads want to run{meanwhile}; the GIL is not the \
-             limit (held {}, {:.1} threads waiting for it).",
+             holds{at}{inside}, {} of the time threads want to run{meanwhile}; the lock \
+             serialises the work, not the GIL (held {}).",
             pct(locked / wanting.max(1e-9)),
             pct(g.held),
-            g.avg_waiters
         ),
         rule: format!(
-            "threads waiting for a held lock ≥ {} of threads wanting to run, ≥ \
-             {LOCK_BOUND_THREADS}, and more than wait for the GIL (lock {locked:.2}, wanting \
-             {wanting:.2}, GIL waiters {:.2})",
+            "threads waiting for a held lock (or for the GIL inside its acquire) ≥ {} of \
+             threads wanting to run, ≥ {LOCK_BOUND_THREADS}, and more than wait for the GIL \
+             elsewhere (lock {locked:.2}, wanting {wanting:.2}, other GIL waiters {:.2})",
             pct(LOCK_BOUND_SHARE),
-            e.threads(ThreadState::Waiting)
+            (e.threads(ThreadState::Waiting) - e.lock_gil_threads).max(0.0)
         ),
         advice: vec![
             "Shrink the critical section: prepare the work outside `with lock:` and hold the \
@@ -633,6 +643,7 @@ mod tests {
             event_loop: None,
             threads_in: [0.0; ThreadState::COUNT],
             contended_lock_threads: 0.0,
+            lock_gil_threads: 0.0,
             queued_threads: 0.0,
             io_threads: [0.0; IoKind::ALL.len()],
             supply: None,
@@ -797,6 +808,28 @@ mod tests {
         assert_eq!(v.kind, VerdictKind::LockBound, "{}", v.summary);
         assert!(v.summary.contains("worker() in app.py:12"), "{}", v.summary);
         assert!(v.advice[0].contains("critical section"), "{:?}", v.advice);
+        // 3.13+: the convoy's threads wait for the GIL inside the lock's acquire.
+        let g = gil(0.9, 6.5, 0.9);
+        let e = Evidence {
+            contended_lock_threads: 0.2,
+            lock_gil_threads: 6.0,
+            top_lock_wait: Some(&wait),
+            ..with_threads(&g, None, &[(Holding, 0.9), (Waiting, 6.5), (Lock, 0.2)])
+        };
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::LockBound, "{}", v.summary);
+        assert!(
+            v.summary.contains("inside the lock's acquire"),
+            "{}",
+            v.summary
+        );
+        // The same GIL waiting anywhere else is GIL-bound.
+        let e = Evidence {
+            lock_gil_threads: 0.0,
+            ..e
+        };
+        assert_eq!(judge(&e).kind, VerdictKind::GilBound);
+        let g = gil(0.9, 0.4, 0.35);
         // Threads that wait for a signal (join, Event, queue.get) are no convoy.
         let e = Evidence {
             contended_lock_threads: 0.0,
