@@ -46,7 +46,10 @@ fn threads_run_in_parallel_and_the_gil_reads_disabled() {
         assert_eq!(busy.len(), 3, "{who}: {}", json["threads"]);
         for w in busy {
             let s = &w["states"];
-            assert!(f(&s["running"]) >= 0.8, "{who}: {s}");
+            // Three threads on two CPUs: each runs about two thirds of the time and waits
+            // for a CPU the rest.
+            assert!(f(&s["running"]) + f(&s["ready"]) >= 0.8, "{who}: {s}");
+            assert!(f(&s["running"]) >= 0.3, "{who}: {s}");
             assert_eq!(f(&s["holding"]) + f(&s["waiting"]), 0.0, "{who}: {s}");
         }
         // Stacks read through the debug offsets name the function and its lines.

@@ -485,6 +485,15 @@ fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
     }
 }
 
+/// Mean number of threads that want a CPU: on one (holding on a CPU is in `native` only
+/// when the GIL is released, so the holder counts as one), or waiting for one.
+fn wanting_cpu(e: &Evidence) -> f64 {
+    e.threads(ThreadState::Holding).min(1.0)
+        + e.threads(ThreadState::Native)
+        + e.threads(ThreadState::Running)
+        + e.queued_threads.max(e.threads(ThreadState::Ready))
+}
+
 /// Threads were ready to run but got no CPU, because of other processes or the CPU quota:
 /// say which, with the numbers, then judge the rest as if they had run.
 fn starved(e: &Evidence) -> Option<Verdict> {
@@ -513,11 +522,18 @@ fn starved(e: &Evidence) -> Option<Verdict> {
             supply.throttled_s,
             pct(throttled)
         ),
-        (_, Some(others)) if others >= STARVED_OTHERS_CORES => format!(
-            "other processes kept {others:.1} of this machine's {} CPUs busy ({} busy in all)",
-            e.cpu_count,
-            pct(supply.machine_busy_cores.unwrap_or(0.0) / e.cpu_count.max(1) as f64)
-        ),
+        // Other processes starve it only when they take more CPUs than the process itself
+        // wants beyond the machine's: 4 busy threads on 2 CPUs wait for each other.
+        (_, Some(others))
+            if others >= STARVED_OTHERS_CORES && others >= wanting_cpu(e) - e.cpu_count as f64 =>
+        {
+            format!(
+                "other processes kept {others:.1} of this machine's {} CPUs busy ({} busy in \
+                 all)",
+                e.cpu_count,
+                pct(supply.machine_busy_cores.unwrap_or(0.0) / e.cpu_count.max(1) as f64)
+            )
+        }
         _ => return None,
     };
     let quota = supply.quota_cores.is_some() && throttled >= STARVED_THROTTLED;
@@ -571,8 +587,8 @@ fn gil_disabled(e: &Evidence, g: &GilMetrics) -> Verdict {
     Verdict {
         kind: VerdictKind::GilDisabled,
         summary: format!(
-            "GIL disabled (free-threaded CPython): on average {:.1} threads were running or \
-             ready to run Python at once{cores}{hot}.",
+            "GIL disabled (free-threaded CPython): on average {:.1} threads ran Python at \
+             once{cores}{hot}.",
             e.running_threads
         ),
         rule: format!(
