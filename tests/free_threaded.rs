@@ -34,7 +34,7 @@ fn threads_run_in_parallel_and_the_gil_reads_disabled() {
         let who = &py.label;
         let (json, summary) =
             record_json(py, "gil_bound.py", &["--threads", "3", "--seconds", "3"]);
-        assert_eq!(json["verdict"]["kind"], "gil-disabled", "{who}: {summary}");
+        assert_eq!(verdict_kind(&json), "gil-disabled", "{who}: {summary}");
         let g = gil0(&json);
         assert_eq!(g["free_threaded"], true, "{who}");
         assert_eq!(g["enabled"], false, "{who}: {g}");

@@ -70,6 +70,9 @@ impl VerdictKind {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     pub kind: VerdictKind,
+    /// With `cpu-starved`: the verdict on the time the threads did run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<VerdictKind>,
     pub summary: String,
     /// The rule that gave this verdict, with the numbers it compared.
     pub rule: String,
@@ -167,6 +170,7 @@ pub fn judge(e: &Evidence) -> Verdict {
 fn judge_situation(e: &Evidence) -> Verdict {
     let Some(g) = e.gil.filter(|_| e.state_samples > 0) else {
         return Verdict {
+            then: None,
             kind: VerdictKind::MostlyIdle,
             summary: "No GIL samples were taken: the run was too short or no Python thread ran."
                 .into(),
@@ -212,6 +216,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
     }
     if g.contended >= GIL_BOUND_CONTENDED && g.speedup_ceiling >= GIL_BOUND_CEILING {
         return Verdict {
+            then: None,
             kind: VerdictKind::GilBound,
             summary: format!(
                 "GIL-bound: {:.1} threads want the GIL, one runs{holder}; {ceiling}.",
@@ -237,6 +242,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
     }
     if g.contended >= PARTLY_CONTENDED && g.speedup_ceiling >= PARTLY_CEILING {
         return Verdict {
+            then: None,
             kind: VerdictKind::PartlyGilContended,
             summary: format!(
                 "Partly GIL-contended: threads wait for the GIL {} of the time \
@@ -288,6 +294,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
             )
         };
         return Verdict {
+            then: None,
             kind: VerdictKind::NativeParallel,
             summary: format!(
                 "Native-parallel: on average {:.1} threads run C code on a CPU with the GIL \
@@ -318,6 +325,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
             )
         };
         return Verdict {
+            then: None,
             kind: VerdictKind::SingleThreadCpu,
             summary,
             rule: format!("not contended, held ≥ {} ({numbers})", pct(SINGLE_HELD)),
@@ -353,6 +361,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
     }
     let part = |n: f64| pct(if waits > 0.0 { n / waits } else { 0.0 });
     Verdict {
+        then: None,
         kind: VerdictKind::MostlyIdle,
         summary: format!(
             "Mostly idle: the GIL is held {} of the time and threads mostly wait: sleeping \
@@ -401,6 +410,7 @@ fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
         )
     });
     Verdict {
+        then: None,
         kind: VerdictKind::LockBound,
         summary: format!(
             "Lock-bound: on average {locked:.1} threads wait for a lock another thread \
@@ -468,6 +478,7 @@ fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
         ));
     }
     Verdict {
+        then: None,
         kind: VerdictKind::IoBound,
         summary: format!(
             "I/O-bound: on average {io:.1} threads wait on I/O{on}, {} of the time threads \
@@ -549,6 +560,7 @@ fn starved(e: &Evidence) -> Option<Verdict> {
     }];
     advice.extend(rest.advice);
     Some(Verdict {
+        then: Some(rest.kind),
         kind: VerdictKind::CpuStarved,
         summary: format!(
             "CPU-starved: on average {ready:.1} threads were ready to run but had no CPU, {} \
@@ -585,6 +597,7 @@ fn gil_disabled(e: &Evidence, g: &GilMetrics) -> Verdict {
         format!(" using {c:.2} of {} cores", e.cpu_count)
     });
     Verdict {
+        then: None,
         kind: VerdictKind::GilDisabled,
         summary: format!(
             "GIL disabled (free-threaded CPython): on average {:.1} threads ran Python at \

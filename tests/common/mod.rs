@@ -511,3 +511,14 @@ pub fn assert_not_held_off_cpu(json: &Value, who: &str) {
         json["findings"]
     );
 }
+
+/// The verdict a run gets, judged on the time its threads ran: `verdict.kind`, or, when a
+/// busy machine or a CPU quota starved the run (`cpu-starved`, as when the tests run beside
+/// other work), the verdict it gives for the time the threads did run (`verdict.then`).
+pub fn verdict_kind(json: &Value) -> &str {
+    let v = &json["verdict"];
+    match v["kind"].as_str() {
+        Some("cpu-starved") => v["then"].as_str().unwrap_or("cpu-starved"),
+        kind => kind.unwrap_or(""),
+    }
+}
