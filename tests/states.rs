@@ -1,0 +1,762 @@
+//! What stops each thread, read from the kernel's own accounts, and the verdicts built on it:
+//! a lock convoy, HTTP clients on their sockets, threads starved of CPUs by other processes
+//! and by a cgroup's CPU quota, C code that keeps the GIL, a 1 µs switch interval, and the
+//! sampled on-CPU time against the kernel's.
+//!
+//! Every test runs on every interpreter with a GIL that `common` finds, and holds on a busy
+//! 2-CPU machine: where another process's load may legitimately turn a verdict into
+//! `cpu-starved`, the test accepts that only when the run says other processes kept at least
+//! half a CPU busy (the JSON's CPU supply, or the test's own reading of `/proc/stat`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------
+// Helpers.
+
+/// The machine's busy and total CPU time (in clock ticks, all CPUs) from `/proc/stat`.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let total: u64 = v.iter().sum();
+    (total - v[3] - v[4], total)
+}
+
+/// CPUs' worth of time the whole machine was busy since `since` (from [`machine_ticks`]).
+fn busy_cores_since(since: (u64, u64)) -> f64 {
+    let now = machine_ticks();
+    let total = (now.1 - since.1).max(1) as f64;
+    (now.0 - since.0) as f64 / total * cpu_count() as f64
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The CPU supply object, wherever the JSON has it at the time (`cpu_supply`, or under
+/// `process`).
+fn supply(json: &Value) -> Option<&Value> {
+    [
+        &json["cpu_supply"],
+        &json["process"]["cpu_supply"],
+        &json["process"]["supply"],
+        &json["supply"],
+        &json["process"],
+    ]
+    .into_iter()
+    .find(|v| v.is_object() && v.get("others_cores").is_some())
+}
+
+/// CPUs other processes kept busy during the run: the JSON's own figure when it has one,
+/// else the machine's busy time over the run (measured by the test) minus the process's.
+fn others_cores(json: &Value, machine_busy: f64) -> f64 {
+    if let Some(others) = supply(json).and_then(|s| s["others_cores"].as_f64()) {
+        return others;
+    }
+    let own = json["process"]["cores_used"].as_f64().unwrap_or(0.0);
+    (machine_busy - own).max(0.0)
+}
+
+/// A fixture recorded as `record_json_with` does, with the machine's busy CPUs over the run.
+fn record_measured(
+    py: &Python,
+    opts: &[&str],
+    fixture: &str,
+    extra: &[&str],
+) -> (Value, String, f64) {
+    let before = machine_ticks();
+    let (json, summary) = record_json_with(py, opts, fixture, extra);
+    (json, summary, busy_cores_since(before))
+}
+
+/// `gilscope record -f json -o - OPTS -- ARGV`: the parsed JSON and stderr.
+fn record_argv(who: &str, opts: &[&str], argv: &[String]) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["record", "-f", "json", "-o", "-"];
+    args.extend(opts);
+    args.push("--");
+    args.extend(argv.iter().map(String::as_str));
+    let out = gilscope(dir.path(), &args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{who}: {argv:?} failed: {stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{who}: JSON on stdout: {e}\n{}", text(&out.stdout)));
+    (json, stderr)
+}
+
+fn share(states: &Value, key: &str) -> f64 {
+    states[key].as_f64().unwrap_or(0.0)
+}
+
+/// What to read when an assertion fails: the verdict, the CPU supply, every thread's
+/// states.
+fn evidence(json: &Value) -> String {
+    let mut s = format!(
+        "verdict {}: {}\n  rule: {}\n  process {}\n  supply {}\n  gil held {} waiters {} \
+         contended {}\n",
+        json["verdict"]["kind"],
+        json["verdict"]["summary"],
+        json["verdict"]["rule"],
+        json["process"],
+        supply(json).map_or("none".into(), |v| v.to_string()),
+        gil0(json)["held"],
+        gil0(json)["avg_waiters"],
+        gil0(json)["contended"],
+    );
+    for t in json["threads"].as_array().unwrap() {
+        let states: Vec<String> = t["states"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.as_f64().unwrap_or(0.0) >= 0.005)
+            .map(|(k, v)| format!("{k} {:.2}", v.as_f64().unwrap()))
+            .collect();
+        s += &format!(
+            "  {:<12} {}  io {}  contended_lock {:.2}  cpu_s {:.3}  on_cpu_s {:.3}\n",
+            t["name"].as_str().unwrap_or("?"),
+            states.join(", "),
+            t["io"],
+            t["contended_lock"].as_f64().unwrap_or(f64::NAN),
+            t["cpu_s"].as_f64().unwrap_or(f64::NAN),
+            t["on_cpu_s"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    s
+}
+
+/// Every thread's state shares, whatever states the JSON has, sum to 1.
+fn assert_shares_sum_to_one(json: &Value, who: &str) {
+    for t in json["threads"].as_array().unwrap() {
+        let total: f64 = t["states"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| f(v))
+            .sum();
+        assert!(
+            (total - 1.0).abs() < 1e-6,
+            "{who}: {} shares sum to {total}: {}",
+            t["name"],
+            t["states"]
+        );
+    }
+}
+
+/// The verdict is `expected`, or `cpu-starved` by other processes around the expected one
+/// (its summary goes on with `inner`) when they kept at least half a CPU busy.
+fn assert_kind_or_starved_by_others(
+    json: &Value,
+    who: &str,
+    expected: &str,
+    inner: &str,
+    machine_busy: f64,
+) {
+    let kind = json["verdict"]["kind"].as_str().unwrap();
+    if kind == expected {
+        return;
+    }
+    let others = others_cores(json, machine_busy);
+    let summary = json["verdict"]["summary"].as_str().unwrap();
+    // What the run is judged on the time it ran: `verdict.then` where the JSON has it.
+    let then_ok = match json["verdict"]["then"].as_str() {
+        Some(then) => then == expected,
+        None => summary.contains(inner),
+    };
+    assert!(
+        kind == "cpu-starved" && others >= 0.5 && then_ok,
+        "{who}: expected {expected} (or cpu-starved by other processes using ≥ 0.5 CPUs, \
+         then {inner}); others used {others:.2} CPUs\n{}",
+        evidence(json)
+    );
+    eprintln!("{who}: {kind} (others used {others:.2} CPUs): {summary}");
+}
+
+/// The 1-based number of the first line of a fixture that, trimmed, starts with `code`.
+fn line_of(fixture: &str, code: &str) -> usize {
+    let text = std::fs::read_to_string(fixtures_dir().join(fixture)).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.trim_start().starts_with(code))
+        .unwrap_or_else(|| panic!("no {code:?} in {fixture}"))
+}
+
+/// Runs `check` on every interpreter with a GIL, going on past one that fails so a run says
+/// which pass and which fail; panics at the end naming the failures (each one's message is
+/// printed when it happens).
+fn on_every_python(test: &str, check: impl Fn(&'static Python)) {
+    let mut failed = Vec::new();
+    for py in pythons() {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(py)));
+        if run.is_err() {
+            failed.push(py.label.clone());
+        }
+    }
+    let all = pythons().len();
+    eprintln!(
+        "{test}: passed on {} of {all} interpreters",
+        all - failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{test} failed on:\n  {}",
+        failed.join("\n  ")
+    );
+}
+
+/// Busy-loop processes beside the fixture, each wanting a whole CPU; killed on drop.
+struct Hogs(Vec<Child>);
+
+impl Hogs {
+    fn start(n: usize) -> Hogs {
+        Hogs(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .stdin(Stdio::null())
+                        .spawn()
+                        .expect("start a CPU hog")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A lock convoy.
+
+#[test]
+fn a_lock_convoy_is_lock_bound_and_names_where_threads_wait() {
+    let _turn = exclusive();
+    let line = line_of("lock_convoy.py", "with lock:");
+    let site = format!("convoy() in lock_convoy.py:{line}");
+    on_every_python(
+        "a_lock_convoy_is_lock_bound_and_names_where_threads_wait",
+        |py| {
+            let who = py.label.as_str();
+            let (json, summary, busy) =
+                record_measured(py, &[], "lock_convoy.py", &["--seconds", "2.5"]);
+            let kind = json["verdict"]["kind"].as_str().unwrap();
+            assert!(
+                !["gil-bound", "native-parallel", "partly-gil-contended"].contains(&kind),
+                "{who}: a lock convoy is not about the GIL\n{}",
+                evidence(&json)
+            );
+            assert_kind_or_starved_by_others(&json, who, "lock-bound", "Lock-bound", busy);
+            let verdict = json["verdict"]["summary"].as_str().unwrap();
+            assert!(
+                verdict.contains(&site),
+                "{who}: the verdict does not say where threads wait ({site})\n{}",
+                evidence(&json)
+            );
+            assert_shares_sum_to_one(&json, who);
+            let workers = threads_named(&json, "lock-");
+            assert_eq!(workers.len(), 8, "{who}: {}", evidence(&json));
+            for t in workers {
+                let s = &t["states"];
+                let lock = share(s, "lock");
+                let contended = f(&t["contended_lock"]);
+                let name = &t["name"];
+                let all = evidence(&json);
+                assert!(lock >= 0.35, "{who}: {name} lock {lock}\n{all}");
+                assert!(
+                    contended >= 0.3 && contended >= 0.8 * lock,
+                    "{who}: {name} waits for a lock another thread holds, not a signal: \
+                 contended_lock {contended}, lock {lock}\n{all}"
+                );
+                assert!(
+                    share(s, "waiting") <= 0.2 && share(s, "native") <= 0.25,
+                    "{who}: {name} {s}\n{all}"
+                );
+            }
+            assert!(summary.contains("Lock-bound"), "{who}: {summary}");
+            passed(py, "lock convoy");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP clients.
+
+#[test]
+fn http_clients_are_io_bound_on_their_sockets() {
+    let _turn = exclusive();
+    on_every_python("http_clients_are_io_bound_on_their_sockets", |py| {
+        let who = py.label.as_str();
+        let (json, _, busy) = record_measured(py, &[], "io_client.py", &["--seconds", "2.5"]);
+        let kind = json["verdict"]["kind"].as_str().unwrap();
+        assert!(
+            !["native-parallel", "gil-bound", "lock-bound"].contains(&kind),
+            "{who}\n{}",
+            evidence(&json)
+        );
+        assert_kind_or_starved_by_others(&json, who, "io-bound", "I/O-bound", busy);
+        let verdict = json["verdict"]["summary"].as_str().unwrap();
+        assert!(
+            verdict.contains("socket"),
+            "{who}: socket I/O is not named\n{}",
+            evidence(&json)
+        );
+        assert!(
+            f(&gil0(&json)["held"]) <= 0.35,
+            "{who}: held {}",
+            gil0(&json)["held"]
+        );
+        assert_not_held_off_cpu(&json, who);
+        assert_shares_sum_to_one(&json, who);
+        let clients = threads_named(&json, "client-");
+        assert_eq!(clients.len(), 16, "{who}: {}", evidence(&json));
+        for t in clients {
+            let io = share(&t["states"], "io");
+            let socket = share(&t["io"], "socket") + share(&t["io"], "poll");
+            let name = &t["name"];
+            let all = evidence(&json);
+            assert!(io >= 0.75, "{who}: {name} io {io}\n{all}");
+            assert!(
+                socket >= 0.9 * io,
+                "{who}: {name} waits on sockets: io {io}, by kind {}\n{all}",
+                t["io"]
+            );
+        }
+        passed(py, "HTTP clients (I/O)");
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// CPUs taken by other processes.
+
+#[test]
+fn cpu_hogs_beside_native_threads_starve_them_and_are_named() {
+    let _turn = exclusive();
+    on_every_python(
+        "cpu_hogs_beside_native_threads_starve_them_and_are_named",
+        |py| {
+            let who = py.label.as_str();
+            let hogs = Hogs::start(3);
+            let (json, summary, busy) =
+                record_measured(py, &[], "native_release.py", &["--seconds", "2.5"]);
+            drop(hogs);
+            let others = others_cores(&json, busy);
+            let verdict = json["verdict"]["summary"].as_str().unwrap();
+            let all = evidence(&json);
+            assert_eq!(json["verdict"]["kind"], "cpu-starved", "{who}\n{all}");
+            assert!(
+                verdict.contains("other processes"),
+                "{who}: the cause is not named\n{all}"
+            );
+            // Three hogs and four threads on two CPUs: the hogs get about 6/7 of the machine.
+            assert!(others >= 1.0, "{who}: others used {others:.2} CPUs\n{all}");
+            if let Some(s) = supply(&json) {
+                assert!(f(&s["machine_busy_cores"]) >= 1.6, "{who}: {s}");
+            }
+            let workers = threads_named(&json, "native-");
+            assert_eq!(workers.len(), 4, "{who}\n{all}");
+            let mut ready_sum = 0.0;
+            for t in workers {
+                let s = &t["states"];
+                let name = &t["name"];
+                // Queued for a CPU, or for the GIL while its holder or its own wake-up waits
+                // for one: about 5/7 of the time.
+                let queued = share(s, "ready") + share(s, "waiting");
+                assert!(queued >= 0.3, "{who}: {name} ready+waiting {queued}\n{all}");
+                // It never blocks: never idle.
+                assert!(share(s, "idle") <= 0.1, "{who}: {name} idle: {s}\n{all}");
+                ready_sum += share(s, "ready");
+            }
+            let mean_ready = ready_sum / 4.0;
+            assert!(mean_ready >= 0.25, "{who}: mean ready {mean_ready}\n{all}");
+            assert!(summary.contains("CPU-starved"), "{who}: {summary}");
+            passed(py, "CPU-starved: other processes");
+        },
+    );
+}
+
+#[test]
+fn four_native_threads_on_two_cpus_are_native_parallel_and_wait_for_cpus() {
+    let _turn = exclusive();
+    on_every_python(
+        "four_native_threads_on_two_cpus_are_native_parallel_and_wait_for_cpus",
+        |py| {
+            let who = py.label.as_str();
+            let (json, _, busy) =
+                record_measured(py, &[], "native_release.py", &["--seconds", "2"]);
+            assert_kind_or_starved_by_others(
+                &json,
+                who,
+                "native-parallel",
+                "Native-parallel",
+                busy,
+            );
+            assert_shares_sum_to_one(&json, who);
+            let workers = threads_named(&json, "native-");
+            assert_eq!(workers.len(), 4, "{who}");
+            let all = evidence(&json);
+            let starved = json["verdict"]["kind"] == "cpu-starved";
+            for t in workers {
+                let s = &t["states"];
+                let name = &t["name"];
+                let (native, ready) = (share(s, "native"), share(s, "ready"));
+                // Four threads want two CPUs: on a CPU about half the time, ready the other half.
+                if cpu_count() <= 2 {
+                    assert!(ready > 0.2, "{who}: {name} ready {ready}\n{all}");
+                }
+                if !starved {
+                    assert!(native >= 0.2, "{who}: {name} native {native}\n{all}");
+                }
+                // It wants to run all the time (OpenSSL's own locks aside); it never blocks,
+                // so it is never idle.
+                let wanting: f64 = ["holding", "waiting", "handoff", "native", "ready"]
+                    .iter()
+                    .map(|k| share(s, k))
+                    .sum();
+                assert!(wanting >= 0.7, "{who}: {name} wants to run: {s}\n{all}");
+                assert!(share(s, "idle") <= 0.1, "{who}: {name} idle: {s}\n{all}");
+            }
+            passed(py, "native: ready for a CPU");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A CPU quota.
+
+/// A cgroup with a CPU quota of half a CPU, removed on drop.
+struct QuotaCgroup {
+    dir: PathBuf,
+    /// Where its processes go back to before it is removed.
+    parent: PathBuf,
+}
+
+impl QuotaCgroup {
+    /// Under the cgroup v1 `cpu` controller, else cgroup v2 with `cpu.max`; `Err` says why
+    /// neither is there to write.
+    fn create() -> Result<QuotaCgroup, String> {
+        let name = format!("gilscope-test-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/cpu");
+        if v1.join("cpu.cfs_quota_us").exists() {
+            let dir = v1.join(&name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let cg = QuotaCgroup {
+                dir: dir.clone(),
+                parent: v1.into(),
+            };
+            for (file, value) in [
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.cfs_quota_us", "50000"),
+            ] {
+                std::fs::write(dir.join(file), value)
+                    .map_err(|e| format!("cannot write {}/{file}: {e}", dir.display()))?;
+            }
+            return Ok(cg);
+        }
+        let v2 = Path::new("/sys/fs/cgroup");
+        let controllers = std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .map_err(|_| "no cgroup v1 cpu controller and no cgroup v2 at /sys/fs/cgroup")?;
+        if !controllers.split_whitespace().any(|c| c == "cpu") {
+            return Err("cgroup v2 at /sys/fs/cgroup has no cpu controller".into());
+        }
+        let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu");
+        let dir = v2.join(&name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cg = QuotaCgroup {
+            dir: dir.clone(),
+            parent: v2.into(),
+        };
+        std::fs::write(dir.join("cpu.max"), "50000 100000")
+            .map_err(|e| format!("cannot write {}/cpu.max: {e}", dir.display()))?;
+        Ok(cg)
+    }
+
+    /// `argv` run inside this cgroup: a shell moves itself in, then execs it.
+    fn wrap(&self, argv: Vec<String>) -> Vec<String> {
+        let procs = self.dir.join("cgroup.procs");
+        let mut wrapped = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("echo $$ > {} && exec \"$@\"", procs.display()),
+            "sh".to_string(),
+        ];
+        wrapped.extend(argv);
+        wrapped
+    }
+}
+
+impl Drop for QuotaCgroup {
+    fn drop(&mut self) {
+        // Anything left inside goes back to the parent; a cgroup whose last task has just
+        // exited may be busy for a moment.
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = std::fs::write(self.parent.join("cgroup.procs"), pid);
+            }
+        }
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("could not remove {}", self.dir.display());
+    }
+}
+
+#[test]
+fn a_cpu_quota_starves_threads_and_the_summary_names_the_quota() {
+    let _turn = exclusive();
+    let cgroup = match QuotaCgroup::create() {
+        Ok(cg) => cg,
+        Err(why) => {
+            eprintln!("SKIPPED a_cpu_quota_starves_threads: {why}");
+            return;
+        }
+    };
+    on_every_python(
+        "a_cpu_quota_starves_threads_and_the_summary_names_the_quota",
+        |py| {
+            let who = py.label.as_str();
+            for (fixture, extra, inner) in [
+                (
+                    "native_release.py",
+                    &["--threads", "2", "--seconds", "2.5"][..],
+                    "",
+                ),
+                ("single_busy.py", &["--seconds", "2.5"][..], "Single-thread"),
+            ] {
+                let mut argv = py.argv();
+                argv.push(py.fixture(fixture));
+                argv.extend(extra.iter().map(|s| s.to_string()));
+                let (json, summary) = record_argv(who, &[], &cgroup.wrap(argv));
+                let all = evidence(&json);
+                let verdict = json["verdict"]["summary"].as_str().unwrap();
+                assert_eq!(
+                    json["verdict"]["kind"], "cpu-starved",
+                    "{who}: {fixture} under a 0.5-CPU quota\n{all}"
+                );
+                assert!(
+                    verdict.contains("quota"),
+                    "{who}: {fixture}: the quota is not named\n{all}"
+                );
+                assert!(verdict.contains(inner), "{who}: {fixture}\n{all}");
+                if let Some(s) = supply(&json) {
+                    let quota = f(&s["quota_cores"]);
+                    assert!((quota - 0.5).abs() < 1e-6, "{who}: {fixture}: {s}");
+                    assert!(f(&s["throttled_periods"]) >= 5.0, "{who}: {fixture}: {s}");
+                    // Wanting one or two CPUs with half of one: throttled about half the run.
+                    let throttled = f(&s["throttled_s"]) / f(&json["run"]["duration_s"]);
+                    assert!(
+                        throttled >= 0.2,
+                        "{who}: {fixture}: throttled {throttled}: {s}"
+                    );
+                }
+                for t in threads_named(&json, "native-") {
+                    // Throttled, not blocked: ready, never idle.
+                    let s = &t["states"];
+                    assert!(
+                        share(s, "idle") <= 0.1,
+                        "{who}: {fixture}: {} idle: {s}\n{all}",
+                        t["name"]
+                    );
+                }
+                let cores = f(&json["process"]["cores_used"]);
+                assert!(cores <= 0.65, "{who}: {fixture} used {cores} CPUs\n{all}");
+                assert!(summary.contains("CPU-starved"), "{who}: {summary}");
+                eprintln!("{who}: {fixture} under the quota: {verdict}");
+            }
+            passed(py, "CPU-starved: quota");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// C code that keeps the GIL while it computes.
+
+const SPIN_C: &str = r#"
+#include <time.h>
+/* Computes on the CPU for `us` microseconds of this thread's CPU time. */
+unsigned long spin_us(unsigned long us) {
+    struct timespec t0, t;
+    volatile unsigned long x = 0;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    for (;;) {
+        for (int i = 0; i < 1000; i++) x += i * i;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 >= (long)us)
+            return x;
+    }
+}
+"#;
+
+#[test]
+fn c_code_that_keeps_the_gil_while_computing_is_gil_bound() {
+    if which("cc").is_err() {
+        eprintln!("SKIPPED c_code_that_keeps_the_gil: no C compiler (cc) to build spin_us()");
+        return;
+    }
+    let _turn = exclusive();
+    on_every_python(
+        "c_code_that_keeps_the_gil_while_computing_is_gil_bound",
+        |py| {
+            let who = py.label.as_str();
+            // Where the interpreter can load it (inside its chroot when it has one).
+            let dir = py.tempdir();
+            std::fs::write(dir.path().join("spin.c"), SPIN_C).unwrap();
+            let lib = dir.path().join("spin.so");
+            let cc = Command::new("cc")
+                .args(["-O2", "-shared", "-fPIC", "-o"])
+                .arg(&lib)
+                .arg(dir.path().join("spin.c"))
+                .output()
+                .unwrap();
+            assert!(cc.status.success(), "cc: {}", text(&cc.stderr));
+            let inside = py.inside(&lib);
+            let before = machine_ticks();
+            let (json, summary) = record_json(
+                py,
+                "native_hold.py",
+                &["--lib", &inside, "--seconds", "2.5", "--spin-ms", "3"],
+            );
+            let all = evidence(&json);
+            let busy = busy_cores_since(before);
+            assert_kind_or_starved_by_others(&json, who, "gil-bound", "GIL-bound", busy);
+            let g = gil0(&json);
+            assert!(f(&g["held"]) >= 0.85, "{who}: held {}\n{all}", g["held"]);
+            assert_shares_sum_to_one(&json, who);
+            let workers = threads_named(&json, "hold-");
+            assert_eq!(workers.len(), 4, "{who}\n{all}");
+            for t in workers {
+                let s = &t["states"];
+                assert!(
+                    share(s, "holding") + share(s, "waiting") + share(s, "handoff") >= 0.8
+                        && share(s, "native") <= 0.1,
+                    "{who}: {} {s}\n{all}",
+                    t["name"]
+                );
+                assert!(
+                    share(s, "waiting") >= 0.4,
+                    "{who}: {} {s}\n{all}",
+                    t["name"]
+                );
+            }
+            assert_eq!(json["top_holders"][0]["function"], "crunch", "{who}\n{all}");
+            eprintln!(
+                "{who}: native_hold verdict: {}\n  advice: {}",
+                json["verdict"]["summary"], json["verdict"]["advice"]
+            );
+            assert!(summary.contains("GIL-bound"), "{who}: {summary}");
+            passed(py, "C code holding the GIL");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A 1 µs switch interval.
+
+#[test]
+fn a_one_microsecond_switch_interval_is_gil_bound_and_shown_in_microseconds() {
+    let _turn = exclusive();
+    on_every_python(
+        "a_one_microsecond_switch_interval_is_gil_bound_and_shown_in_microseconds",
+        |py| {
+            let who = py.label.as_str();
+            let before = machine_ticks();
+            let (json, summary) = record_json(
+                py,
+                "gil_bound.py",
+                &[
+                    "--threads",
+                    "4",
+                    "--seconds",
+                    "2",
+                    "--switch-interval-ms",
+                    "0.001",
+                ],
+            );
+            let busy = busy_cores_since(before);
+            assert_kind_or_starved_by_others(&json, who, "gil-bound", "GIL-bound", busy);
+            let g = gil0(&json);
+            let interval = f(&g["switch_interval_ms"]);
+            assert!(
+                (interval - 0.001).abs() < 1e-9,
+                "{who}: interval {interval} ms"
+            );
+            assert!(
+                finding_kinds(&json).contains(&"switch-interval"),
+                "{who}: {}",
+                json["findings"]
+            );
+            // The GIL's row in the terminal summary shows the interval in µs, not "0.0 ms".
+            let row = summary
+                .lines()
+                .find(|l| l.trim_start().starts_with("interp "))
+                .unwrap_or_else(|| panic!("{who}: no GIL row in: {summary}"));
+            assert!(
+                ["1 µs", "1.0 µs", "1µs"].iter().any(|s| row.contains(s)),
+                "{who}: the interval is not shown in µs: {row:?}"
+            );
+            passed(py, "1 µs switch interval");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Sampled on-CPU time against the kernel's.
+
+#[test]
+fn each_threads_sampled_on_cpu_time_agrees_with_the_kernels() {
+    let _turn = exclusive();
+    on_every_python(
+        "each_threads_sampled_on_cpu_time_agrees_with_the_kernels",
+        |py| {
+            let who = py.label.as_str();
+            for (fixture, extra) in [
+                ("gil_bound.py", &["--threads", "4", "--seconds", "2"][..]),
+                ("single_busy.py", &["--seconds", "2"][..]),
+                ("native_release.py", &["--seconds", "2"][..]),
+            ] {
+                let (json, _) = record_json(py, fixture, extra);
+                let mut compared = 0;
+                for t in json["threads"].as_array().unwrap() {
+                    let (kernel, sampled) = (f(&t["cpu_s"]), f(&t["on_cpu_s"]));
+                    if kernel < 0.05 && sampled < 0.05 {
+                        continue;
+                    }
+                    let allowed = (0.1 * kernel).max(0.05);
+                    assert!(
+                        (kernel - sampled).abs() <= allowed,
+                        "{who}: {fixture}: {} cpu_s {kernel:.3} but on_cpu_s {sampled:.3} \
+                     (allowed ±{allowed:.3})\n{}",
+                        t["name"],
+                        evidence(&json)
+                    );
+                    compared += 1;
+                }
+                assert!(compared >= 1, "{who}: {fixture}\n{}", evidence(&json));
+            }
+            passed(py, "on-CPU time");
+        },
+    );
+}
