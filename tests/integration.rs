@@ -54,10 +54,8 @@ fn gil_bound_workers_hold_and_wait_on_every_interpreter() {
                 w["name"],
                 s["holding"]
             );
-            let total: f64 = ["holding", "waiting", "handoff", "native", "idle"]
-                .iter()
-                .map(|k| f(&s[k]))
-                .sum();
+            // Every state the JSON has, whatever the model's states are.
+            let total: f64 = s.as_object().unwrap().values().map(f).sum();
             assert!((total - 1.0).abs() < 1e-6, "{who}: shares sum to {total}");
             assert!(
                 f(&w["cpu_s"]) > 0.1,
@@ -94,12 +92,18 @@ fn io_bound_threads_leave_the_gil_free() {
         );
         assert_eq!(json["verdict"]["kind"], "mostly-idle", "{who}");
         assert_not_held_off_cpu(&json, who);
+        // The sleepers and the feeder sleep; the socket waiters wait on I/O in select().
         for t in threads_named(&json, "io-") {
+            let name = t["name"].as_str().unwrap();
+            let state = if name.starts_with("io-sock") {
+                "io"
+            } else {
+                "sleep"
+            };
             assert!(
-                f(&t["states"]["idle"]) >= 0.8,
-                "{who}: {} idle {}",
-                t["name"],
-                t["states"]["idle"]
+                f(&t["states"][state]) >= 0.8,
+                "{who}: {name} {state} {}",
+                t["states"]
             );
         }
         passed(py, "I/O-bound threads");
@@ -169,7 +173,7 @@ fn one_cpu_thread_with_bursty_threads_makes_them_wait() {
         );
         for t in threads_named(&json, "bursty-") {
             let s = &t["states"];
-            assert!(f(&s["idle"]) >= 0.3, "{who}: {} {s}", t["name"]);
+            assert!(f(&s["sleep"]) >= 0.3, "{who}: {} {s}", t["name"]);
             assert!(f(&s["waiting"]) >= 0.02, "{who}: {} {s}", t["name"]);
             assert!(f(&s["holding"]) < f(&cpu[0]["states"]["holding"]), "{who}");
         }
@@ -701,7 +705,8 @@ fn an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed() {
         assert_eq!(idle["verdict"]["kind"], "mostly-idle", "{who}: {summary}");
         let looping = threads_named(&idle, "event-loop");
         assert!(
-            f(&looping[0]["states"]["idle"]) >= 0.6,
+            // Off CPU in the selector's epoll_wait(): waiting on I/O.
+            f(&looping[0]["states"]["io"]) >= 0.6,
             "{who}: {}",
             looping[0]
         );
