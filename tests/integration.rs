@@ -37,7 +37,7 @@ fn gil_bound_workers_hold_and_wait_on_every_interpreter() {
             g["switches_per_s"]
         );
         assert_eq!(f(&g["switch_interval_ms"]), 5.0, "{who}");
-        assert_eq!(json["verdict"]["kind"], "gil-bound", "{who}: {summary}");
+        assert_eq!(verdict_kind(&json), "gil-bound", "{who}: {summary}");
         let workers = threads_named(&json, "worker-");
         assert_eq!(workers.len(), 4, "{who}: {:?}", json["threads"]);
         for w in workers {
@@ -90,7 +90,7 @@ fn io_bound_threads_leave_the_gil_free() {
             "{who}: held {}",
             gil0(&json)["held"]
         );
-        assert_eq!(json["verdict"]["kind"], "mostly-idle", "{who}");
+        assert_eq!(verdict_kind(&json), "mostly-idle", "{who}");
         assert_not_held_off_cpu(&json, who);
         // The sleepers and the feeder sleep; the socket waiters wait on I/O in select().
         for t in threads_named(&json, "io-") {
@@ -150,7 +150,7 @@ fn a_single_busy_thread_is_single_thread_cpu_bound() {
             "{who}: waiters {}",
             g["avg_waiters"]
         );
-        assert_eq!(json["verdict"]["kind"], "single-thread-cpu", "{who}");
+        assert_eq!(verdict_kind(&json), "single-thread-cpu", "{who}");
         assert_not_held_off_cpu(&json, who);
         let busy = threads_named(&json, "busy");
         assert!(f(&busy[0]["states"]["holding"]) >= 0.9, "{who}");
@@ -177,7 +177,7 @@ fn one_cpu_thread_with_bursty_threads_makes_them_wait() {
             assert!(f(&s["waiting"]) >= 0.02, "{who}: {} {s}", t["name"]);
             assert!(f(&s["holding"]) < f(&cpu[0]["states"]["holding"]), "{who}");
         }
-        let kind = json["verdict"]["kind"].as_str().unwrap();
+        let kind = verdict_kind(&json);
         assert!(
             ["gil-bound", "partly-gil-contended"].contains(&kind),
             "{who}: {kind}"
@@ -679,10 +679,7 @@ fn an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed() {
             "asyncio_loop.py",
             &["--seconds", "2", "--busy-ms", "5", "--sleep-ms", "0"],
         );
-        assert_eq!(
-            busy["verdict"]["kind"], "single-thread-cpu",
-            "{who}: {summary}"
-        );
+        assert_eq!(verdict_kind(&busy), "single-thread-cpu", "{who}: {summary}");
         assert!(
             f(&gil0(&busy)["contended"]) <= 0.05,
             "{who}: {}",
@@ -702,7 +699,7 @@ fn an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed() {
             "asyncio_loop.py",
             &["--seconds", "2", "--busy-ms", "1", "--sleep-ms", "50"],
         );
-        assert_eq!(idle["verdict"]["kind"], "mostly-idle", "{who}: {summary}");
+        assert_eq!(verdict_kind(&idle), "mostly-idle", "{who}: {summary}");
         let looping = threads_named(&idle, "event-loop");
         assert!(
             // Off CPU in the selector's epoll_wait(): waiting on I/O.

@@ -411,6 +411,8 @@ fn four_native_threads_on_two_cpus_are_native_parallel_and_wait_for_cpus() {
             assert_eq!(workers.len(), 4, "{who}");
             let all = evidence(&json);
             let starved = json["verdict"]["kind"] == "cpu-starved";
+            // Other processes' load takes CPU time from the threads' native share.
+            let quiet = others_cores(&json, busy) < 0.5;
             for t in workers {
                 let s = &t["states"];
                 let name = &t["name"];
@@ -421,7 +423,7 @@ fn four_native_threads_on_two_cpus_are_native_parallel_and_wait_for_cpus() {
                 if cpu_count() <= 2 {
                     assert!(queued > 0.2, "{who}: {name} ready {ready}\n{all}");
                 }
-                if !starved {
+                if !starved && quiet {
                     assert!(native >= 0.2, "{who}: {name} native {native}\n{all}");
                 }
                 // It wants to run all the time (OpenSSL's own locks aside); it never blocks,
