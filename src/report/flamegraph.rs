@@ -15,20 +15,28 @@ pub struct Flamegraph(pub View);
 
 /// The colour of each state's top frame, as in every graphic format.
 fn state_color(state: ThreadState) -> Color {
-    let (r, g, b) = super::state_rgb(state);
+    rgb_color(super::state_rgb(state))
+}
+
+fn rgb_color((r, g, b): (u8, u8, u8)) -> Color {
     Color { r, g, b }
 }
 
 /// Title, subtitle, what a sample counts, and the palette of each view.
-fn describe(view: View) -> (&'static str, &'static str, &'static str, BasicPalette) {
-    match view {
-        View::Wall => (
-            "all threads",
-            "top frame = thread state: green holding the GIL, red waiting for it, orange \
-             handing it off, blue native without it, grey idle",
-            "samples",
-            BasicPalette::Aqua,
-        ),
+fn describe(view: View, report: &Report) -> (&'static str, String, &'static str, BasicPalette) {
+    let (what, subtitle, count, palette) = match view {
+        View::Wall => {
+            let profiles: Vec<&crate::analysis::Profile> = std::iter::once(report.profile)
+                .chain(report.subprocesses.iter().map(|s| &s.profile))
+                .collect();
+            let key = super::colour_key(&super::state_columns(&profiles), true);
+            return (
+                "all threads",
+                format!("top frame = state: {key}"),
+                "samples",
+                BasicPalette::Aqua,
+            );
+        }
         View::Holders => (
             "who holds the GIL",
             "stacks of the thread holding the GIL",
@@ -48,12 +56,13 @@ fn describe(view: View) -> (&'static str, &'static str, &'static str, BasicPalet
             "samples",
             BasicPalette::Orange,
         ),
-    }
+    };
+    (what, subtitle.to_string(), count, palette)
 }
 
 impl Render for Flamegraph {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
-        let (what, subtitle, count_name, basic) = describe(self.0);
+        let (what, subtitle, count_name, basic) = describe(self.0, report);
         let text = super::collapsed::lines(report, self.0);
         let title = match report.subprocesses.len() {
             0 => format!(
@@ -81,13 +90,33 @@ impl Render for Flamegraph {
             )?;
             return Ok(());
         }
+        // Every frame's colour is chosen here, as in the SVG report: states in their
+        // colours, threads and processes as roots, code in one pale hue no state has.
         let mut palette = PaletteMap::default();
+        let multi = !report.subprocesses.is_empty();
+        for line in &text {
+            let stack = line
+                .rsplit_once(' ')
+                .map_or(line.as_str(), |(stack, _)| stack);
+            for (depth, frame) in stack.split(';').enumerate() {
+                let rgb = if multi && depth == 0 {
+                    super::PROCESS_RGB
+                } else if depth == usize::from(multi) {
+                    super::THREAD_RGB
+                } else {
+                    super::code_rgb(frame)
+                };
+                palette.insert(frame, rgb_color(rgb));
+            }
+        }
+        // The root ("all") is the frame with no name.
+        palette.insert("", rgb_color(super::PROCESS_RGB));
         for state in ThreadState::ALL {
             palette.insert(state.frame_label(), state_color(state));
         }
         let mut options = Options::default();
         options.title = title;
-        options.subtitle = Some(subtitle.into());
+        options.subtitle = Some(subtitle);
         options.count_name = count_name.into();
         options.colors = Palette::Basic(basic);
         // Colours follow frame names, not a random sequence, so that the same profile

@@ -138,7 +138,7 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
             }
             writeln!(
                 out,
-                "| interpreter {} | {} | {:.2} | {} | {:.2} | {:.2}× | {:.0} | {:.1} ms |",
+                "| interpreter {} | {} | {:.2} | {} | {:.2} | {:.2}× | {:.0} | {} |",
                 g.interpreter,
                 pct(g.held),
                 g.avg_waiters,
@@ -146,7 +146,7 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
                 g.demand,
                 g.speedup_ceiling,
                 g.switches_per_s,
-                g.switch_interval_ms
+                crate::analysis::interval_text(g.switch_interval_ms)
             )?;
         }
         writeln!(
@@ -159,8 +159,11 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
     if let Some(c) = p.cores_used {
         writeln!(out, "\nCores used: {c:.2} of {}.", p.cpu_count)?;
     }
+    if let Some(note) = super::supply_note(p) {
+        writeln!(out, "\nCPU supply: {note}.")?;
+    }
     if !p.threads.is_empty() {
-        let states = p.state_columns();
+        let states = super::state_columns(&[p]);
         write!(out, "\n| thread | tid |")?;
         for s in &states {
             write!(out, " {} |", s.key())?;
@@ -174,6 +177,20 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
             }
             writeln!(out, " {:.2} |", t.cpu_s)?;
         }
+        let definitions: Vec<String> = super::state_definitions(&states)
+            .iter()
+            .map(|d| match d.split_once(": ") {
+                Some((key, meaning)) => format!("*{key}*: {meaning}"),
+                None => d.clone(),
+            })
+            .collect();
+        if !definitions.is_empty() {
+            writeln!(
+                out,
+                "\nShares of each thread's samples; {}.",
+                definitions.join("; ")
+            )?;
+        }
     }
     if !p.findings.is_empty() {
         writeln!(out, "\n### Findings\n")?;
@@ -186,15 +203,7 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
             )?;
         }
     }
-    let lists = [
-        ("Holds the GIL while others wait", &p.top_blame),
-        ("Waits for the GIL at", &p.top_waiters),
-        ("Runs without a GIL at", &p.top_running),
-    ];
-    for (title, sites) in lists {
-        if sites.is_empty() {
-            continue;
-        }
+    for (title, sites) in super::site_lists(p) {
         writeln!(out, "\n### {title}\n")?;
         writeln!(out, "| share | function | file:line |")?;
         writeln!(out, "|---:|---|---|")?;
@@ -208,6 +217,26 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_thread_table_has_a_column_per_state_used_and_says_what_they_mean() {
+        let p = crate::report::testing::every_state(500);
+        let mut out = Vec::new();
+        process(&mut out, &TargetInfo::default(), &p).unwrap();
+        let md = String::from_utf8(out).unwrap();
+        assert!(
+            md.contains(
+                "| thread | tid | holding | waiting | handoff | native | ready | lock | io | \
+                 sleep | idle | CPU s |"
+            ),
+            "{md}"
+        );
+        let db = md.lines().find(|l| l.starts_with("| db |")).unwrap();
+        assert_eq!(db.matches('|').count(), 13, "{db}");
+        assert!(md.contains("*lock*: blocked on a lock, condition, event, queue or join"));
+        assert!(md.contains("| 500 µs |"), "{md}");
+        assert!(md.contains("### Waits for a lock at"), "{md}");
+    }
 
     #[test]
     fn target_strings_cannot_break_out_of_a_cell_or_inject_html() {

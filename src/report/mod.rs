@@ -16,7 +16,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::analysis::{Profile, View};
+use crate::analysis::{Profile, Site, View};
 use crate::model::{TargetInfo, ThreadState};
 
 /// What every format renders: the run and its analysis.
@@ -103,6 +103,152 @@ pub(crate) fn program_name(info: &TargetInfo) -> &str {
         .unwrap_or("python")
 }
 
+/// The state columns of the per-thread tables and the legends of the terminal summary, the
+/// Markdown and the SVG report, for one process or several drawn together: every state some
+/// thread was seen in, and always `holding` and `waiting` while a GIL was enabled (that no
+/// thread waited is itself the news) and `running` in a free-threaded build whose GIL was off
+/// for part of the run, in the order of [`ThreadState::ALL`]. One rule, so every format shows
+/// the same columns.
+pub(crate) fn state_columns(profiles: &[&Profile]) -> Vec<ThreadState> {
+    let always = |p: &Profile, s: ThreadState| match s {
+        ThreadState::Holding | ThreadState::Waiting => p.gils.iter().any(|g| g.enabled),
+        ThreadState::Running => p
+            .gils
+            .iter()
+            .any(|g| g.free_threaded && g.enabled_share < 1.0),
+        _ => false,
+    };
+    ThreadState::ALL
+        .into_iter()
+        .filter(|&s| {
+            profiles
+                .iter()
+                .any(|p| always(p, s) || p.threads.iter().any(|t| t.share(s) > 0.0))
+        })
+        .collect()
+}
+
+/// What a state means, in the few words of every legend: the SVG report's, the terminal's
+/// and the Markdown's (the flame graphs' top frames are [`ThreadState::frame_label`]).
+pub fn state_label(state: ThreadState) -> &'static str {
+    match state {
+        ThreadState::Holding => "holding the GIL",
+        ThreadState::Waiting => "waiting for the GIL",
+        ThreadState::Handoff => "handing off the GIL",
+        ThreadState::Native => "native, GIL released",
+        ThreadState::Ready => "ready, no CPU",
+        ThreadState::Lock => "waiting on a lock",
+        ThreadState::Io => "waiting on I/O",
+        ThreadState::Sleep => "sleeping",
+        ThreadState::Idle => "idle (other waits)",
+        ThreadState::Running => "running, no GIL",
+    }
+}
+
+/// What a state counts, for the definitions under a table.
+pub fn state_meaning(state: ThreadState) -> &'static str {
+    match state {
+        ThreadState::Holding => "owns the GIL",
+        ThreadState::Waiting => "blocked taking the GIL",
+        ThreadState::Handoff => "dropped the GIL on request, waits for a waiter to take it",
+        ThreadState::Native => "GIL released, on a CPU (C code)",
+        ThreadState::Ready => "runnable, waiting for a CPU",
+        ThreadState::Lock => "blocked on a lock, condition, event, queue or join",
+        ThreadState::Io => "blocked on a socket, file, pipe or poll",
+        ThreadState::Sleep => "in time.sleep",
+        ThreadState::Idle => "any other wait",
+        ThreadState::Running => "on a CPU with the GIL disabled",
+    }
+}
+
+/// `key: meaning` for each state among `columns` whose key does not say it all.
+pub(crate) fn state_definitions(columns: &[ThreadState]) -> Vec<String> {
+    columns
+        .iter()
+        .filter(|s| !matches!(s, ThreadState::Holding | ThreadState::Waiting))
+        .map(|s| format!("{}: {}", s.key(), state_meaning(*s)))
+        .collect()
+}
+
+/// The colour of a state by name, for sentences about a graphic.
+pub(crate) fn colour_name(state: ThreadState) -> &'static str {
+    match state {
+        ThreadState::Holding => "green",
+        ThreadState::Waiting => "red",
+        ThreadState::Handoff => "orange",
+        ThreadState::Native => "blue",
+        ThreadState::Ready => "yellow",
+        ThreadState::Lock => "purple",
+        ThreadState::Io => "brown",
+        ThreadState::Sleep => "light grey",
+        ThreadState::Idle => "grey",
+        ThreadState::Running => "teal",
+    }
+}
+
+/// `green: holding the GIL; red: waiting for the GIL; …` for the states given, or with
+/// `short`, by their keys: `green holding, red waiting, …` (one line of a flame graph's
+/// subtitle).
+pub(crate) fn colour_key(states: &[ThreadState], short: bool) -> String {
+    let parts: Vec<String> = states
+        .iter()
+        .map(|&s| match short {
+            true => format!("{} {}", colour_name(s), s.key()),
+            false => format!("{}: {}", colour_name(s), state_label(s)),
+        })
+        .collect();
+    parts.join(if short { ", " } else { "; " })
+}
+
+/// What the CPUs gave the process, in a sentence's worth of clauses, for the line after
+/// `cores used`: how busy the machine was and what its CPU quota allowed and withheld.
+/// `None` when neither was read.
+pub(crate) fn supply_note(p: &Profile) -> Option<String> {
+    let s = p.supply.as_ref()?;
+    let mut parts = Vec::new();
+    if let Some(busy) = s.machine_busy_cores {
+        let others = s.others_cores.map_or(String::new(), |o| {
+            format!(", {o:.2} of them by other processes")
+        });
+        parts.push(format!(
+            "machine busy {busy:.2} of {} CPUs{others}",
+            p.cpu_count
+        ));
+    }
+    if let Some(quota) = s.quota_cores {
+        let throttled = if s.throttled_periods > 0 {
+            format!(
+                ", throttled {:.2} s in {} periods",
+                s.throttled_s, s.throttled_periods
+            )
+        } else {
+            ", never throttled".to_string()
+        };
+        parts.push(format!("CPU quota {quota:.2} CPUs{throttled}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The lists of code every summary shows, titled, in order: who holds the GIL (weighted by
+/// waiters when anyone waited), where threads wait for it, where they wait for a lock
+/// another thread holds, and where they run without a GIL. Empty lists are left out.
+pub(crate) fn site_lists(p: &Profile) -> Vec<(&'static str, &[Site])> {
+    let holders: (&'static str, &[Site]) = if p.top_blame.is_empty() {
+        ("Holds the GIL", &p.top_holders)
+    } else {
+        ("Holds the GIL while others wait", &p.top_blame)
+    };
+    [
+        holders,
+        ("Waits for the GIL at", &p.top_waiters[..]),
+        ("Waits for a lock at", &p.top_lock_waits[..]),
+        ("Runs without a GIL at", &p.top_running[..]),
+    ]
+    .into_iter()
+    .filter(|(_, sites)| !sites.is_empty())
+    .collect()
+}
+
 /// The colour of each state in every graphic format: holding green, waiting red, handoff
 /// orange, native blue, ready (no CPU) yellow, lock purple, I/O brown, sleep light grey,
 /// idle grey, running without a GIL (free-threaded builds) teal.
@@ -119,6 +265,24 @@ pub(crate) fn state_rgb(state: ThreadState) -> (u8, u8, u8) {
         ThreadState::Idle => (170, 170, 170),
         ThreadState::Running => (30, 160, 150),
     }
+}
+
+/// The root frames of flame graphs: a process (with subprocesses), a thread.
+pub(crate) const PROCESS_RGB: (u8, u8, u8) = (200, 200, 220);
+pub(crate) const THREAD_RGB: (u8, u8, u8) = (180, 195, 215);
+
+/// A stable colour per function for code frames in every flame graph: one pale stone hue,
+/// lighter or darker by the function's name so that neighbours part, which no state uses
+/// (the states are saturated, or neutral grey), so that code recedes and the states on top
+/// stand out.
+pub(crate) fn code_rgb(frame: &str) -> (u8, u8, u8) {
+    let function = frame.split(" (").next().unwrap_or(frame);
+    // FNV-1a: stable across runs and platforms.
+    let h = function.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let shade = (h % 25) as u8;
+    (218 + shade, 208 + shade, 186 + shade)
 }
 
 /// One output format.
@@ -141,7 +305,7 @@ pub enum Format {
     Blame,
     /// Flame graph SVG of where threads wait for the GIL.
     Waiters,
-    /// The `gilscope/1` summary JSON.
+    /// The `gilscope/2` summary JSON.
     Json,
     /// Collapsed stacks (`frame;frame count`), the state as the top frame.
     Collapsed,
@@ -188,5 +352,141 @@ impl Format {
             Format::Perfetto => Box::new(perfetto::Perfetto),
             Format::Pprof => Box::new(pprof::Pprof),
         }
+    }
+}
+
+/// Profiles built for the formats' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Duration;
+
+    use crate::analysis::{Accumulator, Profile};
+    use crate::model::{
+        Frame, GilReading, IoKind, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
+        ThreadStack, ThreadState,
+    };
+
+    /// A thread in each state a build with a GIL has, for 1 s at 250 Hz: two workers take
+    /// turns holding the GIL and waiting for it (one hands it off now and then), the others
+    /// stay native, ready, lock, I/O (a socket), sleep, idle. The switch interval is
+    /// `interval_us`.
+    pub fn every_state(interval_us: u64) -> Profile {
+        use ThreadState::*;
+        let mut acc = Accumulator::default();
+        let names = [
+            "worker-1", "worker-2", "zlib", "starved", "db", "fetcher", "ticker", "parked",
+        ];
+        for (k, name) in names.iter().enumerate() {
+            acc.push(Sample::Thread(ThreadInfo {
+                tid: 10 + k as i32,
+                name: Some(name.to_string()),
+                interpreter: 0,
+            }));
+        }
+        for i in 0..250u64 {
+            let (holder, other) = if (i / 5) % 2 == 0 { (10, 11) } else { (11, 10) };
+            let other_state = if i % 9 == 0 { Handoff } else { Waiting };
+            let states = [
+                (holder, Holding),
+                (other, other_state),
+                (12, Native),
+                (13, Ready),
+                (14, Lock),
+                (15, Io),
+                (16, Sleep),
+                (17, Idle),
+            ];
+            let at = Duration::from_millis(4 * i);
+            acc.push(Sample::State(StateTick {
+                at,
+                gils: vec![GilReading {
+                    interpreter: 0,
+                    locked: true,
+                    holder: Some(holder),
+                    switch_number: i / 5,
+                    interval_us,
+                    enabled: None,
+                }],
+                threads: states
+                    .iter()
+                    .map(|&(tid, state)| ThreadObservation {
+                        tid,
+                        state,
+                        on_cpu: matches!(state, Holding | Native),
+                        queued: state == Ready,
+                        gil: 0,
+                        io: (state == Io).then_some(IoKind::Socket),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }));
+            if i % 5 == 0 {
+                acc.push(Sample::Stacks(StackTick {
+                    at,
+                    waiters: 1,
+                    stacks: states
+                        .iter()
+                        .map(|&(tid, state)| ThreadStack {
+                            tid,
+                            state,
+                            on_cpu: matches!(state, Holding | Native),
+                            frames: vec![Frame {
+                                function: format!("work_{tid}"),
+                                file: "/srv/app.py".into(),
+                                line: tid as u32,
+                            }],
+                            ..Default::default()
+                        })
+                        .collect(),
+                }));
+            }
+        }
+        acc.finish(0, 4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_the_states_used_and_always_holding_and_waiting() {
+        let p = testing::every_state(5000);
+        let all: Vec<ThreadState> = ThreadState::WITH_GIL.to_vec();
+        assert_eq!(state_columns(&[&p]), all);
+        // A thread alone, sleeping: holding and waiting stay, unused states go.
+        let mut sleepy = testing::every_state(5000);
+        sleepy.threads.retain(|t| t.share(ThreadState::Sleep) > 0.0);
+        assert_eq!(
+            state_columns(&[&sleepy]),
+            [
+                ThreadState::Holding,
+                ThreadState::Waiting,
+                ThreadState::Sleep
+            ]
+        );
+        // Several processes drawn together: the union, in the usual order.
+        assert_eq!(state_columns(&[&sleepy, &p]), all);
+        // Without a GIL enabled, nothing is kept for its own sake.
+        sleepy.gils.clear();
+        assert_eq!(state_columns(&[&sleepy]), [ThreadState::Sleep]);
+    }
+
+    #[test]
+    fn every_state_has_one_label_one_meaning_and_a_colour_of_its_own() {
+        let labels: std::collections::HashSet<_> = ThreadState::ALL.map(state_label).into();
+        let colours: std::collections::HashSet<_> = ThreadState::ALL.map(state_rgb).into();
+        let names: std::collections::HashSet<_> = ThreadState::ALL.map(colour_name).into();
+        assert_eq!(labels.len(), ThreadState::COUNT);
+        assert_eq!(colours.len(), ThreadState::COUNT);
+        assert_eq!(names.len(), ThreadState::COUNT);
+        // Code frames are never a state's colour, whatever the function.
+        for f in ["compute (app.py:1)", "run", "", "<module> (x.py:3)", "a"] {
+            assert!(!colours.contains(&code_rgb(f)), "{f}");
+        }
+        assert_eq!(
+            colour_key(&[ThreadState::Lock, ThreadState::Io], true),
+            "purple lock, brown io"
+        );
     }
 }

@@ -83,6 +83,65 @@ fn subprocess_section(report: &Report, s: &mut String) {
     }
 }
 
+/// The summary stays within this many columns, whatever the number of state columns: the
+/// thread names give way first.
+const TERMINAL_WIDTH: usize = 100;
+/// Each state column: a space and `100.0%`, right-aligned under a key of up to 7 letters.
+const STATE_W: usize = 8;
+
+/// One row per thread: its share of samples in each state ([`super::state_columns`]) and
+/// the CPU seconds it used, then what the less obvious state names mean.
+fn thread_table(p: &crate::analysis::Profile, s: &mut String) {
+    let columns = super::state_columns(&[p]);
+    // With subinterpreters, each thread is labelled with the one it runs in.
+    let interp = p.threads.iter().any(|t| t.interpreter != 0);
+    let fixed = 2 + STATE_W * columns.len() + 8 + if interp { 7 } else { 0 };
+    let label_w = TERMINAL_WIDTH.saturating_sub(fixed).clamp(14, 26);
+    let _ = write!(s, "\n{:<w$}", "Thread", w = label_w + 2);
+    if interp {
+        let _ = write!(s, "{:>7}", "interp");
+    }
+    for state in &columns {
+        let _ = write!(s, "{:>STATE_W$}", state.key());
+    }
+    let _ = writeln!(s, "   CPU s");
+    for th in &p.threads {
+        // A long name is cut, never the tid.
+        let tid = format!(" ({})", th.tid);
+        let name = printable(&th.label(), label_w.saturating_sub(tid.len()).max(1));
+        let label = format!("{name}{tid}");
+        let _ = write!(s, "  {label:<label_w$}");
+        if interp {
+            let _ = write!(s, "{:>7}", th.interpreter);
+        }
+        for &state in &columns {
+            let _ = write!(s, "{:>STATE_W$}", pct(th.share(state)));
+        }
+        let _ = writeln!(s, "  {:6.2}", th.cpu_s);
+    }
+    definitions(&super::state_definitions(&columns), s);
+}
+
+/// `name: meaning` items joined by `; ` on indented lines of at most [`TERMINAL_WIDTH`]
+/// columns, an item never split.
+fn definitions(items: &[String], s: &mut String) {
+    let mut line = String::new();
+    for item in items {
+        if !line.is_empty() && 2 + line.chars().count() + 2 + item.chars().count() > TERMINAL_WIDTH
+        {
+            let _ = writeln!(s, "  {line};");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str("; ");
+        }
+        line.push_str(item);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(s, "  {line}");
+    }
+}
+
 /// The summary, ending with a newline.
 pub fn summary(report: &Report) -> String {
     let (t, p) = (report.target, report.profile);
@@ -168,7 +227,7 @@ pub fn summary(report: &Report) -> String {
             }
             let _ = write!(
                 s,
-                "  interp {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>5.1} ms",
+                "  interp {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>8}",
                 g.interpreter,
                 pct(g.held),
                 g.avg_waiters,
@@ -176,7 +235,7 @@ pub fn summary(report: &Report) -> String {
                 g.demand,
                 g.speedup_ceiling,
                 g.switches_per_s,
-                g.switch_interval_ms
+                crate::analysis::interval_text(g.switch_interval_ms)
             );
             if g.free_threaded {
                 let _ = write!(s, "  (enabled {} of the run)", pct(g.enabled_share).trim());
@@ -187,40 +246,26 @@ pub fn summary(report: &Report) -> String {
             }
             let _ = writeln!(s);
         }
-        let _ = writeln!(
-            s,
-            "  held: share of samples with the GIL taken; avg waiters: threads blocked on it; \
-             contended: held with ≥1 waiter;\n  demand: threads holding or waiting; ceiling: \
-             demand/held, the most removing the GIL could give; switches/s: handoffs CPython counted"
-        );
+        let items = [
+            "held: share of samples with the GIL taken",
+            "avg waiters: threads blocked on it",
+            "contended: held with ≥1 waiter",
+            "demand: threads holding or waiting",
+            "ceiling: demand/held, the most removing the GIL could give",
+            "switches/s: handoffs CPython counted",
+        ];
+        definitions(&items.map(String::from), &mut s);
     }
     if let Some(cores) = p.cores_used {
         let _ = writeln!(s, "  cores used: {cores:.2} of {}", p.cpu_count);
     }
+    if let Some(note) = super::supply_note(p) {
+        let parts: Vec<String> = note.split("; ").map(String::from).collect();
+        definitions(&parts, &mut s);
+    }
 
     if !p.threads.is_empty() {
-        let columns = p.state_columns();
-        // With subinterpreters, each thread is labelled with the one it runs in.
-        let interp = p.threads.iter().any(|t| t.interpreter != 0);
-        let _ = write!(s, "\n{:<28}", "Thread");
-        if interp {
-            let _ = write!(s, "{:>7}", "interp");
-        }
-        for state in &columns {
-            let _ = write!(s, "{:>8}", state.key());
-        }
-        let _ = writeln!(s, "   CPU s");
-        for th in &p.threads {
-            let label = printable(&format!("{} ({})", th.label(), th.tid), 26);
-            let _ = write!(s, "  {label:<26}");
-            if interp {
-                let _ = write!(s, "{:>7}", th.interpreter);
-            }
-            for &state in &columns {
-                let _ = write!(s, "  {}", pct(th.share(state)));
-            }
-            let _ = writeln!(s, "  {:6.2}", th.cpu_s);
-        }
+        thread_table(p, &mut s);
     }
     if !p.findings.is_empty() {
         let _ = writeln!(s, "\nFindings");
@@ -232,28 +277,17 @@ pub fn summary(report: &Report) -> String {
             }
         }
     }
-    // Blame when anyone waited; otherwise who holds the GIL is the useful list.
-    let holders = if p.top_blame.is_empty() {
-        ("Holds the GIL", &p.top_holders)
-    } else {
-        (
-            "Holds the GIL while others wait (weighted by waiting threads)",
-            &p.top_blame,
-        )
-    };
     if !report.subprocesses.is_empty() {
         subprocess_section(report, &mut s);
     }
-    let lists = [
-        holders,
-        ("Waits for the GIL at", &p.top_waiters),
-        ("Runs without a GIL at", &p.top_running),
-    ];
-    for (title, sites) in lists {
-        if sites.is_empty() {
-            continue;
-        }
-        let _ = writeln!(s, "\n{title}");
+    for (title, sites) in super::site_lists(p) {
+        // Blame, when anyone waited, counts each holder sample once per waiting thread.
+        let weighted = if std::ptr::eq(sites, &p.top_blame[..]) {
+            " (weighted by waiting threads)"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "\n{title}{weighted}");
         for site in sites.iter().take(5) {
             let _ = writeln!(s, "  {}", site_line(site));
         }
@@ -295,6 +329,70 @@ mod tests {
             profile: &profile,
             subprocesses: &[],
         })
+    }
+
+    fn summary_of(profile: &crate::analysis::Profile) -> String {
+        let target = TargetInfo {
+            pid: 1,
+            python: "3.12.1".into(),
+            ..TargetInfo::default()
+        };
+        summary(&Report {
+            target: &target,
+            profile,
+            subprocesses: &[],
+        })
+    }
+
+    #[test]
+    fn every_state_gets_a_column_within_100_columns_and_the_odd_ones_a_meaning() {
+        let s = summary_of(&crate::report::testing::every_state(500));
+        let header = s.lines().find(|l| l.starts_with("Thread")).unwrap();
+        let keys: Vec<&str> = header.split_whitespace().collect();
+        assert_eq!(
+            keys,
+            [
+                "Thread", "holding", "waiting", "handoff", "native", "ready", "lock", "io",
+                "sleep", "idle", "CPU", "s"
+            ],
+            "{s}"
+        );
+        let table: Vec<&str> = s
+            .lines()
+            .skip_while(|l| !l.starts_with("Thread"))
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(table.len() > 9, "{s}");
+        for line in &table {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}",
+                line.len()
+            );
+        }
+        assert!(table.iter().any(|l| l.starts_with("  db (14) ")), "{s}");
+        let db = table.iter().find(|l| l.starts_with("  db (14)")).unwrap();
+        assert!(db.contains(" 100.0%"), "{db}");
+        assert!(s.contains("lock: blocked on a lock, condition, event, queue or join"));
+        assert!(s.contains("io: blocked on a socket, file, pipe or poll"));
+        assert!(!s.contains("holding: "), "holding explains itself: {s}");
+        // The switch interval below a millisecond is in microseconds.
+        let gil = s.lines().find(|l| l.starts_with("  interp 0")).unwrap();
+        assert!(gil.ends_with("  500 µs"), "{gil}");
+    }
+
+    #[test]
+    fn unused_states_have_no_column_but_holding_and_waiting_stay() {
+        let mut p = crate::report::testing::every_state(5000);
+        p.threads.retain(|t| t.label() == "fetcher");
+        let s = summary_of(&p);
+        let header = s.lines().find(|l| l.starts_with("Thread")).unwrap();
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            ["Thread", "holding", "waiting", "io", "CPU", "s"],
+            "{s}"
+        );
+        assert!(s.contains("  fetcher (15) "), "{s}");
     }
 
     #[test]

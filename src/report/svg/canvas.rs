@@ -209,11 +209,15 @@ pub fn state_fill(state: ThreadState) -> String {
     hex(state_rgb(state))
 }
 
-/// Text drawn on a state's colour: white on the dark ones.
+/// Text drawn on a state's colour: white on the dark ones, near-black on the light ones
+/// (handoff orange, ready yellow, sleep and idle grey), by the colour's relative luminance.
 pub fn ink_on(state: ThreadState) -> &'static str {
-    match state {
-        ThreadState::Handoff | ThreadState::Idle => "#222222",
-        _ => "#ffffff",
+    let (r, g, b) = state_rgb(state);
+    let luminance = 0.2126 * f64::from(r) + 0.7152 * f64::from(g) + 0.0722 * f64::from(b);
+    if luminance > 150.0 {
+        "#222222"
+    } else {
+        "#ffffff"
     }
 }
 
@@ -320,15 +324,28 @@ impl Canvas {
         self.y += 4.0;
     }
 
-    /// A row of colour swatches naming each state.
+    /// A row of colour swatches naming each state, wrapped onto a second row when they do
+    /// not fit; each says what its state counts when hovered.
     pub fn legend(&mut self, states: &[ThreadState]) {
         let font = Font::sans(12.0);
         let mut x = MARGIN;
         for &state in states {
-            self.rect(x, self.y + 2.0, 12.0, 12.0, &state_fill(state));
             let label = legend_label(state);
+            let w = 17.0 + font.width(label) + 18.0;
+            if x > MARGIN && x + w - 18.0 > MARGIN + CONTENT {
+                x = MARGIN;
+                self.y += 20.0;
+            }
+            let _ = write!(
+                self.body,
+                "<g><title>{}: {}</title>",
+                state.key(),
+                esc(crate::report::state_meaning(state))
+            );
+            self.rect(x, self.y + 2.0, 12.0, 12.0, &state_fill(state));
             self.text(x + 17.0, self.y + 12.5, font, "", label);
-            x += 17.0 + font.width(label) + 18.0;
+            self.body.push_str("</g>\n");
+            x += w;
         }
         self.y += 22.0;
     }
@@ -356,21 +373,8 @@ impl Canvas {
     }
 }
 
-/// What each state means, in a few words.
-pub fn legend_label(state: ThreadState) -> &'static str {
-    match state {
-        ThreadState::Holding => "holding the GIL",
-        ThreadState::Waiting => "waiting for the GIL",
-        ThreadState::Handoff => "handing the GIL off",
-        ThreadState::Native => "native, GIL released",
-        ThreadState::Ready => "ready, no CPU",
-        ThreadState::Lock => "waiting on a lock",
-        ThreadState::Io => "waiting on I/O",
-        ThreadState::Sleep => "sleeping",
-        ThreadState::Idle => "idle (other waits)",
-        ThreadState::Running => "running, no GIL",
-    }
-}
+/// What each state means, in a few words: the same words as every other format's legend.
+pub use crate::report::state_label as legend_label;
 
 #[cfg(test)]
 mod tests {

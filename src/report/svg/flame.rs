@@ -159,24 +159,13 @@ fn frames(line: &str, view: View, multi: bool) -> Vec<(String, Kind)> {
     out
 }
 
-/// A stable warm, muted colour per function, so that code never looks like a state.
-fn code_rgb(name: &str) -> (u8, u8, u8) {
-    let function = name.split(" (").next().unwrap_or(name);
-    // FNV-1a: stable across runs and platforms.
-    let h = function.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let pick = |shift: u32, base: u8, span: u64| base + ((h >> shift) % span) as u8;
-    (pick(0, 214, 32), pick(16, 186, 36), pick(32, 132, 46))
-}
-
 fn fill(node: &Node) -> String {
     match node.kind {
-        Kind::Process => "#c8c8dc".into(),
-        Kind::Thread => "#b4c3d7".into(),
+        Kind::Process => hex(crate::report::PROCESS_RGB),
+        Kind::Thread => hex(crate::report::THREAD_RGB),
         Kind::Elided => "#e6e6e6".into(),
         Kind::State(state) => hex(state_rgb(state)),
-        Kind::Code => hex(code_rgb(&node.name)),
+        Kind::Code => hex(crate::report::code_rgb(&node.name)),
     }
 }
 
@@ -204,6 +193,7 @@ pub fn draw(c: &mut Canvas, report: &Report, view: View) {
             tree.add(&frames(&line, view, multi), count);
         }
     }
+    let wall_about;
     let (title, about, unit) = match view {
         View::Blame => (
             "Who makes others wait (blame)",
@@ -211,13 +201,17 @@ pub fn draw(c: &mut Canvas, report: &Report, view: View) {
              waiting for the GIL meanwhile: the wider a frame, the more waiting it caused.",
             "waiter-samples",
         ),
-        _ => (
-            "All threads (wall clock)",
-            "Every thread's sampled stacks, outermost frame at the bottom, the thread's state on \
-             top: green holding the GIL, red waiting for it, orange handing it off, blue native \
-             without it, grey idle, teal running without a GIL. Hover a frame for its name.",
-            "samples",
-        ),
+        _ => {
+            let profiles: Vec<&crate::analysis::Profile> = std::iter::once(report.profile)
+                .chain(report.subprocesses.iter().map(|s| &s.profile))
+                .collect();
+            wall_about = format!(
+                "Every thread's sampled stacks, outermost frame at the bottom, the thread's \
+                 state on top ({}); code frames are pale beige. Hover a frame for its name.",
+                crate::report::colour_key(&crate::report::state_columns(&profiles), false)
+            );
+            ("All threads (wall clock)", wall_about.as_str(), "samples")
+        }
     };
     if tree.nodes[0].count == 0 {
         if view == View::Wall {

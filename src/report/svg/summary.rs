@@ -320,7 +320,7 @@ pub fn gils(c: &mut Canvas, p: &Profile) {
                 format!("{:.2}", g.demand),
                 format!("{:.2}×", g.speedup_ceiling),
                 format!("{:.0}", g.switches_per_s),
-                format!("{:.1} ms", g.switch_interval_ms),
+                crate::analysis::interval_text(g.switch_interval_ms),
             ];
             for ((_, right), value) in cols.iter().zip(values) {
                 c.text(MARGIN + right, base, font, r#" text-anchor="end""#, &value);
@@ -342,6 +342,9 @@ pub fn gils(c: &mut Canvas, p: &Profile) {
             "",
             &format!("cores used: {cores:.2} of {}", p.cpu_count),
         );
+    }
+    if let Some(note) = crate::report::supply_note(p) {
+        c.line(MARGIN, Font::sans(13.0), &dim(), &note);
     }
     c.y += 4.0;
     let mut definitions = vec![
@@ -418,7 +421,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         );
         return;
     }
-    let states: Vec<ThreadState> = p.state_columns();
+    let states: Vec<ThreadState> = crate::report::state_columns(&[p]);
     c.legend(&states);
     let n = p.threads.len();
     let row = (320.0 / n as f64).clamp(12.0, 22.0).floor();
@@ -564,19 +567,7 @@ pub fn processes(c: &mut Canvas, report: &Report) {
 
 /// Where the GIL is held, waited for, or not needed: the top sites of each, side by side.
 pub fn sites(c: &mut Canvas, p: &Profile) {
-    let holders = if p.top_blame.is_empty() {
-        ("Holds the GIL", &p.top_holders)
-    } else {
-        ("Holds the GIL while others wait", &p.top_blame)
-    };
-    let lists: Vec<(&str, &Vec<Site>)> = [
-        holders,
-        ("Waits for the GIL at", &p.top_waiters),
-        ("Runs without a GIL at", &p.top_running),
-    ]
-    .into_iter()
-    .filter(|(_, sites)| !sites.is_empty())
-    .collect();
+    let lists = crate::report::site_lists(p);
     if lists.is_empty() {
         return;
     }

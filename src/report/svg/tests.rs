@@ -598,3 +598,42 @@ fn write_reports() {
         write(&name, render_with(&r.target, &r.profile, &r.subprocesses));
     }
 }
+
+#[test]
+fn every_state_is_in_the_legend_the_bars_and_the_lanes_in_its_colour() {
+    let p = crate::report::testing::every_state(500);
+    let svg = render(&p);
+    let doc = parse(&svg);
+    let text = texts(&doc);
+    for state in ThreadState::WITH_GIL {
+        let label = super::canvas::legend_label(state);
+        // Once in the threads' legend, once in the timeline's.
+        assert_eq!(
+            text.iter().filter(|t| **t == label).count(),
+            2,
+            "{label}: {text:?}"
+        );
+        assert!(svg.contains(&format!(r#"fill="{}""#, states_fill(state))));
+    }
+    assert!(text.contains(&"waiting on a lock") && text.contains(&"waiting on I/O"));
+    assert!(!text.contains(&"running, no GIL"), "a build with a GIL");
+    // Hovering a swatch says what the state counts.
+    assert!(doc.descendants().any(|n| n.has_tag_name("title")
+        && n.text() == Some("lock: blocked on a lock, condition, event, queue or join")));
+    // Shares drawn on light colours are dark, on dark ones white.
+    let ink = |state: ThreadState| super::canvas::ink_on(state);
+    for light in [ThreadState::Ready, ThreadState::Sleep, ThreadState::Idle] {
+        assert_eq!(ink(light), "#222222", "{light:?}");
+    }
+    for dark in [ThreadState::Waiting, ThreadState::Lock, ThreadState::Io] {
+        assert_eq!(ink(dark), "#ffffff", "{dark:?}");
+    }
+    // The wall flame graph names the colours of the states it shows.
+    let about = text
+        .iter()
+        .find(|t| t.starts_with("Every thread's sampled stacks"))
+        .unwrap();
+    assert!(about.contains("green: holding the GIL"), "{about}");
+    // A switch interval below a millisecond reads in µs.
+    assert!(text.contains(&"500 µs"), "{text:?}");
+}

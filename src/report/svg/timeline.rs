@@ -105,16 +105,8 @@ pub fn draw(c: &mut Canvas, report: &Report) {
         return;
     }
     let axis = Axis { t0, t1 };
-    let mut states = report.profile.state_columns();
-    for s in report.subprocesses {
-        for state in s.profile.state_columns() {
-            if !states.contains(&state) {
-                states.push(state);
-            }
-        }
-    }
-    states.sort();
-    c.legend(&states);
+    let profiles: Vec<&Profile> = blocks.iter().map(|b| b.profile).collect();
+    c.legend(&crate::report::state_columns(&profiles));
     let total_lanes: usize = blocks.iter().map(|b| b.profile.timeline.lanes.len()).sum();
     let lane_h = (360.0 / total_lanes.max(1) as f64).clamp(6.0, 18.0).floor();
     let top = c.y;
