@@ -1,7 +1,7 @@
 //! `--fail-if EXPR`: thresholds that fail a CI job when contention crosses a line.
 //!
 //! An expression is `NAME OP NUMBER` (`contended > 0.5`, `avg_waiters >= 2`, `held > 90%`),
-//! where NAME is a key of the `gilscope/1` JSON: a GIL metric (checked on every GIL of every
+//! where NAME is a key of the `gilscope/2` JSON: a GIL metric (checked on every GIL of every
 //! profiled process) or a process one (`cores_used`, `failed_samples`).
 
 use std::fmt;

@@ -1,5 +1,8 @@
-//! The `gilscope/1` summary JSON (DESIGN.md §8). Add fields freely; never rename or drop one
-//! without bumping the schema.
+//! The `gilscope/2` summary JSON (docs/DESIGN.md, "JSON: gilscope/2", says what every field
+//! means). Add fields freely; never rename, drop or change the meaning of one without bumping
+//! the schema. `gilscope/2` replaced `gilscope/1` when `native` came to mean on a CPU only
+//! and `idle` lost the waits that now have states of their own (`ready`, `lock`, `io`,
+//! `sleep`).
 
 use std::io::Write;
 
@@ -7,10 +10,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Combined, Render, Report};
-use crate::analysis::{Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
+use crate::analysis::{CpuSupply, Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
 use crate::model::{IoKind, TargetInfo, ThreadState};
 
-pub const SCHEMA: &str = "gilscope/1";
+pub const SCHEMA: &str = "gilscope/2";
 
 pub struct Json;
 
@@ -31,17 +34,24 @@ struct Document<'a> {
 struct ProcessDoc<'a> {
     target: Target<'a>,
     run: Run<'a>,
-    process: Process,
+    process: Process<'a>,
     gils: &'a [GilMetrics],
     threads: Vec<Thread<'a>>,
     verdict: &'a Verdict,
     findings: &'a [Finding],
+    /// Innermost frames of the holder's stacks.
     top_holders: &'a [Site],
+    /// Innermost frames of stacks waiting for the GIL.
     top_waiters: &'a [Site],
     /// Free-threaded runs: where threads ran without a GIL.
     top_running: &'a [Site],
     /// Holder sites weighted by the number of threads waiting meanwhile.
     top_blame: &'a [Site],
+    /// Where threads waited for a lock held by another thread (`lock` stacks that are not a
+    /// wait for a signal).
+    top_lock_waits: &'a [Site],
+    /// What the GIL's holder ran while threads waited for a lock, weighted by how many did.
+    top_lock_holders: &'a [Site],
 }
 
 #[derive(Serialize)]
@@ -64,9 +74,13 @@ struct Run<'a> {
 }
 
 #[derive(Serialize)]
-struct Process {
+struct Process<'a> {
+    /// CPU seconds of the whole process per wall second.
     cores_used: Option<f64>,
+    /// CPUs of the machine.
     cpu_count: usize,
+    /// What the machine and the process's CPU quota gave it; `null` when neither was read.
+    cpu_supply: Option<&'a CpuSupply>,
 }
 
 #[derive(Serialize)]
@@ -74,18 +88,42 @@ struct Thread<'a> {
     tid: i32,
     name: Option<&'a str>,
     interpreter: i64,
+    /// CPU seconds the kernel charged it during the run.
     cpu_s: f64,
     /// The time the samples saw it on a CPU (holding on a CPU, native, running): the
     /// sampled counterpart of `cpu_s`.
     on_cpu_s: f64,
-    states: std::collections::BTreeMap<&'static str, f64>,
+    /// Share of its samples in each state, every state present, in the order of
+    /// [`ThreadState::ALL`]; they sum to 1.
+    states: States,
+    /// Share of its samples runnable but waiting for a CPU, whatever its state (`ready`, a
+    /// GIL holder preempted, a woken waiter not run yet).
+    queued: f64,
     /// Share of its ticks in state `io`, by what it waited on.
     io: std::collections::BTreeMap<&'static str, f64>,
     /// Share of its ticks waiting for a lock held by another thread (part of `lock`; the
     /// rest waited for a signal: an event, a queue, a join).
     contended_lock: f64,
+    /// Share of its ticks waiting for the GIL inside a lock's acquire (part of `waiting`,
+    /// but the lock's cost: a convoy's threads take the GIL back where they take the lock).
+    lock_gil_wait: f64,
     /// Share of its ticks the thread held the GIL while blocked in the kernel.
     held_off_cpu: f64,
+}
+
+/// Per-state shares, serialized as an object in the order of [`ThreadState::ALL`] (the
+/// order of every table) rather than alphabetically.
+struct States([f64; ThreadState::COUNT]);
+
+impl Serialize for States {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(ThreadState::COUNT))?;
+        for state in ThreadState::ALL {
+            map.serialize_entry(state.key(), &self.0[state.index()])?;
+        }
+        map.end()
+    }
 }
 
 impl Render for Json {
@@ -126,6 +164,7 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
         process: Process {
             cores_used: p.cores_used,
             cpu_count: p.cpu_count,
+            cpu_supply: p.supply.as_ref(),
         },
         gils: &p.gils,
         threads: p
@@ -137,10 +176,8 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
                 interpreter: t.interpreter,
                 cpu_s: t.cpu_s,
                 on_cpu_s: t.on_cpu_s,
-                states: ThreadState::ALL
-                    .iter()
-                    .map(|&s| (s.key(), t.share(s)))
-                    .collect(),
+                states: States(t.shares),
+                queued: t.queued_share,
                 io: IoKind::ALL
                     .iter()
                     .zip(t.io)
@@ -148,6 +185,7 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
                     .map(|(k, share)| (k.key(), share))
                     .collect(),
                 contended_lock: t.contended_lock,
+                lock_gil_wait: t.lock_gil_wait,
                 held_off_cpu: t.held_off_cpu as f64 / t.ticks.max(1) as f64,
             })
             .collect(),
@@ -157,6 +195,8 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
         top_waiters: &p.top_waiters,
         top_running: &p.top_running,
         top_blame: &p.top_blame,
+        top_lock_waits: &p.top_lock_waits,
+        top_lock_holders: &p.top_lock_holders,
     }
 }
 
@@ -240,9 +280,9 @@ mod tests {
     }
 
     #[test]
-    fn has_every_field_of_the_gilscope_1_contract() {
+    fn has_every_field_of_the_gilscope_2_contract() {
         let doc = render();
-        assert_eq!(doc["schema"], "gilscope/1");
+        assert_eq!(doc["schema"], "gilscope/2");
         for (section, keys) in [
             ("target", &["pid", "python", "free_threaded", "command"][..]),
             (
@@ -254,7 +294,7 @@ mod tests {
                     "failed_samples",
                 ][..],
             ),
-            ("process", &["cores_used", "cpu_count"][..]),
+            ("process", &["cores_used", "cpu_count", "cpu_supply"][..]),
             ("verdict", &["kind", "summary", "advice"][..]),
         ] {
             for key in keys {
@@ -279,12 +319,36 @@ mod tests {
             assert!(gil.get(key).is_some(), "gils[0].{key} missing");
         }
         let thread = &doc["threads"][0];
-        for key in ["tid", "name", "interpreter", "cpu_s", "states"] {
+        for key in [
+            "tid",
+            "name",
+            "interpreter",
+            "cpu_s",
+            "on_cpu_s",
+            "states",
+            "queued",
+            "io",
+            "contended_lock",
+            "lock_gil_wait",
+            "held_off_cpu",
+        ] {
             assert!(thread.get(key).is_some(), "threads[0].{key} missing");
         }
-        for state in ["holding", "waiting", "handoff", "native", "idle"] {
-            assert!(thread["states"][state].is_f64(), "states.{state}");
+        // Every state, in the order of every table (serde_json keeps it only with
+        // preserve_order, so the order is checked in the text).
+        for state in ThreadState::ALL {
+            assert!(thread["states"][state.key()].is_f64(), "states.{state:?}");
         }
+        let text = serde_json::to_string(&States([0.0; ThreadState::COUNT])).unwrap();
+        let order: Vec<usize> = ThreadState::ALL
+            .iter()
+            .map(|s| text.find(&format!("\"{}\"", s.key())).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(thread["queued"], 0.0);
+        assert!(doc["process"]["cpu_supply"].is_null(), "no supply was read");
+        assert!(doc["top_lock_waits"].as_array().unwrap().is_empty());
+        assert!(doc["top_lock_holders"].as_array().unwrap().is_empty());
         assert_eq!(thread["name"], "</script>\"\u{1}");
         assert_eq!(gil["held"], 0.5);
         assert_eq!(doc["run"]["monotonic_start_ns"], 5_000_000_000u64);
