@@ -75,6 +75,8 @@ struct StackLine {
     queued: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     stalled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    native: Option<u32>,
     frames: Vec<u32>,
 }
 
@@ -140,6 +142,7 @@ impl Writer {
                         on_cpu: s.on_cpu,
                         queued: s.queued,
                         stalled: s.stalled,
+                        native: s.native,
                         frames,
                     });
                 }
@@ -362,6 +365,7 @@ pub fn replay(path: &Path) -> Result<Replayed> {
                         on_cpu: s.on_cpu,
                         queued: s.queued,
                         stalled: s.stalled,
+                        native: s.native,
                         frames,
                     });
                 }

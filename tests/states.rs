@@ -144,7 +144,7 @@ fn assert_shares_sum_to_one(json: &Value, who: &str) {
             .as_object()
             .unwrap()
             .values()
-            .map(|v| f(v))
+            .map(f)
             .sum();
         assert!(
             (total - 1.0).abs() < 1e-6,

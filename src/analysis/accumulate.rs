@@ -13,6 +13,9 @@ use crate::model::{
     ThreadState, Tid,
 };
 
+/// Native modules an accumulator keeps names for: ids beyond are a hostile recording's.
+const MAX_MODULES: usize = 4096;
+
 #[derive(Debug, Default)]
 struct GilCounts {
     /// The interpreters seen using this GIL.
@@ -42,6 +45,8 @@ struct ThreadCounts {
     on_cpu: u64,
     /// Ticks it was runnable but waiting for a CPU, whatever its state.
     queued: u64,
+    /// Ticks it held the GIL on a CPU in a native module's code.
+    holding_native: u64,
     /// Ticks in state `io`, by what it waited on.
     io: [u64; IoKind::ALL.len()],
     /// Stack samples in state `lock`, and those among them that waited for a lock held by
@@ -54,8 +59,12 @@ struct ThreadCounts {
     last_cpu: Option<f64>,
     /// `on_cpu` at its first and last CPU reading: the on-CPU ticks over the same window as
     /// the kernel's CPU time.
-    on_cpu_at_first_cpu: Option<u64>,
-    on_cpu_at_last_cpu: u64,
+    on_cpu_at_first_cpu: Option<f64>,
+    on_cpu_at_last_cpu: f64,
+    /// Seconds seen on a CPU: each on-CPU tick stands for the time since the thread's
+    /// previous tick.
+    on_cpu_s: f64,
+    last_tick: Option<Duration>,
 }
 
 /// Consumes [`Sample`]s and produces a [`Profile`].
@@ -81,6 +90,13 @@ pub struct Accumulator {
     lock_waits: HashMap<StackId, u64>,
     /// What the GIL's holder ran while threads waited for a lock, weighted by how many.
     lock_holders: HashMap<StackId, u64>,
+    /// Native modules by id ([`Sample::Module`]).
+    modules: Vec<String>,
+    /// Ticks the GIL's holder ran each native module's code, by module id.
+    module_ticks: BTreeMap<u32, u64>,
+    /// Holder stacks seen in native code, weighted by the waiters at their tick (at least 1):
+    /// where the Python code calls the module that keeps the GIL.
+    native_callers: HashMap<StackId, u64>,
     first_machine: Option<MachineCpu>,
     last_machine: Option<MachineCpu>,
     first_quota: Option<CpuQuota>,
@@ -110,6 +126,10 @@ impl Accumulator {
                     let id = self.stacks.intern(s.frames);
                     if s.state == ThreadState::Holding {
                         holders.push(id);
+                        if s.native.is_some() {
+                            *self.native_callers.entry(id).or_default() +=
+                                u64::from(tick.waiters.max(1));
+                        }
                     }
                     self.timeline.stack(tick.at, s.tid, s.state, id);
                     *self.stack_counts.entry((s.tid, s.state, id)).or_default() += 1;
@@ -167,8 +187,17 @@ impl Accumulator {
                     let t = self.threads.entry(tid).or_default();
                     t.first_cpu.get_or_insert(cpu);
                     t.last_cpu = Some(cpu);
-                    t.on_cpu_at_first_cpu.get_or_insert(t.on_cpu);
-                    t.on_cpu_at_last_cpu = t.on_cpu;
+                    t.on_cpu_at_first_cpu.get_or_insert(t.on_cpu_s);
+                    t.on_cpu_at_last_cpu = t.on_cpu_s;
+                }
+            }
+            Sample::Module { id, name } => {
+                let at = id as usize;
+                if at < MAX_MODULES {
+                    if self.modules.len() <= at {
+                        self.modules.resize(at + 1, String::new());
+                    }
+                    self.modules[at] = name;
                 }
             }
             Sample::Failed { stacks: true } => self.failed_stack += 1,
@@ -214,7 +243,15 @@ impl Accumulator {
                 t.io[kind.index()] += 1;
             }
             t.on_cpu += u64::from(o.on_cpu);
+            if let (true, Some(last)) = (o.on_cpu, t.last_tick) {
+                t.on_cpu_s += tick.at.saturating_sub(last).as_secs_f64();
+            }
+            t.last_tick = Some(tick.at);
             t.queued += u64::from(o.queued);
+            if let (ThreadState::Holding, Some(m)) = (o.state, o.native) {
+                t.holding_native += 1;
+                *self.module_ticks.entry(m).or_default() += 1;
+            }
             if o.state == ThreadState::Holding && o.stalled {
                 t.held_off_cpu += 1;
                 // Off CPU with the GIL while another thread wants that GIL: a stall.
@@ -232,12 +269,7 @@ impl Accumulator {
         let duration = self
             .last_at
             .saturating_sub(self.first_at.unwrap_or_default());
-        // Wall time a state tick stands for.
-        let tick_s = if self.state_samples > 1 {
-            duration.as_secs_f64() / (self.state_samples - 1) as f64
-        } else {
-            0.0
-        };
+
         let gils: Vec<GilMetrics> = self
             .gils
             .iter()
@@ -284,13 +316,11 @@ impl Accumulator {
                         _ => 0.0,
                     },
                     shares: t.states.map(|n| n as f64 / ticks as f64),
-                    on_cpu_s: t
-                        .on_cpu_at_last_cpu
-                        .saturating_sub(t.on_cpu_at_first_cpu.unwrap_or(0))
-                        as f64
-                        * tick_s,
+                    on_cpu_s: (t.on_cpu_at_last_cpu - t.on_cpu_at_first_cpu.unwrap_or(0.0))
+                        .max(0.0),
                     on_cpu_share: ratio(t.on_cpu, ticks),
                     queued_share: ratio(t.queued, ticks),
+                    holding_native: ratio(t.holding_native, ticks),
                     io: t.io.map(|n| n as f64 / ticks as f64),
                     contended_lock: t.states[ThreadState::Lock.index()] as f64 / ticks as f64
                         * match t.lock_stacks {
@@ -371,6 +401,19 @@ impl Accumulator {
                 *sum += share * t.ticks as f64 / self.state_samples.max(1) as f64;
             }
         }
+        let held_ticks: u64 = self.threads.values().map(|t| t.states[0]).sum();
+        let mut native_modules: Vec<(String, f64)> = self
+            .module_ticks
+            .iter()
+            .map(|(&id, &n)| {
+                let name = self.modules.get(id as usize).cloned().unwrap_or_default();
+                (name, ratio(n, held_ticks))
+            })
+            .collect();
+        native_modules.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut native_callers: Vec<(StackId, u64)> = self.native_callers.into_iter().collect();
+        native_callers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top_native_callers = top_sites(&self.stacks, native_callers.into_iter());
         let supply = CpuSupply::between(
             self.first_machine.zip(self.last_machine),
             self.first_quota.zip(self.last_quota),
@@ -440,6 +483,10 @@ impl Accumulator {
             supply: supply.as_ref(),
             top_lock_wait: top_lock_waits.first(),
             top_lock_holder: hottest_function(&top_lock_holders).as_ref(),
+            native_module: native_modules
+                .first()
+                .map(|(n, share)| (n.as_str(), *share)),
+            native_caller: top_native_callers.first(),
             duration_s: duration.as_secs_f64(),
         });
         Profile {
@@ -464,6 +511,8 @@ impl Accumulator {
             top_blame,
             top_lock_waits,
             top_lock_holders,
+            native_modules,
+            top_native_callers,
             supply,
             findings,
             blame,

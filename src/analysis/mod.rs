@@ -86,6 +86,10 @@ pub struct ThreadSummary {
     /// that its stacks show is not a wait for a signal: an event, a queue, a join).
     #[serde(skip)]
     pub contended_lock: f64,
+    /// Share of its ticks holding the GIL on a CPU in a native module's code (part of
+    /// `holding`), where the kernel's instruction-pointer samples tell.
+    #[serde(skip)]
+    pub holding_native: f64,
     /// Share of its ticks waiting for the GIL inside a lock's acquire (at a line where
     /// threads wait for a held lock): part of `waiting`, but the lock's cost, not the GIL's.
     #[serde(skip)]
@@ -219,6 +223,12 @@ pub struct Profile {
     pub top_lock_waits: Vec<Site>,
     /// What the GIL's holder ran while threads waited for a lock, weighted by how many.
     pub top_lock_holders: Vec<Site>,
+    /// Native modules the GIL's holder ran while holding it, each with its share of the
+    /// ticks the GIL was held, most first.
+    pub native_modules: Vec<(String, f64)>,
+    /// Where the Python code calls into native code that keeps the GIL (innermost Python
+    /// frames of holder stacks seen in native code, weighted by waiters).
+    pub top_native_callers: Vec<Site>,
     /// What the machine and the CPU quota gave the process.
     pub supply: Option<CpuSupply>,
     pub findings: Vec<Finding>,

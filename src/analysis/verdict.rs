@@ -14,6 +14,9 @@ const PARTLY_CONTENDED: f64 = 0.1;
 const PARTLY_CEILING: f64 = 1.1;
 /// Native-parallel when on average this many threads run C code without the GIL.
 const NATIVE_THREADS: f64 = 0.5;
+/// GIL-bound "held in native code" when the holder runs one native module's code this share
+/// of the time it holds the GIL.
+const NATIVE_HOLD_SHARE: f64 = 0.5;
 /// Single-thread CPU-bound when the GIL is held this much without contention.
 const SINGLE_HELD: f64 = 0.5;
 /// CPU-starved when threads waited for a CPU this share of the time they wanted to run…
@@ -117,6 +120,11 @@ pub struct Evidence<'a> {
     pub top_lock_holder: Option<&'a Site>,
     /// From the first to the last sample.
     pub duration_s: f64,
+    /// The native module the GIL's holder ran most while holding it, with its share of
+    /// the ticks the GIL was held.
+    pub native_module: Option<(&'a str, f64)>,
+    /// Where the Python code calls it.
+    pub native_caller: Option<&'a Site>,
 }
 
 impl Evidence<'_> {
@@ -215,6 +223,9 @@ fn judge_situation(e: &Evidence) -> Verdict {
         return lock_bound(e, g, wanting);
     }
     if g.contended >= GIL_BOUND_CONTENDED && g.speedup_ceiling >= GIL_BOUND_CEILING {
+        if let Some((module, share)) = e.native_module.filter(|m| m.1 >= NATIVE_HOLD_SHARE) {
+            return held_in_native(e, g, module, share, &ceiling, &numbers);
+        }
         return Verdict {
             then: None,
             kind: VerdictKind::GilBound,
@@ -382,6 +393,55 @@ fn judge_situation(e: &Evidence) -> Verdict {
             "The GIL is not the bottleneck: look at what the threads wait for (the [sleeping], \
              [waiting on a lock] and [idle] stacks in the flame graph)."
                 .into(),
+        ],
+    }
+}
+
+/// GIL-bound, and the holder spends most of its time in one native module's code: that
+/// module keeps the GIL while it computes, so moving code into C is no advice.
+fn held_in_native(
+    e: &Evidence,
+    g: &GilMetrics,
+    module: &str,
+    share: f64,
+    ceiling: &str,
+    numbers: &str,
+) -> Verdict {
+    let from = e.native_caller.map_or(String::new(), |s| {
+        format!(
+            ", called from {}() at {}:{}",
+            s.function,
+            base_name(&s.file),
+            s.line
+        )
+    });
+    Verdict {
+        then: None,
+        kind: VerdictKind::GilBound,
+        summary: format!(
+            "GIL-bound, held in native code: {:.1} threads want the GIL, one runs, and the \
+             holder runs {module}'s native code {} of the time it holds it{from}; {module} \
+             keeps the GIL while it computes; {ceiling}.",
+            g.demand,
+            pct(share)
+        ),
+        rule: format!(
+            "contended ≥ {} and ceiling ≥ {GIL_BOUND_CEILING}, and the holder in one native \
+             module ≥ {} of the held time ({numbers}, {module} {})",
+            pct(GIL_BOUND_CONTENDED),
+            pct(NATIVE_HOLD_SHARE),
+            pct(share)
+        ),
+        advice: vec![
+            format!(
+                "{module} does not release the GIL while it runs: look for its own option to \
+                 release it (a `nogil`/`release_gil` flag, a batch API that works on many \
+                 items per call), or ask its authors for one."
+            ),
+            "Run the calls in processes (multiprocessing, ProcessPoolExecutor): each process \
+             has a GIL of its own."
+                .into(),
+            format!("Or try a free-threaded CPython (3.13t and later) if {module} supports it."),
         ],
     }
 }
@@ -679,6 +739,8 @@ mod tests {
             top_lock_wait: None,
             top_lock_holder: None,
             duration_s: 10.0,
+            native_module: None,
+            native_caller: None,
         }
     }
 
@@ -946,5 +1008,41 @@ mod tests {
             ..with_threads(&g, None, &[(Lock, 5.0), (Ready, 1.5), (Holding, 0.3)])
         };
         assert_eq!(judge(&e).kind, VerdictKind::LockBound);
+    }
+
+    #[test]
+    fn a_gil_held_in_an_extension_names_it_and_never_says_move_it_into_c() {
+        let g = gil(0.99, 2.9, 0.97);
+        let caller = site("validate");
+        let e = Evidence {
+            native_module: Some(("pydantic_core._pydantic_core", 0.85)),
+            native_caller: Some(&caller),
+            ..evidence(Some(&g), Some(&caller))
+        };
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::GilBound);
+        assert!(v.summary.contains("held in native code"), "{}", v.summary);
+        assert!(
+            v.summary
+                .contains("pydantic_core._pydantic_core's native code 85%"),
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.summary.contains("validate() at app.py:12"),
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.advice.iter().all(|a| !a.contains("C or Rust extension")),
+            "{:?}",
+            v.advice
+        );
+        // A little time in a module is not the story.
+        let e = Evidence {
+            native_module: Some(("_json", 0.2)),
+            ..e
+        };
+        assert!(judge(&e).advice[1].contains("C or Rust extension"));
     }
 }

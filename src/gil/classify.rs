@@ -423,10 +423,22 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
     }
     let state = match (cpu, disabled) {
         (Cpu::Flapping, _) => {
-            return match memo.asleep {
-                Some(a) => done(a.state, a.gil, a.io),
-                None => done(ThreadState::Idle, own, None),
-            };
+            // Caught waking from a wait with a tiny timeout, it still waits for the GIL or
+            // the lock it slept on. Anything else the kernel has not charged yet waits on a
+            // run queue: its wait is added to the statistics only once it runs.
+            let still = memo.asleep.filter(|a| {
+                matches!(
+                    a.state,
+                    ThreadState::Waiting | ThreadState::Handoff | ThreadState::Lock
+                ) && previous.is_some_and(|p| p.state == a.state)
+            });
+            if let Some(a) = still {
+                return done(a.state, a.gil, a.io);
+            }
+            let mut ready = done(ThreadState::Ready, own, None);
+            ready.queued = true;
+            ready.queue_budget_ns = ready.queue_budget_ns.saturating_sub(tick_ns(r, previous));
+            return ready;
         }
         (Cpu::Queued, _) => ThreadState::Ready,
         (Cpu::On, true) => ThreadState::Running,
@@ -477,6 +489,12 @@ fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
     memo
 }
 
+/// The time since the thread's previous tick.
+fn tick_ns(r: &Reading, previous: Option<&Classified>) -> i64 {
+    let tick = previous.map_or(0, |p| r.at_ns.saturating_sub(p.at_ns));
+    i64::try_from(tick).unwrap_or(i64::MAX / 16)
+}
+
 impl Classified {
     /// Counts this runnable tick on a CPU, queued, or neither, from the budgets: each tick
     /// stands for the time since the previous one.
@@ -485,8 +503,7 @@ impl Classified {
             // No scheduler statistics on this kernel: runnable counts as on a CPU.
             return Cpu::On;
         }
-        let tick = previous.map_or(0, |p| r.at_ns.saturating_sub(p.at_ns));
-        let tick = i64::try_from(tick).unwrap_or(i64::MAX / 16);
+        let tick = tick_ns(r, previous);
         if previous.is_none_or(|p| p.sched.is_none()) {
             // The first reading: nothing to compare with yet.
             return Cpu::On;
@@ -504,9 +521,9 @@ impl Classified {
         } else {
             Cpu::Flapping
         };
-        let floor = -tick.saturating_mul(2);
-        self.run_budget_ns = self.run_budget_ns.max(floor);
-        self.queue_budget_ns = self.queue_budget_ns.max(floor);
+        // A queue wait counted before the kernel charged it is paid back when it does.
+        self.run_budget_ns = self.run_budget_ns.max(-tick.saturating_mul(2));
+        self.queue_budget_ns = self.queue_budget_ns.max(-cap);
         cpu
     }
 }

@@ -91,6 +91,10 @@ pub struct ThreadObservation {
     /// In state [`ThreadState::Io`]: what it waits on, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io: Option<IoKind>,
+    /// Holding the GIL on a CPU in native code: the module ([`Sample::Module`]) its
+    /// instruction pointer was in, when the kernel's samples tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<u32>,
 }
 
 /// What a thread blocked in I/O waits on: the kind of its file descriptor.
@@ -199,6 +203,9 @@ pub struct ThreadStack {
     /// Held the GIL while blocked in the kernel at that tick.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stalled: bool,
+    /// Held the GIL in this native module's code at that tick ([`Sample::Module`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<u32>,
     pub frames: Vec<Frame>,
 }
 
@@ -231,6 +238,12 @@ pub enum Sample {
         machine: Option<MachineCpu>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         quota: Option<CpuQuota>,
+    },
+    /// A native module (an extension, a library) the GIL's holder was seen running in,
+    /// named once: observations name it by `id`.
+    Module {
+        id: u32,
+        name: String,
     },
     /// A state or stack read that failed (torn or garbage memory, a thread that vanished).
     Failed {

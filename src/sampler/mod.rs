@@ -7,6 +7,7 @@
 
 mod cgroup;
 mod maps;
+mod native;
 mod procfs;
 mod python;
 mod snapshot;
@@ -145,6 +146,7 @@ fn run(
     let mut names: std::collections::HashMap<Tid, String> = Default::default();
     let mut interpreter_gils = Vec::new();
     let quota = cgroup::QuotaSource::find(pid);
+    let mut native = NativeCode::default();
     let mut out = Outbox {
         tx,
         batch: Vec::new(),
@@ -194,7 +196,7 @@ fn run(
             }
         }
 
-        let Some(state) = read_state(&mem, pid, &mut table, at) else {
+        let Some(mut state) = read_state(&mem, pid, &mut table, at) else {
             if !procfs::is_alive(pid) {
                 break;
             }
@@ -203,6 +205,8 @@ fn run(
             out.push(Sample::Failed { stacks: false });
             continue;
         };
+
+        native.tag(pid, target.runtime, &mut table, &mut state, &mut out);
 
         let mut stack_tick = None;
         stack_credit += stack_share;
@@ -237,6 +241,7 @@ fn run(
                             on_cpu: obs.on_cpu,
                             queued: obs.queued,
                             stalled: obs.stalled,
+                            native: obs.native,
                             frames: s.frames,
                         });
                     }
@@ -299,6 +304,67 @@ fn run(
             late_ticks: timer.late,
         },
     ))
+}
+
+/// How recent an instruction-pointer sample must be to say where the holder is now.
+const IP_FRESH_NS: u64 = 3_000_000;
+/// How often the code map may be read again when a sample falls outside it.
+const CODE_MAP_EVERY: Duration = Duration::from_secs(1);
+
+/// Which native module the GIL's holder runs, from the kernel's instruction-pointer samples.
+#[derive(Default)]
+struct NativeCode {
+    map: native::CodeMap,
+    read_at: Option<Instant>,
+    /// Modules already named in a [`Sample::Module`].
+    named: usize,
+}
+
+impl NativeCode {
+    /// Tags each holder on a CPU whose newest instruction-pointer sample, taken within the
+    /// last few milliseconds, lies in a native module's code.
+    fn tag(
+        &mut self,
+        pid: i32,
+        interpreter: u64,
+        table: &mut ThreadTable,
+        state: &mut StateTick,
+        out: &mut Outbox,
+    ) {
+        let now = procfs::monotonic_ns();
+        for o in &mut state.threads {
+            if o.state != ThreadState::Holding || !o.on_cpu {
+                continue;
+            }
+            let Some(ip) = table.threads.iter_mut().find(|t| t.tid == o.tid) else {
+                continue;
+            };
+            let Some((ip, at)) = ip.ip.as_mut().and_then(native::IpSampler::newest) else {
+                continue;
+            };
+
+            if now.saturating_sub(at) > IP_FRESH_NS {
+                continue;
+            }
+            let mut code = self.map.code(ip);
+            if code.is_none() && self.read_at.is_none_or(|t| t.elapsed() >= CODE_MAP_EVERY) {
+                self.read_at = Some(Instant::now());
+                if self.map.reread(pid, interpreter).is_ok() {
+                    code = self.map.code(ip);
+                }
+            }
+            if let Some(native::Code::Native(id)) = code {
+                o.native = Some(id);
+            }
+        }
+        while self.named < self.map.modules.len() {
+            out.push(Sample::Module {
+                id: self.named as u32,
+                name: self.map.modules[self.named].clone(),
+            });
+            self.named += 1;
+        }
+    }
 }
 
 /// A tick held back until the next one: some of its states are settled by what the thread
@@ -454,6 +520,7 @@ fn read_state(
             stalled: c.stalled,
             gil: gils.get(c.gil).map_or(0, |r| r.interpreter),
             io: c.io,
+            native: None,
         });
     }
     Some(StateTick { at, gils, threads })

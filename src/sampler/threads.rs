@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 
+use super::native::IpSampler;
 use super::procfs::{task_ids, TaskFiles};
 use crate::gil::{self, Classified, GilAddresses, Interpreter, Layout, Memory};
 use crate::model::{IoKind, Tid};
@@ -30,6 +31,8 @@ pub struct Tracked {
     /// Its thread states, oldest interpreter first.
     pub tstates: ThreadStates,
     pub files: TaskFiles,
+    /// The kernel's samples of its instruction pointer, where the kernel allows them.
+    pub ip: Option<IpSampler>,
     /// What the classifier concluded about it at the previous tick.
     pub previous: Option<Classified>,
 }
@@ -160,6 +163,7 @@ impl ThreadTable {
                     pthread,
                     tstates,
                     files,
+                    ip: IpSampler::open(tid).ok(),
                     previous: None,
                 });
                 changed.push((tid, interpreter));
