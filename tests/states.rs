@@ -140,12 +140,7 @@ fn evidence(json: &Value) -> String {
 /// Every thread's state shares, whatever states the JSON has, sum to 1.
 fn assert_shares_sum_to_one(json: &Value, who: &str) {
     for t in json["threads"].as_array().unwrap() {
-        let total: f64 = t["states"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(f)
-            .sum();
+        let total: f64 = t["states"].as_object().unwrap().values().map(f).sum();
         assert!(
             (total - 1.0).abs() < 1e-6,
             "{who}: {} shares sum to {total}: {}",

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::model::{
     CpuQuota, Frame, GilEnabled, IoKind, MachineCpu, Sample, StackId, StackTable, StateTick,
-    ThreadState, Tid,
+    ThreadState, Tid, IN_INTERPRETER,
 };
 
 /// Native modules an accumulator keeps names for: ids beyond are a hostile recording's.
@@ -45,6 +45,8 @@ struct ThreadCounts {
     on_cpu: u64,
     /// Ticks it was runnable but waiting for a CPU, whatever its state.
     queued: u64,
+    /// Ticks it held the GIL on a CPU with a fresh instruction-pointer sample.
+    ip_known: u64,
     /// Ticks it held the GIL on a CPU in a native module's code.
     holding_native: u64,
     /// Ticks in state `io`, by what it waited on.
@@ -126,7 +128,7 @@ impl Accumulator {
                     let id = self.stacks.intern(s.frames);
                     if s.state == ThreadState::Holding {
                         holders.push(id);
-                        if s.native.is_some() {
+                        if s.native.is_some_and(|m| m != IN_INTERPRETER) {
                             *self.native_callers.entry(id).or_default() +=
                                 u64::from(tick.waiters.max(1));
                         }
@@ -249,8 +251,11 @@ impl Accumulator {
             t.last_tick = Some(tick.at);
             t.queued += u64::from(o.queued);
             if let (ThreadState::Holding, Some(m)) = (o.state, o.native) {
-                t.holding_native += 1;
-                *self.module_ticks.entry(m).or_default() += 1;
+                t.ip_known += 1;
+                if m != IN_INTERPRETER {
+                    t.holding_native += 1;
+                    *self.module_ticks.entry(m).or_default() += 1;
+                }
             }
             if o.state == ThreadState::Holding && o.stalled {
                 t.held_off_cpu += 1;
@@ -401,7 +406,8 @@ impl Accumulator {
                 *sum += share * t.ticks as f64 / self.state_samples.max(1) as f64;
             }
         }
-        let held_ticks: u64 = self.threads.values().map(|t| t.states[0]).sum();
+        // Of the ticks an instruction pointer told where the holder was.
+        let held_ticks: u64 = self.threads.values().map(|t| t.ip_known).sum();
         let mut native_modules: Vec<(String, f64)> = self
             .module_ticks
             .iter()

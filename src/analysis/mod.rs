@@ -224,7 +224,7 @@ pub struct Profile {
     /// What the GIL's holder ran while threads waited for a lock, weighted by how many.
     pub top_lock_holders: Vec<Site>,
     /// Native modules the GIL's holder ran while holding it, each with its share of the
-    /// ticks the GIL was held, most first.
+    /// holding ticks whose instruction pointer was known, most first.
     pub native_modules: Vec<(String, f64)>,
     /// Where the Python code calls into native code that keeps the GIL (innermost Python
     /// frames of holder stacks seen in native code, weighted by waiters).

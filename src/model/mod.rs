@@ -91,11 +91,14 @@ pub struct ThreadObservation {
     /// In state [`ThreadState::Io`]: what it waits on, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io: Option<IoKind>,
-    /// Holding the GIL on a CPU in native code: the module ([`Sample::Module`]) its
-    /// instruction pointer was in, when the kernel's samples tell.
+    /// Holding the GIL on a CPU: the native module ([`Sample::Module`]) its instruction
+    /// pointer was in, or [`IN_INTERPRETER`], when the kernel's samples tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<u32>,
 }
+
+/// [`ThreadObservation::native`] for a holder seen in the interpreter's own code.
+pub const IN_INTERPRETER: u32 = u32::MAX;
 
 /// What a thread blocked in I/O waits on: the kind of its file descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -52,6 +52,18 @@ struct ProcessDoc<'a> {
     top_lock_waits: &'a [Site],
     /// What the GIL's holder ran while threads waited for a lock, weighted by how many did.
     top_lock_holders: &'a [Site],
+    /// Native modules (extensions, libraries) the GIL's holder ran while holding it, each
+    /// with its share of the ticks the GIL was held; empty where the kernel did not let
+    /// gilscope sample instruction pointers.
+    native_modules: Vec<NativeModule<'a>>,
+    /// Where Python code calls native code that keeps the GIL.
+    top_native_callers: &'a [Site],
+}
+
+#[derive(Serialize)]
+struct NativeModule<'a> {
+    module: &'a str,
+    share: f64,
 }
 
 #[derive(Serialize)]
@@ -107,6 +119,9 @@ struct Thread<'a> {
     /// Share of its ticks waiting for the GIL inside a lock's acquire (part of `waiting`,
     /// but the lock's cost: a convoy's threads take the GIL back where they take the lock).
     lock_gil_wait: f64,
+    /// Share of its ticks holding the GIL on a CPU in a native module's code (part of
+    /// `holding`).
+    holding_native: f64,
     /// Share of its ticks the thread held the GIL while blocked in the kernel.
     held_off_cpu: f64,
 }
@@ -186,6 +201,7 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
                     .collect(),
                 contended_lock: t.contended_lock,
                 lock_gil_wait: t.lock_gil_wait,
+                holding_native: t.holding_native,
                 held_off_cpu: t.held_off_cpu as f64 / t.ticks.max(1) as f64,
             })
             .collect(),
@@ -197,6 +213,15 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
         top_blame: &p.top_blame,
         top_lock_waits: &p.top_lock_waits,
         top_lock_holders: &p.top_lock_holders,
+        native_modules: p
+            .native_modules
+            .iter()
+            .map(|(module, share)| NativeModule {
+                module,
+                share: *share,
+            })
+            .collect(),
+        top_native_callers: &p.top_native_callers,
     }
 }
 

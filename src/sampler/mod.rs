@@ -307,7 +307,7 @@ fn run(
 }
 
 /// How recent an instruction-pointer sample must be to say where the holder is now.
-const IP_FRESH_NS: u64 = 3_000_000;
+const IP_FRESH_NS: u64 = 4_000_000;
 /// How often the code map may be read again when a sample falls outside it.
 const CODE_MAP_EVERY: Duration = Duration::from_secs(1);
 
@@ -353,9 +353,11 @@ impl NativeCode {
                     code = self.map.code(ip);
                 }
             }
-            if let Some(native::Code::Native(id)) = code {
-                o.native = Some(id);
-            }
+            o.native = match code {
+                Some(native::Code::Native(id)) => Some(id),
+                Some(native::Code::Interpreter) => Some(crate::model::IN_INTERPRETER),
+                None => None,
+            };
         }
         while self.named < self.map.modules.len() {
             out.push(Sample::Module {
