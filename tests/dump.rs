@@ -143,9 +143,10 @@ fn dump_shows_each_worker_holding_or_waiting_in_compute() {
                 assert_eq!(w["interpreter"], 0, "{who}: {w}");
                 let s = state(w);
                 // At one instant a worker may be between dropping the GIL and sleeping on it
-                // (handoff, or native while runnable); never idle, never running without one.
+                // (handoff, native while on a CPU, ready while waiting for one); never
+                // blocked outside the GIL, never running without one.
                 assert!(
-                    ["holding", "waiting", "handoff", "native"].contains(&s),
+                    ["holding", "waiting", "handoff", "native", "ready"].contains(&s),
                     "{who}: {w}"
                 );
                 if s == "native" {
@@ -227,8 +228,12 @@ fn dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks() {
             let json = dump_json(py, pid);
             assert_document(who, &json, pid, py, true);
             assert_eq!(json["gils"][0]["holder_tid"], Value::Null, "{who}");
+            // No GIL states: workers run or wait for a CPU, the main thread joins them.
             for t in threads(&json) {
-                assert!(["running", "idle"].contains(&state(t)), "{who}: {t}");
+                assert!(
+                    ["running", "ready", "lock", "idle"].contains(&state(t)),
+                    "{who}: {t}"
+                );
             }
             // 3.13 does not give OS threads their Python names: workers are the threads in
             // compute().
