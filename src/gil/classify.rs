@@ -265,6 +265,8 @@ pub struct Classified {
     /// may be running C code, or still be inside the GIL's handoff; [`settle`] decides at
     /// the next tick.
     pub provisional: bool,
+    /// Provisional right after holding the GIL: queued, it is still inside drop_gil().
+    after_holding: bool,
     /// That GIL's `switch_number` at this tick.
     switch_number: u64,
     /// The last scheduler statistics read.
@@ -325,6 +327,7 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
         queued: runnable && cpu == Cpu::Queued,
         stalled: false,
         provisional: false,
+        after_holding: false,
         gil,
         io,
         switch_number: gils.get(gil).map_or(0, |g| g.switch_number),
@@ -452,6 +455,7 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
     });
     Classified {
         provisional: after_wait && !disabled,
+        after_holding: previous.is_some_and(|p| p.state == ThreadState::Holding),
         ..done(state, own, None)
     }
 }
@@ -466,6 +470,7 @@ fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
         gil: r.own_gil,
         io: None,
         provisional: false,
+        after_holding: false,
         switch_number: 0,
         sched: None,
         at_ns: r.at_ns,
@@ -554,6 +559,13 @@ pub fn settle(
     let same_lock = |a: &Classified| a.asleep.and_then(|a| a.futex);
     let state = match next.state {
         ThreadState::Handoff => ThreadState::Handoff,
+        // Woken from switch_cond once the taker took the GIL, but not yet on a CPU to leave
+        // drop_gil().
+        ThreadState::Waiting | ThreadState::Holding
+            if provisional.after_holding && provisional.queued =>
+        {
+            ThreadState::Handoff
+        }
         ThreadState::Waiting | ThreadState::Holding => ThreadState::Waiting,
         ThreadState::Lock
             if same_lock(next).is_some() && same_lock(next) == same_lock(provisional) =>
@@ -874,6 +886,18 @@ mod tests {
             &gils,
         );
         assert_eq!(settle(&after, &asleep, 4_000_000), Some(Waiting));
+        // Woken from switch_cond but queued for a CPU: still inside drop_gil.
+        let queued = Classified {
+            queued: true,
+            on_cpu: false,
+            ..after
+        };
+        let asleep_soon = classify(
+            &reading(Syscall::futex(BASE + 40), Some((4_000_000, 0))),
+            Some(&queued),
+            &gils,
+        );
+        assert_eq!(settle(&queued, &asleep_soon, 4_000_000), Some(Handoff));
         // Having run 3 ms first, it ran C code.
         let asleep = classify(
             &reading(Syscall::futex(BASE + 40), Some((7_000_000, 0))),
