@@ -120,12 +120,14 @@ fn native_code_that_releases_the_gil_reads_native_not_gil_bound() {
         assert_not_held_off_cpu(&json, who);
         let workers = threads_named(&json, "native-");
         assert_eq!(workers.len(), 4, "{who}");
+        // Four threads on this machine's two CPUs: each runs C code about half the time
+        // and waits for a CPU the rest.
         for t in workers {
+            let s = &t["states"];
             assert!(
-                f(&t["states"]["native"]) >= 0.5,
-                "{who}: {} native {}",
+                f(&s["native"]) + f(&s["ready"]) >= 0.8 && f(&s["native"]) >= 0.25,
+                "{who}: {} {s}",
                 t["name"],
-                t["states"]["native"]
             );
         }
         assert!(

@@ -25,6 +25,8 @@ const STARVED_READY: f64 = 0.2;
 const STARVED_THREADS: f64 = 0.1;
 /// …because other processes kept this many CPUs busy…
 const STARVED_OTHERS_CORES: f64 = 0.5;
+/// …and the process got at least this many CPUs fewer than it wanted and the machine has…
+const STARVED_SHORTFALL: f64 = 0.3;
 /// …or the cgroup's quota withheld the CPUs for this share of the wall time.
 const STARVED_THROTTLED: f64 = 0.05;
 /// Lock-bound when threads wait for a lock held by another thread this share of the time
@@ -593,10 +595,13 @@ fn starved(e: &Evidence) -> Option<Verdict> {
             supply.throttled_s,
             pct(throttled)
         ),
-        // Other processes starve it only when they take more CPUs than the process itself
-        // wants beyond the machine's: 4 busy threads on 2 CPUs wait for each other.
+        // Other processes starve it only when it got fewer CPUs than it wanted and the
+        // machine has: 4 busy threads on 2 CPUs wait for each other, not for a neighbour.
         (_, Some(others))
-            if others >= STARVED_OTHERS_CORES && others >= wanting_cpu(e) - e.cpu_count as f64 =>
+            if others >= STARVED_OTHERS_CORES
+                && e.cores_used.is_some_and(|used| {
+                    wanting_cpu(e).min(e.cpu_count as f64) - used >= STARVED_SHORTFALL
+                }) =>
         {
             format!(
                 "other processes kept {others:.1} of this machine's {} CPUs busy ({} busy in \
@@ -967,6 +972,7 @@ mod tests {
             supply: Some(&quota),
             queued_threads: 1.4,
             native_threads: 0.6,
+            cores_used: Some(0.9),
             ..with_threads(&g, None, &threads)
         };
         let v = judge(&e);
@@ -991,6 +997,17 @@ mod tests {
             "{}",
             v.summary
         );
+        // Busy neighbours, but the process got the CPUs it wanted: no starvation.
+        let e2 = Evidence {
+            cores_used: Some(1.95),
+            event_loop: None,
+            ..e
+        };
+        assert_ne!(judge(&e2).kind, VerdictKind::CpuStarved);
+        let e = Evidence {
+            cores_used: Some(0.9),
+            ..e2
+        };
         // The process itself filling the CPUs is no starvation: native-parallel.
         let own = CpuSupply {
             others_cores: Some(0.1),

@@ -344,6 +344,9 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
         };
         return Classified {
             stalled,
+            // Runnable and not charged the time: waiting for a CPU (a cgroup's quota
+            // throttles a holder just so).
+            queued: runnable && cpu != Cpu::On,
             ..done(ThreadState::Holding, g, None)
         };
     }
@@ -424,6 +427,17 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
         // inside drop_gil(), handing the GIL to a waiter that has not run yet.
         return done(ThreadState::Handoff, own, None);
     }
+    let after_wait = !disabled
+        && previous.is_some_and(|p| {
+            matches!(
+                p.state,
+                ThreadState::Holding
+                    | ThreadState::Waiting
+                    | ThreadState::Handoff
+                    | ThreadState::Lock
+            )
+        });
+    let after_holding = previous.is_some_and(|p| p.state == ThreadState::Holding);
     let state = match (cpu, disabled) {
         (Cpu::Flapping, _) => {
             // Caught waking from a wait with a tiny timeout, it still waits for the GIL or
@@ -440,6 +454,8 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
             }
             let mut ready = done(ThreadState::Ready, own, None);
             ready.queued = true;
+            ready.provisional = after_wait;
+            ready.after_holding = after_holding;
             ready.queue_budget_ns = ready.queue_budget_ns.saturating_sub(tick_ns(r, previous));
             return ready;
         }
@@ -447,15 +463,9 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
         (Cpu::On, true) => ThreadState::Running,
         (Cpu::On, false) => ThreadState::Native,
     };
-    let after_wait = previous.is_some_and(|p| {
-        matches!(
-            p.state,
-            ThreadState::Holding | ThreadState::Waiting | ThreadState::Handoff | ThreadState::Lock
-        )
-    });
     Classified {
-        provisional: after_wait && !disabled,
-        after_holding: previous.is_some_and(|p| p.state == ThreadState::Holding),
+        provisional: after_wait,
+        after_holding,
         ..done(state, own, None)
     }
 }
