@@ -361,8 +361,8 @@ fn cpu_hogs_beside_native_threads_starve_them_and_are_named() {
                 verdict.contains("other processes"),
                 "{who}: the cause is not named\n{all}"
             );
-            // Three hogs and four threads on two CPUs: the hogs get about 6/7 of the machine.
-            assert!(others >= 1.0, "{who}: others used {others:.2} CPUs\n{all}");
+            // Three hogs and four threads on two CPUs: the hogs get about 3/7 of it (0.86 CPUs).
+            assert!(others >= 0.7, "{who}: others used {others:.2} CPUs\n{all}");
             if let Some(s) = supply(&json) {
                 assert!(f(&s["machine_busy_cores"]) >= 1.6, "{who}: {s}");
             }

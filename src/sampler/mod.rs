@@ -322,7 +322,10 @@ struct NativeCode {
 
 impl NativeCode {
     /// Tags each holder on a CPU whose newest instruction-pointer sample, taken within the
-    /// last few milliseconds, lies in a native module's code.
+    /// last few milliseconds, lies in a native module's code; and a thread read `native`
+    /// (on a CPU, the GIL released) whose sample lies in the interpreter's own code is in
+    /// the GIL's handoff, the only interpreter code that runs without the GIL: `waiting`
+    /// (a waiter spinning through take_gil's timeouts at a tiny switch interval).
     fn tag(
         &mut self,
         pid: i32,
@@ -333,7 +336,8 @@ impl NativeCode {
     ) {
         let now = procfs::monotonic_ns();
         for o in &mut state.threads {
-            if o.state != ThreadState::Holding || !o.on_cpu {
+            let holding = o.state == ThreadState::Holding && o.on_cpu;
+            if !holding && o.state != ThreadState::Native {
                 continue;
             }
             let Some(ip) = table.threads.iter_mut().find(|t| t.tid == o.tid) else {
@@ -353,9 +357,17 @@ impl NativeCode {
                     code = self.map.code(ip);
                 }
             }
+            if !holding {
+                if code == Some(native::Code::Interpreter) {
+                    o.state = ThreadState::Waiting;
+                }
+                continue;
+            }
             o.native = match code {
                 Some(native::Code::Native(id)) => Some(id),
-                Some(native::Code::Interpreter) => Some(crate::model::IN_INTERPRETER),
+                Some(native::Code::Interpreter | native::Code::System) => {
+                    Some(crate::model::IN_INTERPRETER)
+                }
                 None => None,
             };
         }

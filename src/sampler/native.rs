@@ -78,8 +78,11 @@ fn word(bytes: &[u8], at: usize) -> Option<u64> {
 /// Which code an instruction pointer is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
-    /// The interpreter (libpython or the executable) or the C library it calls.
+    /// The interpreter's own object: libpython, or the executable that holds `_PyRuntime`.
     Interpreter,
+    /// The C library, the loader, the vDSO: the interpreter calls them all the time
+    /// (memcpy, malloc), and so does C code.
+    System,
     /// Another object's machine code: an extension module or a library it links, by its
     /// index in [`CodeMap::modules`].
     Native(u32),
@@ -106,8 +109,10 @@ impl CodeMap {
         self.ranges.clear();
         for m in maps.iter().filter(|m| m.is_exec()) {
             let Some(file) = m.filename() else { continue };
-            let code = if Some(file) == own.as_deref() || is_system_library(file) {
+            let code = if Some(file) == own.as_deref() {
                 Code::Interpreter
+            } else if is_system_library(file) {
+                Code::System
             } else {
                 let name = module_name(file);
                 let at = match self.modules.iter().position(|n| *n == name) {
