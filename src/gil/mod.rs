@@ -7,13 +7,15 @@ pub mod classify;
 pub mod debug_offsets;
 pub mod frames;
 pub mod layout;
+pub mod syscall;
 mod walk;
 
 pub use classify::{
     classify, settle, still_waiting, wants_sched, Classified, GilAddresses, GilView, Reading,
-    SchedStat, Syscall,
+    SchedStat,
 };
 pub use layout::Layout;
+pub use syscall::Syscall;
 pub use walk::{walk, Interpreter, PyThread};
 
 use anyhow::{Context, Result};
