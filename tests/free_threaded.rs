@@ -37,7 +37,13 @@ fn threads_run_in_parallel_and_the_gil_reads_disabled() {
         assert_eq!(verdict_kind(&json), "gil-disabled", "{who}: {summary}");
         let g = gil0(&json);
         assert_eq!(g["free_threaded"], true, "{who}");
-        assert_eq!(g["enabled"], false, "{who}: {g}");
+        // An import may enable the GIL for a tick or two while CPython checks the module.
+        assert!(f(&g["enabled_share"]) < 0.02, "{who}: {g}");
+        assert_eq!(
+            g["enabled_at_s"],
+            Value::Null,
+            "{who}: never enabled for good: {g}"
+        );
         assert!(
             f(&json["process"]["cores_used"]) > 1.1,
             "{who}: one core at most, as with a GIL: {summary}"
