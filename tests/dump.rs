@@ -245,11 +245,13 @@ fn dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks() {
             for w in &workers {
                 assert_in_compute(who, w);
                 running += u32::from(state(w) == "running");
+                // Pure-Python workers want a CPU all the time: on one, or waiting for one.
+                assert!(["running", "ready"].contains(&state(w)), "{who}: {w}");
             }
         }
         eprintln!("{who}: workers read running {running} of 9 times");
         assert!(
-            running >= 3,
+            running >= 1,
             "{who}: workers read running {running} of 9 times"
         );
         let dump = dump_text(py, pid);
@@ -258,7 +260,11 @@ fn dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks() {
             dump.contains("GIL (interpreter 0) disabled"),
             "{who}: {dump}"
         );
-        assert!(dump.contains("): running"), "{who}: {dump}");
+        // A worker runs, or waits for a CPU when the machine is busy.
+        assert!(
+            dump.contains("): running") || dump.contains("): ready to run"),
+            "{who}: {dump}"
+        );
         assert!(dump.contains("compute (gil_bound.py:"), "{who}: {dump}");
         drop(fixture);
         passed(py, "dump");
