@@ -97,7 +97,7 @@ fn python_gil_1_enables_the_gil_from_the_start_and_gilscope_says_so() {
             "gil_bound.py",
             &["--threads", "3", "--seconds", "3"],
         );
-        assert_eq!(json["verdict"]["kind"], "gil-bound", "{who}: {summary}");
+        assert_eq!(verdict_kind(&json), "gil-bound", "{who}: {summary}");
         let g = gil0(&json);
         assert!(f(&g["enabled_share"]) > 0.95, "{who}: {g}");
         assert!(f(&g["enabled_at_s"]) < 0.001, "{who}: {g}");

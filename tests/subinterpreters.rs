@@ -124,10 +124,7 @@ fn an_interpreter_pool_runs_each_task_under_a_gil_of_its_own() {
             assert_ne!(g["interpreter"], 0, "{who}: {g}");
             assert!(f(&g["avg_waiters"]) <= 0.05, "{who}: {g}");
         }
-        assert_eq!(
-            json["verdict"]["kind"], "single-thread-cpu",
-            "{who}: {summary}"
-        );
+        assert_eq!(verdict_kind(&json), "single-thread-cpu", "{who}: {summary}");
         assert!(
             summary.contains("interpreters run Python in parallel"),
             "{who}: {summary}"

@@ -33,7 +33,8 @@ fn a_process_pool_runs_in_parallel_each_worker_with_its_own_gil() {
             let g = &w["gils"][0];
             assert!(f(&g["avg_waiters"]) <= 0.1, "{who}: {g}");
             assert_eq!(
-                w["verdict"]["kind"], "single-thread-cpu",
+                verdict_kind(w),
+                "single-thread-cpu",
                 "{who}: {}",
                 w["verdict"]
             );
