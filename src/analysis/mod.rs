@@ -242,25 +242,6 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The states worth showing: a build with a GIL has five; a free-threaded run has
-    /// running (when a thread ran without the GIL) and idle, and the GIL states when the GIL
-    /// was enabled.
-    pub fn state_columns(&self) -> Vec<ThreadState> {
-        if !self.gils.iter().any(|g| g.free_threaded) {
-            return ThreadState::WITH_GIL.to_vec();
-        }
-        let with_gil = self.gils.iter().any(|g| g.enabled);
-        let seen = |state: ThreadState| self.threads.iter().any(|t| t.share(state) > 0.0);
-        ThreadState::ALL
-            .into_iter()
-            .filter(|&s| match s {
-                ThreadState::Idle => true,
-                ThreadState::Running => seen(s),
-                _ => with_gil,
-            })
-            .collect()
-    }
-
     /// The main GIL (interpreter 0's, or the first one read).
     pub fn main_gil(&self) -> Option<&GilMetrics> {
         self.gils.iter().min_by_key(|g| g.interpreter)

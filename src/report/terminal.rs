@@ -318,17 +318,7 @@ mod tests {
                 threads: Vec::new(),
             }));
         }
-        let profile = acc.finish(late_ticks, 2);
-        let target = TargetInfo {
-            pid: 1,
-            python: "3.12.1".into(),
-            ..TargetInfo::default()
-        };
-        summary(&Report {
-            target: &target,
-            profile: &profile,
-            subprocesses: &[],
-        })
+        summary_of(&acc.finish(late_ticks, 2))
     }
 
     fn summary_of(profile: &crate::analysis::Profile) -> String {
