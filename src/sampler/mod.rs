@@ -504,6 +504,28 @@ fn read_state(
             v.sleepers += 1;
         }
     }
+    // A holder seen blocked may have dropped the GIL between the two reads (a lock's
+    // acquire releases it, then blocks): read its GIL again, and believe the hold only if
+    // the GIL still names it with no handoff since.
+    for (view, gil) in views.iter_mut().zip(&table.gils) {
+        let Some(tid) = view.holder else { continue };
+        let blocked = table
+            .threads
+            .iter()
+            .zip(&syscalls)
+            .any(|(t, s)| t.tid == tid && matches!(s, Some(Syscall::Blocked { .. })));
+        if !blocked {
+            continue;
+        }
+        let still = GilHead::read(mem, gil.address).ok().is_some_and(|h| {
+            h.locked
+                && table.holder(h.last_holder) == Some(tid)
+                && h.switch_number == view.switch_number
+        });
+        if !still {
+            view.holder = None;
+        }
+    }
     let mut threads = Vec::with_capacity(table.threads.len());
     for (i, syscall) in syscalls.into_iter().enumerate() {
         let own_gil = table.gil_of(table.threads[i].interpreter);
