@@ -400,8 +400,9 @@ pub fn wants_sched(syscall: Syscall, previous: Option<&Classified>) -> bool {
 /// right after it dealt with the GIL or slept on a lock, read runnable, and by the next tick
 /// sleeps on the GIL again (or holds it), or on the same lock, having run less than a
 /// quarter of the interval in between, was inside the GIL's handoff (drop_gil, take_gil) or
-/// the lock's acquire loop, not running C code: `waiting`, `handoff` if it is handing off
-/// at the next tick, or `lock`. `None` leaves the tick as it was. `interval_ns` is the time
+/// the lock's acquire loop, not running C code: `handoff` right after holding the GIL (or
+/// when handing off at the next tick), `waiting` after waiting for it, `lock` after the
+/// lock. `None` leaves the tick as it was. `interval_ns` is the time
 /// between the two ticks.
 pub fn settle(
     provisional: &Classified,
@@ -414,10 +415,11 @@ pub fn settle(
     let same_lock = |a: &Classified| a.asleep.and_then(|a| a.futex);
     let state = match next.state {
         ThreadState::Handoff => ThreadState::Handoff,
-        // Woken from switch_cond once the taker took the GIL, but not yet on a CPU to leave
-        // drop_gil().
-        ThreadState::Waiting | ThreadState::Holding
-            if provisional.after_holding && provisional.queued =>
+        // Right after holding: inside drop_gil(), woken from switch_cond once the taker took
+        // the GIL and waiting for a CPU to leave it, or leaving it (ACCURACY.md: a dropper
+        // spends 4-5% of a GIL-bound run there, nearly all of it runnable).
+        ThreadState::Waiting | ThreadState::Holding | ThreadState::Lock
+            if provisional.after_holding =>
         {
             ThreadState::Handoff
         }
@@ -718,13 +720,32 @@ mod tests {
             &gils,
         );
         assert_eq!((after.state, after.provisional), (Native, true));
-        // 4 ms later it sleeps on the GIL having run 0.1 ms: it was in take_gil.
+        // 4 ms later it sleeps on the GIL having run 0.1 ms: it was leaving drop_gil.
         let asleep = classify(
             &reading(Syscall::futex(BASE + 40), Some((4_100_000, 0))),
             Some(&after),
             &gils,
         );
-        assert_eq!(settle(&after, &asleep, 4_000_000), Some(Waiting));
+        assert_eq!(settle(&after, &asleep, 4_000_000), Some(Handoff));
+        // The same after a GIL wait: it was in take_gil.
+        let waited = Classified {
+            state: Waiting,
+            ..held
+        };
+        // (Many handoffs since, so no proof that it still waits.)
+        let busy = [gil(Some(1), 20)];
+        let woken = classify(
+            &reading(Syscall::Running, Some((4_000_000, 0))),
+            Some(&waited),
+            &busy,
+        );
+        assert!(woken.provisional && !woken.after_holding, "{woken:?}");
+        let asleep_again = classify(
+            &reading(Syscall::futex(BASE + 40), Some((4_100_000, 0))),
+            Some(&woken),
+            &busy,
+        );
+        assert_eq!(settle(&woken, &asleep_again, 4_000_000), Some(Waiting));
         // Woken from switch_cond but queued for a CPU: still inside drop_gil.
         let queued = Classified {
             queued: true,
@@ -751,6 +772,15 @@ mod tests {
             &gils,
         );
         assert_eq!(settle(&after, &still, 4_000_000), None);
+        // Asleep on a lock soon after dropping the GIL: it was leaving drop_gil on its way to
+        // the lock (Lock.acquire releases the GIL before it blocks).
+        let on_lock = classify(
+            &reading(Syscall::futex(0x9000), Some((4_100_000, 0))),
+            Some(&after),
+            &gils,
+        );
+        assert_eq!(on_lock.state, Lock);
+        assert_eq!(settle(&after, &on_lock, 4_000_000), Some(Handoff));
         // A thread that was idle before is not provisional.
         let idle = classify(&reading(blocked(230, [0; 6]), Some((0, 0))), None, &gils);
         let woke = classify(

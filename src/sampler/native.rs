@@ -102,10 +102,11 @@ impl CodeMap {
     /// own object (`_PyRuntime`), whose file is the interpreter.
     pub fn reread(&mut self, pid: i32, interpreter: u64) -> std::io::Result<()> {
         let maps = proc_maps::get_process_maps(pid)?;
-        let own = maps
-            .iter()
-            .find(|m| (m.start()..m.start() + m.size()).contains(&(interpreter as usize)))
-            .and_then(|m| m.filename().map(Path::to_path_buf));
+        let own = owner(
+            maps.iter().map(|m| (m.start() as u64, m.filename())),
+            interpreter,
+        )
+        .map(Path::to_path_buf);
         self.ranges.clear();
         for m in maps.iter().filter(|m| m.is_exec()) {
             let Some(file) = m.filename() else { continue };
@@ -138,6 +139,20 @@ impl CodeMap {
         let (start, end, code) = self.ranges[i];
         (start..end).contains(&ip).then_some(code)
     }
+}
+
+/// The file whose object holds `addr`: the file-backed mapping that starts last at or below
+/// it. A variable in an object's zero-filled tail (`.bss`, where CPython 3.8 and 3.9 keep
+/// `_PyRuntime`) lies in an anonymous mapping right after the object's data, so the mapping
+/// holding the address itself may have no file.
+fn owner<'a>(
+    maps: impl Iterator<Item = (u64, Option<&'a Path>)>,
+    addr: u64,
+) -> Option<&'a Path> {
+    maps.filter_map(|(start, file)| Some((start, file?)))
+        .filter(|(start, _)| *start <= addr)
+        .max_by_key(|(start, _)| *start)
+        .map(|(_, file)| file)
 }
 
 /// The C library and the loader: the interpreter calls them all the time (memcpy, malloc),
@@ -213,6 +228,23 @@ mod tests {
             "/lib/x86_64-linux-gnu/libc.so.6"
         )));
         assert!(!is_system_library(Path::new("/usr/lib/libz.so.1")));
+    }
+
+    #[test]
+    fn the_interpreter_is_the_object_whose_data_or_bss_holds_the_runtime() {
+        let python = Path::new("/usr/lib/libpython3.8.so.1.0");
+        let libc = Path::new("/lib/libc.so.6");
+        let maps = [
+            (0x1000, Some(python)), // text
+            (0x5000, Some(python)), // data
+            (0x6000, None),         // the .bss beyond the file's last page
+            (0x9000, None),         // a heap
+            (0xa000, Some(libc)),
+        ];
+        assert_eq!(owner(maps.into_iter(), 0x5800), Some(python));
+        assert_eq!(owner(maps.into_iter(), 0x6800), Some(python));
+        assert_eq!(owner(maps.into_iter(), 0xa010), Some(libc));
+        assert_eq!(owner(maps.into_iter(), 0x10), None);
     }
 
     #[test]
