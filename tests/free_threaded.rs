@@ -168,3 +168,63 @@ fn an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named() {
         passed(py, "GIL re-enabled mid-run");
     }
 }
+
+#[test]
+fn http_clients_without_a_gil_are_io_bound_on_their_sockets() {
+    let _turn = exclusive();
+    for py in free_threaded() {
+        let who = &py.label;
+        let (json, summary) = record_json(py, "io_client.py", &["--seconds", "2.5"]);
+        // Waiting on the network is not running in parallel: no "GIL disabled, more threads
+        // help" here.
+        assert_eq!(verdict_kind(&json), "io-bound", "{who}: {summary}");
+        let verdict = json["verdict"]["summary"].as_str().unwrap();
+        assert!(verdict.contains("socket"), "{who}: {verdict}");
+        assert!(!verdict.contains("GIL is held"), "{who}: {verdict}");
+        let threads = json["threads"].as_array().unwrap();
+        let main = threads.iter().map(|t| f(&t["tid"]) as i64).min().unwrap();
+        let clients: Vec<_> = threads
+            .iter()
+            .filter(|t| f(&t["tid"]) as i64 != main && f(&t["states"]["io"]) > 0.0)
+            .collect();
+        // 16 clients and the local server's threads in its own process.
+        assert!(clients.len() >= 16, "{who}: {}", json["threads"]);
+        let io: f64 = clients.iter().map(|t| f(&t["states"]["io"])).sum::<f64>();
+        assert!(
+            io / clients.len() as f64 >= 0.75,
+            "{who}: clients wait on I/O {:.2} of the time: {}",
+            io / clients.len() as f64,
+            json["threads"]
+        );
+        for t in &clients {
+            let s = &t["states"];
+            assert_eq!(f(&s["holding"]) + f(&s["waiting"]), 0.0, "{who}: {s}");
+        }
+        eprintln!("{who}: passed: HTTP clients without a GIL are I/O-bound");
+    }
+}
+
+#[test]
+fn running_threads_on_cpu_time_agrees_with_the_kernels() {
+    let _turn = exclusive();
+    for py in free_threaded() {
+        let who = &py.label;
+        // Four threads on two CPUs: each runs about half the time and waits for a CPU the rest.
+        let (json, summary) =
+            record_json(py, "gil_bound.py", &["--threads", "4", "--seconds", "2"]);
+        let mut compared = 0;
+        for t in workers(&json) {
+            let (kernel, sampled) = (f(&t["cpu_s"]), f(&t["on_cpu_s"]));
+            let allowed = (0.1 * kernel).max(0.05);
+            assert!(
+                (kernel - sampled).abs() <= allowed,
+                "{who}: {} cpu_s {kernel:.3} but on_cpu_s {sampled:.3} (allowed ±{allowed:.3})\n{summary}",
+                t["name"]
+            );
+            assert!(f(&t["states"]["ready"]) >= 0.1, "{who}: {}", t["states"]);
+            compared += 1;
+        }
+        assert_eq!(compared, 4, "{who}: {}", json["threads"]);
+        eprintln!("{who}: passed: running threads' on-CPU time agrees with the kernel's");
+    }
+}

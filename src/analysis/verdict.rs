@@ -188,9 +188,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
             advice: vec!["Profile for longer (--duration) while the program does its work.".into()],
         };
     };
-    if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
-        return gil_disabled(e, g);
-    }
+    let without_gil = g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW;
     let holder = e.top_holder.map_or(String::new(), |s| {
         format!(
             "; {}() at {}:{} holds it {} of the time",
@@ -223,6 +221,24 @@ fn judge_situation(e: &Evidence) -> Verdict {
     let gil_waits = (e.threads(ThreadState::Waiting) - e.lock_gil_threads).max(0.0);
     if locked >= LOCK_BOUND_THREADS && locked >= LOCK_BOUND_SHARE * wanting && locked > gil_waits {
         return lock_bound(e, g, wanting);
+    }
+    let io: f64 = e
+        .io_threads
+        .iter()
+        .sum::<f64>()
+        .max(e.threads(ThreadState::Io));
+    let signal_waits = (e.threads(ThreadState::Lock) - locked).max(0.0);
+    let sleep = e.threads(ThreadState::Sleep);
+    let idle = e.threads(ThreadState::Idle);
+    let waits = io + signal_waits + sleep + idle;
+    let io_bound_now = io >= IO_BOUND_THREADS && io >= IO_BOUND_SHARE * waits;
+    if without_gil {
+        // Without a GIL, threads that wait on the network or a lock are still not running
+        // in parallel: those verdicts come first.
+        if io_bound_now && io >= e.running_threads {
+            return io_bound(e, g, io, waits);
+        }
+        return gil_disabled(e, g);
     }
     if g.contended >= GIL_BOUND_CONTENDED && g.speedup_ceiling >= GIL_BOUND_CEILING {
         if let Some((module, share)) = e.native_module.filter(|m| m.1 >= NATIVE_HOLD_SHARE) {
@@ -281,11 +297,6 @@ fn judge_situation(e: &Evidence) -> Verdict {
             ],
         };
     }
-    let io: f64 = e
-        .io_threads
-        .iter()
-        .sum::<f64>()
-        .max(e.threads(ThreadState::Io));
     // More threads waiting on I/O than running C code: the program waits, whatever its
     // threads do for a moment when an answer arrives.
     if e.native_threads >= NATIVE_THREADS && e.native_threads >= io {
@@ -365,11 +376,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
             },
         };
     }
-    let signal_waits = (e.threads(ThreadState::Lock) - locked).max(0.0);
-    let sleep = e.threads(ThreadState::Sleep);
-    let idle = e.threads(ThreadState::Idle);
-    let waits = io + signal_waits + sleep + idle;
-    if io >= IO_BOUND_THREADS && io >= IO_BOUND_SHARE * waits {
+    if io_bound_now {
         return io_bound(e, g, io, waits);
     }
     let part = |n: f64| pct(if waits > 0.0 { n / waits } else { 0.0 });
@@ -477,9 +484,9 @@ fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
         summary: format!(
             "Lock-bound: on average {locked:.1} threads wait for a lock another thread \
              holds{at}{inside}, {} of the time threads want to run{meanwhile}; the lock \
-             serialises the work, not the GIL (held {}).",
+             serialises the work, {}.",
             pct(locked / wanting.max(1e-9)),
-            pct(g.held),
+            gil_not_the_limit(g),
         ),
         rule: format!(
             "threads waiting for a held lock (or for the GIL inside its acquire) ≥ {} of \
@@ -502,12 +509,21 @@ fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
     }
 }
 
+/// "not the GIL (held 12%)", or on a free-threaded build without its GIL "no GIL".
+fn gil_not_the_limit(g: &GilMetrics) -> String {
+    if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
+        "not a GIL (a free-threaded CPython, its GIL disabled)".into()
+    } else {
+        format!("not the GIL (held {})", pct(g.held))
+    }
+}
+
 /// Threads mostly wait on I/O: say on what.
 fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
     let mut kinds: Vec<(IoKind, f64)> = IoKind::ALL
         .into_iter()
         .zip(e.io_threads)
-        .filter(|(_, n)| *n > 0.0)
+        .filter(|(_, n)| *n >= 0.005 * io)
         .collect();
     kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
     let on = if kinds.is_empty() {
@@ -544,9 +560,13 @@ fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
         kind: VerdictKind::IoBound,
         summary: format!(
             "I/O-bound: on average {io:.1} threads wait on I/O{on}, {} of the time threads \
-             wait; the GIL is held {} of the time and is not the limit.",
+             wait; {}.",
             pct(io / waits.max(1e-9)),
-            pct(g.held)
+            if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
+                "no GIL limits them (free-threaded CPython)".to_string()
+            } else {
+                format!("the GIL is held {} of the time and is not the limit", pct(g.held))
+            }
         ),
         rule: format!(
             "held < {}, little native work, I/O ≥ {} of the waits and ≥ {IO_BOUND_THREADS} \
@@ -947,6 +967,32 @@ mod tests {
         // Sleepers are mostly idle.
         let e = with_threads(&g, None, &[(Sleep, 4.0), (Io, 0.5)]);
         assert_eq!(judge(&e).kind, VerdictKind::MostlyIdle);
+        // A kind with almost no share is left out rather than printed as 0%.
+        let mut e = with_threads(&g, None, &[(Io, 14.0)]);
+        e.io_threads[crate::model::IoKind::Socket.index()] = 14.0;
+        e.io_threads[crate::model::IoKind::Pipe.index()] = 0.01;
+        let v = judge(&e);
+        assert!(!v.summary.contains("pipe"), "{}", v.summary);
+    }
+
+    #[test]
+    fn without_a_gil_threads_on_the_network_are_io_bound_not_parallel() {
+        use ThreadState::*;
+        let mut g = gil(0.0, 0.0, 0.0);
+        g.free_threaded = true;
+        g.enabled_share = 0.0;
+        g.enabled = false;
+        let mut e = with_threads(&g, None, &[(Io, 14.0), (Running, 0.3)]);
+        e.io_threads[crate::model::IoKind::Socket.index()] = 14.0;
+        e.running_threads = 0.3;
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::IoBound, "{}", v.summary);
+        assert!(v.summary.contains("no GIL"), "{}", v.summary);
+        // Threads that run Python in parallel beside a few on I/O: GIL disabled.
+        let mut e = with_threads(&g, None, &[(Io, 1.0), (Running, 1.8)]);
+        e.io_threads[crate::model::IoKind::Socket.index()] = 1.0;
+        e.running_threads = 1.8;
+        assert_eq!(judge(&e).kind, VerdictKind::GilDisabled);
     }
 
     #[test]
