@@ -4,6 +4,7 @@
 //! Reads [`crate::model`] values only: no I/O, no clocks, no knowledge of the sampler.
 
 mod accumulate;
+pub mod code;
 mod findings;
 mod folded;
 pub mod timeline;
