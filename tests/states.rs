@@ -692,7 +692,10 @@ fn c_code_that_keeps_the_gil_while_computing_is_gil_bound() {
                 assert_eq!(modules[0]["module"], "spin", "{who}: {modules:?}\n{all}");
                 assert!(f(&modules[0]["share"]) >= 0.5, "{who}: {modules:?}\n{all}");
                 let verdict = json["verdict"]["summary"].as_str().unwrap();
-                assert!(verdict.contains("held in native code") && verdict.contains("spin"), "{who}: {verdict}");
+                assert!(
+                    verdict.contains("held in native code") && verdict.contains("spin"),
+                    "{who}: {verdict}"
+                );
                 let advice = json["verdict"]["advice"].to_string();
                 assert!(!advice.contains("C or Rust extension"), "{who}: {advice}");
             }

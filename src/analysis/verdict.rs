@@ -565,7 +565,10 @@ fn io_bound(e: &Evidence, g: &GilMetrics, io: f64, waits: f64) -> Verdict {
             if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
                 "no GIL limits them (free-threaded CPython)".to_string()
             } else {
-                format!("the GIL is held {} of the time and is not the limit", pct(g.held))
+                format!(
+                    "the GIL is held {} of the time and is not the limit",
+                    pct(g.held)
+                )
             }
         ),
         rule: format!(

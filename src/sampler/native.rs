@@ -145,10 +145,7 @@ impl CodeMap {
 /// it. A variable in an object's zero-filled tail (`.bss`, where CPython 3.8 and 3.9 keep
 /// `_PyRuntime`) lies in an anonymous mapping right after the object's data, so the mapping
 /// holding the address itself may have no file.
-fn owner<'a>(
-    maps: impl Iterator<Item = (u64, Option<&'a Path>)>,
-    addr: u64,
-) -> Option<&'a Path> {
+fn owner<'a>(maps: impl Iterator<Item = (u64, Option<&'a Path>)>, addr: u64) -> Option<&'a Path> {
     maps.filter_map(|(start, file)| Some((start, file?)))
         .filter(|(start, _)| *start <= addr)
         .max_by_key(|(start, _)| *start)
