@@ -85,6 +85,7 @@ pub struct Verdict {
 }
 
 /// What the verdict is judged on.
+#[derive(Clone)]
 pub struct Evidence<'a> {
     /// The GIL judged: the one most threads want (the main one but with subinterpreters).
     pub gil: Option<&'a GilMetrics>,
@@ -636,7 +637,11 @@ fn starved(e: &Evidence) -> Option<Verdict> {
         _ => return None,
     };
     let quota = supply.quota_cores.is_some() && throttled >= STARVED_THROTTLED;
-    let rest = judge_situation(e);
+    // Judged on the time they ran: threads that only waited for a CPU do not count among
+    // those that want to run (a lock convoy on a busy machine is still lock-bound).
+    let mut ran = e.clone();
+    ran.threads_in[ThreadState::Ready.index()] = 0.0;
+    let rest = judge_situation(&ran);
     let mut advice = vec![if quota {
         "Raise the CPU limit (docker --cpus, Kubernetes resources.limits.cpu), or run fewer \
          threads or processes than the quota's CPUs."
@@ -1074,6 +1079,18 @@ mod tests {
             ..with_threads(&g, None, &[(Lock, 5.0), (Ready, 1.5), (Holding, 0.3)])
         };
         assert_eq!(judge(&e).kind, VerdictKind::LockBound);
+        // Starved above all (more wait for a CPU than for the lock), it is lock-bound on the
+        // time the threads ran: those that only waited for a CPU do not dilute the lock.
+        let e = Evidence {
+            supply: Some(&busy),
+            contended_lock_threads: 3.0,
+            queued_threads: 3.6,
+            cores_used: Some(0.4),
+            ..with_threads(&g, None, &[(Lock, 3.0), (Ready, 3.6), (Holding, 0.9)])
+        };
+        let v = judge(&e);
+        assert_eq!(v.kind, VerdictKind::CpuStarved, "{}", v.summary);
+        assert_eq!(v.then, Some(VerdictKind::LockBound), "{}", v.summary);
     }
 
     #[test]
