@@ -48,8 +48,8 @@ pub(crate) fn colour_name(state: ThreadState) -> &'static str {
 pub(crate) const PROCESS_RGB: Rgb = (190, 168, 216);
 /// The root frame of a thread's stacks in the wall view: pale steel blue.
 pub(crate) const THREAD_RGB: Rgb = (165, 185, 220);
-/// Code frames: shades of one pale sand hue, picked by the function's name so that
-/// neighbours part and the same function has the same shade everywhere.
+/// Code frames: shades of one pale sand hue, picked by the frame's name (function, file and
+/// line) so that neighbours part, the same frame the same shade everywhere.
 pub(crate) const CODE_SHADES: [Rgb; 4] = [
     (238, 222, 184),
     (226, 208, 166),
@@ -64,11 +64,10 @@ pub(crate) const ABSENT_RGB: Rgb = (236, 236, 236);
 /// The stripes of a timeline slice with no sample at all: the sampler got no CPU in time.
 pub(crate) const SKIPPED_RGB: Rgb = (150, 150, 150);
 
-/// A code frame's colour, by its function's name (the part before ` (file:line)`).
+/// A code frame's colour, by its name (`function (file:line)`).
 pub(crate) fn code_rgb(frame: &str) -> Rgb {
-    let function = frame.split(" (").next().unwrap_or(frame);
     // FNV-1a: stable across runs and platforms.
-    let h = function.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    let h = frame.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     CODE_SHADES[(h % CODE_SHADES.len() as u64) as usize]
@@ -182,11 +181,11 @@ mod tests {
         for f in ["compute (app.py:1)", "run", "", "<module> (x.py:3)", "a"] {
             assert!(CODE_SHADES.contains(&code_rgb(f)), "{f}");
         }
-        // The shade follows the function, not the line.
-        assert_eq!(
-            code_rgb("compute (app.py:1)"),
-            code_rgb("compute (work.py:9)")
-        );
+        // Neighbours part: the shades of a function's lines are not all one.
+        let lines: std::collections::HashSet<Rgb> = (1..20)
+            .map(|l| code_rgb(&format!("compute (app.py:{l})")))
+            .collect();
+        assert!(lines.len() > 1);
     }
 
     #[test]
