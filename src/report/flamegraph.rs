@@ -231,7 +231,21 @@ fn with_legend(svg: &[u8], paints: &[Paint], note: &str) -> Result<String> {
     let end = body
         .rfind("</svg>")
         .context("inferno's SVG is not closed")?;
-    Ok(format!("{head}{}{legend}</svg>", &body[..end]))
+    Ok(format!("{}{}{legend}</svg>", no_stubs(&head), &body[..end]))
+}
+
+/// inferno's script fits each label to its frame as the page loads, and leaves a bare `..`
+/// in a frame two or three characters wide; `[..` or `..` says nothing. It is told to leave
+/// out a label unless three characters and the dots fit.
+fn no_stubs(head: &str) -> String {
+    head.replace(
+        "if (w < 2 * known_font_width) {",
+        "if (w < 5 * known_font_width) {",
+    )
+    .replace(
+        "if (w < 2 * fontsize * fontwidth) {",
+        "if (w < 5 * fontsize * fontwidth) {",
+    )
 }
 
 /// Escapes text for SVG.
@@ -400,6 +414,16 @@ mod tests {
                 _ => assert_eq!(labels, ["code", "process"]),
             }
         }
+    }
+
+    #[test]
+    fn the_script_leaves_out_labels_that_would_be_only_dots() {
+        let p = crate::report::testing::every_state(5000);
+        let svg = render(&p, View::Wall);
+        // Both of inferno's fitting paths (fixed-width fonts, and any other) were told.
+        assert!(svg.contains("if (w < 5 * known_font_width) {"));
+        assert!(svg.contains("if (w < 5 * fontsize * fontwidth) {"));
+        assert!(!svg.contains("if (w < 2 *"));
     }
 
     #[test]
