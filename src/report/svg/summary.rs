@@ -8,7 +8,7 @@ use super::canvas::{
 };
 use crate::analysis::{GilMetrics, Profile, Site, ThreadSummary, VerdictKind};
 use crate::model::{TargetInfo, ThreadState};
-use crate::report::Report;
+use crate::report::{Paint, Report};
 
 /// Above this share of late ticks, CPU scarcity biases the shares (as in the terminal).
 const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
@@ -421,8 +421,14 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         );
         return;
     }
-    let states: Vec<ThreadState> = crate::report::state_columns(&[p]);
-    c.legend(&states);
+    // The legend names the colours the bars draw: the states some thread was seen in.
+    let drawn: Vec<Paint> = ThreadState::ALL
+        .into_iter()
+        .filter(|&s| p.threads.iter().any(|t| t.share(s) > 0.0))
+        .map(Paint::State)
+        .collect();
+    c.begin_picture("threads");
+    c.legend(&drawn);
     let n = p.threads.len();
     let row = (320.0 / n as f64).clamp(12.0, 22.0).floor();
     let label_font = Font::sans((row - 3.0).min(13.0));
@@ -436,6 +442,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         "CPU s",
     );
     c.y += 15.0;
+    c.raw("<g class=\"data\">\n");
     for t in &p.threads {
         let label = thread_label(t, interp, LABEL_W, label_font);
         let bar_h = row - 3.0;
@@ -477,6 +484,8 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         );
         c.y += row;
     }
+    c.raw("</g>\n");
+    c.end_picture();
 }
 
 /// `--subprocesses`: one row per process, and what they add up to.
