@@ -3,6 +3,7 @@
 //! Renders a finished [`Profile`]; never reads the target or the sampler.
 
 mod collapsed;
+mod command;
 mod flamegraph;
 mod json;
 mod markdown;
