@@ -729,15 +729,19 @@ pub fn exit_sentence(command: &[String], exit: &ProgramExit) -> String {
 }
 
 /// Whether any stack sample ran the program's own code: a frame of the user's files (not
-/// the standard library's, a package's or a frozen module's), the code of `python -c` or
-/// of a script read from standard input (the outermost frame, in `<string>` or `<stdin>`), or
-/// the module of `python -m` (whatever runpy's `_run_code` calls).
-fn ran_program_code(p: &Profile) -> bool {
+/// the standard library's, a package's or a frozen module's), the module of `python -m`
+/// (whatever runpy's `_run_code` calls), or, when the command gives its code inline (`-c`,
+/// or a script on standard input), that code: the outermost frame, in `<string>` or
+/// `<stdin>`. Only then, since site's `.pth` lines run as `<string>` too, and a stack read
+/// in a hurry can lose its outer frames.
+fn ran_program_code(p: &Profile, command: &[String]) -> bool {
+    let inline = command.len() == 1 || command.iter().any(|w| w == "-c" || w == "-");
     p.stack_counts.iter().any(|((_, _, stack), _)| {
         let frames = p.stacks.get(*stack);
-        let inline = frames
-            .first()
-            .is_some_and(|f| f.file == "<string>" || f.file == "<stdin>");
+        let inline = inline
+            && frames
+                .first()
+                .is_some_and(|f| f.file == "<string>" || f.file == "<stdin>");
         let run_module = frames
             .iter()
             .rev()
@@ -753,7 +757,7 @@ fn ran_program_code(p: &Profile) -> bool {
 /// stands and the reports say the status beside it.
 pub fn program_ended(p: &mut Profile, command: &[String], exit: ProgramExit) {
     p.exit = Some(exit);
-    if !exit.failed() || ran_program_code(p) {
+    if !exit.failed() || ran_program_code(p, command) {
         return;
     }
     p.verdict = Verdict {
@@ -1235,21 +1239,40 @@ mod tests {
             .starts_with("python3 was killed by SIGKILL after 0.3 s"));
 
         // Code of the program's own: a file of the user's, `-c`, `-m`.
-        for ran in [
-            &[("<module>", "/srv/app/app.py"), ("work", "/srv/app/app.py")][..],
-            &[("<module>", "<string>")][..],
-            &[
-                ("_run_module_as_main", "/usr/lib/python3.12/runpy.py"),
-                ("_run_code", "/usr/lib/python3.12/runpy.py"),
-                ("<module>", "/usr/lib/python3.12/http/server.py"),
-            ][..],
+        let inline = [
+            "python3".to_string(),
+            "-c".to_string(),
+            "work()".to_string(),
+        ];
+        let pth_line: &[(&str, &str)] = &[
+            ("<module>", "<string>"),
+            ("_find_and_load", "<frozen importlib._bootstrap>"),
+        ];
+        for (command, ran) in [
+            (
+                &command[..],
+                &[("<module>", "/srv/app/app.py"), ("work", "/srv/app/app.py")][..],
+            ),
+            (&inline[..], pth_line),
+            (
+                &command[..],
+                &[
+                    ("_run_module_as_main", "/usr/lib/python3.12/runpy.py"),
+                    ("_run_code", "/usr/lib/python3.12/runpy.py"),
+                    ("<module>", "/usr/lib/python3.12/http/server.py"),
+                ][..],
+            ),
         ] {
             let mut p = profile_with(&[start_up, ran]);
             let before = p.verdict.clone();
-            program_ended(&mut p, &command, exit(Some(1), None));
+            program_ended(&mut p, command, exit(Some(1), None));
             assert_eq!(p.verdict, before, "{ran:?}");
             assert_eq!(p.exit.unwrap().code, Some(1));
         }
+        // Without -c, `<string>` is a `.pth` line of site's start-up, not the program.
+        let mut p = profile_with(&[start_up, pth_line]);
+        program_ended(&mut p, &command, exit(Some(1), None));
+        assert_eq!(p.verdict.kind, VerdictKind::ProgramFailed);
         // A success, or a program gilscope stopped, keeps its verdict too.
         for (code, signal, stopped) in [(Some(0), None, false), (None, Some(15), true)] {
             let mut p = profile_with(&[start_up]);
