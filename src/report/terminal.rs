@@ -415,4 +415,44 @@ mod tests {
             "{busy}"
         );
     }
+
+    #[test]
+    fn a_failed_program_is_said_under_the_header_and_a_good_exit_is_not() {
+        use crate::model::ProgramExit;
+        let mut acc = Accumulator::default();
+        acc.push(Sample::State(StateTick::default()));
+        let mut p = acc.finish(0, 2);
+        let command = ["/usr/bin/python3".to_string(), "app.py".to_string()];
+        let exit = |code| ProgramExit {
+            code: Some(code),
+            signal: None,
+            after_s: 4.24,
+            stopped: false,
+        };
+        crate::analysis::program_ended(&mut p, &command, exit(0));
+        let target = TargetInfo {
+            command: command.to_vec(),
+            ..TargetInfo::default()
+        };
+        let text = |p: &crate::analysis::Profile| {
+            summary(&Report {
+                target: &target,
+                profile: p,
+                subprocesses: &[],
+            })
+        };
+        assert!(!text(&p).contains("status"), "{}", text(&p));
+        crate::analysis::program_ended(&mut p, &command, exit(1));
+        let s = text(&p);
+        assert_eq!(
+            s.lines().nth(1),
+            Some("  python3 exited with status 1 after 4.2 s"),
+            "{s}"
+        );
+        // Exited before its interpreter was read: the header says so rather than "CPython ,".
+        assert!(
+            s.starts_with("gilscope: pid 0, CPython not read (it exited first), "),
+            "{s}"
+        );
+    }
 }
