@@ -354,7 +354,8 @@ fn a_crossed_threshold_fails_the_job_after_every_report_is_written() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("--fail-if 'contended > 0.5' crossed on pid")
-            && stderr.contains("above the limit"),
+            && stderr.contains(": contended 0.")
+            && stderr.contains(" > 0.5\n"),
         "{stderr}"
     );
     assert!(!stderr.contains("avg_waiters >= 100"), "{stderr}");

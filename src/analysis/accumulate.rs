@@ -525,6 +525,7 @@ impl Accumulator {
             stack_counts,
             stacks: self.stacks,
             timeline: self.timeline,
+            exit: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod collapsed;
 mod colour;
+mod command;
 mod flamegraph;
 mod flametree;
 mod json;

@@ -29,6 +29,7 @@ pub fn verdict_rgb(kind: VerdictKind) -> (u8, u8, u8) {
         VerdictKind::IoBound => (150, 110, 70),
         VerdictKind::MostlyIdle => (120, 120, 120),
         VerdictKind::GilDisabled => (30, 160, 150),
+        VerdictKind::ProgramFailed => (90, 90, 90),
     }
 }
 
@@ -82,14 +83,43 @@ pub fn header(c: &mut Canvas, report: &Report) {
     };
     let big = Font::sans(22.0).bold();
     let head = format!("gilscope — pid {}", t.pid);
-    let tail = format!(", CPython {}{build}", clean(&t.python));
-    let command = command_line(t);
+    let python = if t.python.is_empty() {
+        "not read (it exited first)".to_string()
+    } else {
+        clean(&t.python)
+    };
+    let tail = format!(", CPython {python}{build}");
     let room = CONTENT - big.width(&head) - big.width(&tail) - big.width(" ()");
+    // The whole command, or its middle shortened: the script's name stays in sight.
+    let words: Vec<String> = t
+        .command
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            clean(if i == 0 {
+                w.rsplit('/').next().unwrap_or(w)
+            } else {
+                w
+            })
+        })
+        .collect();
+    let command = crate::report::command::shorten(&words, |c| big.width(c) <= room);
     let title = match fit(&command, room, big) {
         cmd if cmd.is_empty() => format!("{head}{tail}"),
         cmd => format!("{head} ({cmd}){tail}"),
     };
     c.line(MARGIN, big, "", &title);
+    if let Some(exit) = p.exit.filter(|e| e.failed()) {
+        // The program's own failure, said before anything else about the run.
+        let sentence = crate::analysis::exit_sentence(&t.command, &exit);
+        c.para(
+            MARGIN,
+            CONTENT,
+            Font::sans(14.0).bold(),
+            r##" fill="#b03020""##,
+            &format!("{}.", clean(&sentence)),
+        );
+    }
     let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
     let mut facts = vec![
         format!("{} run", duration(r.duration_s)),
@@ -301,10 +331,16 @@ pub fn gils(c: &mut Canvas, p: &Profile) {
         }
         for g in &p.gils {
             let base = c.y + font.size;
-            c.text(MARGIN, base, font, "", &format!("interp {}", g.interpreter));
+            c.text(
+                MARGIN,
+                base,
+                font,
+                "",
+                &format!("interpreter {}", g.interpreter),
+            );
             if !g.enabled {
                 c.text(
-                    MARGIN + 110.0,
+                    MARGIN + 150.0,
                     base,
                     font,
                     "",
