@@ -287,7 +287,9 @@ fn a_lock_convoy_is_lock_bound_and_names_where_threads_wait() {
                 let contended = f(&t["contended_lock"]) + inside;
                 let name = &t["name"];
                 let all = evidence(&json);
-                assert!(lock >= 0.35, "{who}: {name} lock {lock}\n{all}");
+                // Of the time it did not just wait for a CPU (a busy machine's share).
+                let ran = 1.0 - share(s, "ready");
+                assert!(lock >= 0.35 * ran, "{who}: {name} lock {lock}\n{all}");
                 assert!(
                     contended >= 0.3 && contended >= 0.8 * lock,
                     "{who}: {name} waits for a lock another thread holds, not a signal: \
