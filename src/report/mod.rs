@@ -249,6 +249,16 @@ pub(crate) fn site_lists(p: &Profile) -> Vec<(&'static str, &[Site])> {
     .collect()
 }
 
+/// What the columns of every table of code sites mean (the terminal's, the Markdown's, the
+/// SVG report's).
+pub(crate) fn site_definitions() -> [&'static str; 3] {
+    [
+        "incl.: share of the samples with the function anywhere on the stack",
+        "self: as the innermost frame",
+        "samples: stack samples behind incl.; holders and blame rank by incl., the others by self",
+    ]
+}
+
 /// The colour of each state in every graphic format: holding green, waiting red, handoff
 /// orange, native blue, ready (no CPU) yellow, lock purple, I/O brown, sleep light grey,
 /// idle grey, running without a GIL (free-threaded builds) teal.

@@ -226,16 +226,49 @@ pub fn verdict(c: &mut Canvas, p: &Profile) {
     c.y = top + height;
 }
 
-/// A site as one line: `87.0%  compute  app.py:12`.
-fn site_line(site: &Site) -> String {
-    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
-    format!(
-        "{:>6}  {}  {}:{}",
-        pct(site.share),
-        clean(&site.function),
-        clean(file),
-        site.line
+/// The columns of [`site_rows`]' first line.
+const SITE_HEADER: &str = " incl.   self  samples";
+
+/// A site as two lines: ` 87.0%   2.0%     1070  report`, the inclusive and self shares,
+/// the samples behind the inclusive one and the function, then its hottest line beneath,
+/// `app.py:12`.
+fn site_rows(site: &Site) -> (String, String) {
+    (
+        format!(
+            "{:>6} {:>6} {:>8}  {}",
+            pct(site.inclusive_share),
+            pct(site.share),
+            site.inclusive_samples,
+            clean(&site.function)
+        ),
+        format!("    {}:{}", clean(&site.path_shown), site.line),
     )
+}
+
+/// Up to `rows` sites in a column `w` wide at `x`: a header and two lines a site, or a line
+/// saying the list rests on too few samples to rank.
+fn site_column(c: &mut Canvas, x: f64, w: f64, sites: &[Site], rows: usize) {
+    let font = Font::mono(12.0);
+    match sites.first() {
+        Some(first) if first.too_few() => {
+            let note = format!("{} samples: too few to rank", first.list_samples);
+            c.line(
+                x,
+                Font::sans(12.0),
+                &dim(),
+                &fit(&note, w, Font::sans(12.0)),
+            );
+        }
+        Some(_) => {
+            c.line(x, font, &dim(), &fit(SITE_HEADER, w, font));
+            for site in sites.iter().take(rows) {
+                let (head, place) = site_rows(site);
+                c.line(x, font, "", &fit(&head, w, font));
+                c.line(x, font, &dim(), &fit(&place, w, font));
+            }
+        }
+        None => {}
+    }
 }
 
 pub fn findings(c: &mut Canvas, p: &Profile) {
@@ -261,10 +294,7 @@ pub fn findings(c: &mut Canvas, p: &Profile) {
             "",
             &format!("next: {}", f.advice),
         );
-        for site in f.sites.iter().take(3) {
-            let line = fit(&site_line(site), w, Font::mono(12.0));
-            c.line(text_x, Font::mono(12.0), &dim(), &line);
-        }
+        site_column(c, text_x, w, &f.sites, 3);
     }
 }
 
@@ -571,22 +601,20 @@ pub fn sites(c: &mut Canvas, p: &Profile) {
     if lists.is_empty() {
         return;
     }
-    c.heading(
-        "Hot code",
-        "Functions by their share of the samples; holders weighted by the number of threads \
-         waiting meanwhile when anyone waited.",
+    let about = format!(
+        "Functions with their hottest line beneath; holders weighted by the number of threads \
+         waiting meanwhile when anyone waited. {}.",
+        crate::report::site_definitions().join("; ")
     );
+    c.heading("Hot code", &about);
     let col = CONTENT / lists.len() as f64;
     let top = c.y;
     let mut bottom = top;
-    let font = Font::mono(12.0);
     for (k, (title, sites)) in lists.iter().enumerate() {
         let x = MARGIN + col * k as f64;
         c.y = top;
         c.line(x, Font::sans(13.0).bold(), "", title);
-        for site in sites.iter().take(5) {
-            c.line(x, font, "", &fit(&site_line(site), col - 16.0, font));
-        }
+        site_column(c, x, col - 16.0, sites, 5);
         bottom = bottom.max(c.y);
     }
     c.y = bottom;
