@@ -405,7 +405,7 @@ impl Accumulator {
         let running = in_state(ThreadState::Running);
         let top_holders = top(&holding, Rank::Inclusive);
         let top_waiters = top(&in_state(ThreadState::Waiting), Rank::Innermost);
-        let top_running = top(&running, Rank::Innermost);
+        let top_running = top(&running, Rank::Inclusive);
         let blame_stacks = weighted(self.blame);
         let blame: Vec<(StackId, u64)> = blame_stacks.iter().map(|w| (w.id, w.weight)).collect();
         let top_blame = top(&blame_stacks, Rank::Inclusive);

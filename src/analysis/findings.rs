@@ -222,6 +222,15 @@ mod tests {
             f[0].summary
         );
         assert_eq!(f[0].sites[0].function, "usleep");
+        // Stalls seen only inside imports are not drawn on.
+        let f = find(&Evidence {
+            gil: Some(&g),
+            threads: &[thread(0.5, 300)],
+            off_cpu_sites: &[],
+            stalls_in_imports_only: true,
+            ticks: 1000,
+        });
+        assert!(f.is_empty(), "{f:?}");
         // A few stray samples (a page fault, a brief syscall) are not a finding.
         assert!(kinds(&[thread(0.5, 4)], &g).is_empty());
         assert!(kinds(&[thread(0.9, 9)], &g).is_empty());

@@ -43,10 +43,10 @@ impl Weighted {
 /// How a list is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rank {
-    /// By inclusive share: who to blame (the holders, the blame, the lock's holders).
+    /// By inclusive share: who to blame (the holders, the blame, the lock's holders, the
+    /// code running without a GIL).
     Inclusive,
-    /// By self share: where threads stand (waiters, lock waits, running code, callers of
-    /// native code).
+    /// By self share: where threads stand (waiters, lock waits, callers of native code).
     Innermost,
 }
 

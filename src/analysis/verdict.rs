@@ -867,6 +867,38 @@ mod tests {
     }
 
     #[test]
+    fn the_named_code_says_its_path_and_a_handful_of_stacks_names_none() {
+        let g = gil(0.99, 2.9, 0.97);
+        let mut b = blamed("report");
+        b.site.path_shown = "web/app.py".into();
+        b.via = Some(super::super::Via {
+            function: "render".into(),
+            package: "jinja2".into(),
+            file: "/venv/lib/python3.12/site-packages/jinja2/environment.py".into(),
+        });
+        let v = judge(&evidence(Some(&g), Some(&b)));
+        assert!(
+            v.summary.contains(
+                "report() at web/app.py:12, via jinja2's render(), holds it 90% of the time \
+                 others wait for it;"
+            ),
+            "{}",
+            v.summary
+        );
+        let v = judge(&Evidence {
+            stack_samples: 3,
+            ..evidence(Some(&g), None)
+        });
+        assert!(
+            v.summary
+                .contains("3 stack samples: too few to name the code"),
+            "{}",
+            v.summary
+        );
+        assert!(v.advice[1].contains("Move the hot loop"), "{:?}", v.advice);
+    }
+
+    #[test]
     fn no_samples_says_so() {
         let v = judge(&Evidence {
             busy_gils: 0,

@@ -226,29 +226,17 @@ pub fn verdict(c: &mut Canvas, p: &Profile) {
     c.y = top + height;
 }
 
-/// The columns of [`site_rows`]' first line.
-const SITE_HEADER: &str = " incl.   self  samples";
+/// Where the numbers of a site row end, right-aligned, from the column's left edge: the
+/// inclusive share, the self share, the samples; the function starts after them.
+const SITE_COLUMNS: [(f64, &str); 3] = [(44.0, "incl."), (92.0, "self"), (148.0, "samples")];
+const SITE_FUNCTION_X: f64 = 158.0;
 
-/// A site as two lines: ` 87.0%   2.0%     1070  report`, the inclusive and self shares,
-/// the samples behind the inclusive one and the function, then its hottest line beneath,
-/// `app.py:12`.
-fn site_rows(site: &Site) -> (String, String) {
-    (
-        format!(
-            "{:>6} {:>6} {:>8}  {}",
-            pct(site.inclusive_share),
-            pct(site.share),
-            site.inclusive_samples,
-            clean(&site.function)
-        ),
-        format!("    {}:{}", clean(&site.path_shown), site.line),
-    )
-}
-
-/// Up to `rows` sites in a column `w` wide at `x`: a header and two lines a site, or a line
-/// saying the list rests on too few samples to rank.
+/// Up to `rows` sites in a column `w` wide at `x`: a header, then per site its inclusive and
+/// self shares, the samples behind the inclusive one and the function, with its hottest line
+/// beneath (`app.py:12`); or a line saying the list rests on too few samples to rank.
 fn site_column(c: &mut Canvas, x: f64, w: f64, sites: &[Site], rows: usize) {
     let font = Font::mono(12.0);
+    let end = r#" text-anchor="end""#;
     match sites.first() {
         Some(first) if first.too_few() => {
             let note = format!("{} samples: too few to rank", first.list_samples);
@@ -260,11 +248,28 @@ fn site_column(c: &mut Canvas, x: f64, w: f64, sites: &[Site], rows: usize) {
             );
         }
         Some(_) => {
-            c.line(x, font, &dim(), &fit(SITE_HEADER, w, font));
+            let base = c.y + font.size;
+            for (right, name) in SITE_COLUMNS {
+                c.text(x + right, base, font, &format!("{end}{}", dim()), name);
+            }
+            c.text(x + SITE_FUNCTION_X, base, font, &dim(), "function, line");
+            c.y += font.size * 1.45;
             for site in sites.iter().take(rows) {
-                let (head, place) = site_rows(site);
-                c.line(x, font, "", &fit(&head, w, font));
-                c.line(x, font, &dim(), &fit(&place, w, font));
+                let base = c.y + font.size;
+                let numbers = [
+                    pct(site.inclusive_share),
+                    pct(site.share),
+                    site.inclusive_samples.to_string(),
+                ];
+                for ((right, _), n) in SITE_COLUMNS.iter().zip(numbers) {
+                    c.text(x + right, base, font, end, &n);
+                }
+                let function = fit(&clean(&site.function), w - SITE_FUNCTION_X, font);
+                c.text(x + SITE_FUNCTION_X, base, font, "", &function);
+                c.y += font.size * 1.45;
+                let place = format!("{}:{}", clean(&site.path_shown), site.line);
+                let place = fit(&place, w - SITE_FUNCTION_X, font);
+                c.line(x + SITE_FUNCTION_X, font, &dim(), &place);
             }
         }
         None => {}
