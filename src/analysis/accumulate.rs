@@ -395,7 +395,7 @@ impl Accumulator {
                 .collect()
         };
         let cwd = self.cwd.as_deref();
-        let top = |w: &[Weighted], rank| sites::top_sites(&self.stacks, w, rank, cwd);
+        let top = |w: &[Weighted], rank, named| sites::top_sites(&self.stacks, w, rank, cwd, named);
         let event_loop = stack_counts
             .iter()
             .find(|((_, _, id), _)| self.stacks.get(*id).iter().any(is_event_loop_frame))
@@ -403,12 +403,28 @@ impl Accumulator {
             .map(ThreadSummary::label);
         let holding = in_state(ThreadState::Holding);
         let running = in_state(ThreadState::Running);
-        let top_holders = top(&holding, Rank::Inclusive);
-        let top_waiters = top(&in_state(ThreadState::Waiting), Rank::Innermost);
-        let top_running = top(&running, Rank::Inclusive);
         let blame_stacks = weighted(self.blame);
         let blame: Vec<(StackId, u64)> = blame_stacks.iter().map(|w| (w.id, w.weight)).collect();
-        let top_blame = top(&blame_stacks, Rank::Inclusive);
+        let lock_holder_stacks = weighted(self.lock_holders);
+        // The verdict blames the code that makes others wait; with no waiters, the holder;
+        // with no GIL, the code that runs most.
+        let gil_disabled = gils
+            .iter()
+            .min_by_key(|g| g.interpreter)
+            .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
+        let name = |w: &[Weighted], list| sites::blamed(&self.stacks, w, list, cwd);
+        let blamed = if gil_disabled {
+            name(&running, "running")
+        } else {
+            name(&blame_stacks, "blame").or_else(|| name(&holding, "holders"))
+        };
+        let lock_holder = name(&lock_holder_stacks, "lock_holders");
+        // Each list keeps the row of the code the verdict names from it.
+        let named_in = |list: &str| blamed.as_ref().filter(|b| b.list == list).map(|b| &b.site);
+        let top_holders = top(&holding, Rank::Inclusive, named_in("holders"));
+        let top_waiters = top(&in_state(ThreadState::Waiting), Rank::Innermost, None);
+        let top_running = top(&running, Rank::Inclusive, named_in("running"));
+        let top_blame = top(&blame_stacks, Rank::Inclusive, named_in("blame"));
         // A stall seen only inside imports (start-up) is no finding: nobody can change it.
         let stalled_stacks = !self.stalling.is_empty();
         let stalls: Vec<Weighted> = self
@@ -417,16 +433,19 @@ impl Accumulator {
             .filter(|(id, _)| !sites::is_import_stack(self.stacks.get(*id)))
             .map(|(id, n)| Weighted::counted(id, n))
             .collect();
-        let off_cpu_sites = top(&stalls, Rank::Innermost);
+        let off_cpu_sites = top(&stalls, Rank::Innermost, None);
         let lock_waits: Vec<Weighted> = weighted(
             self.lock_waits
                 .into_iter()
                 .map(|(id, n)| (id, (n, n)))
                 .collect(),
         );
-        let top_lock_waits = top(&lock_waits, Rank::Innermost);
-        let lock_holder_stacks = weighted(self.lock_holders);
-        let top_lock_holders = top(&lock_holder_stacks, Rank::Inclusive);
+        let top_lock_waits = top(&lock_waits, Rank::Innermost, None);
+        let top_lock_holders = top(
+            &lock_holder_stacks,
+            Rank::Inclusive,
+            lock_holder.as_ref().map(|b| &b.site),
+        );
         let mean_in = |state| mean_threads_in(&threads, self.state_samples, state);
         let threads_in: [f64; ThreadState::COUNT] = ThreadState::ALL.map(mean_in);
         let queued_threads: f64 = threads
@@ -465,7 +484,7 @@ impl Accumulator {
             })
             .collect();
         native_modules.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let top_native_callers = top(&weighted(self.native_callers), Rank::Innermost);
+        let top_native_callers = top(&weighted(self.native_callers), Rank::Innermost, None);
         let supply = CpuSupply::between(
             self.first_machine.zip(self.last_machine),
             self.first_quota.zip(self.last_quota),
@@ -486,17 +505,6 @@ impl Accumulator {
             })
             .or(main_gil);
         let busy_gils = gils.iter().filter(|g| g.held >= 0.5 && g.enabled).count();
-        let gil_disabled = main_gil
-            .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
-        // The verdict blames the code that makes others wait; with no waiters, the holder;
-        // with no GIL, the code that runs most.
-        let name = |w: &[Weighted], list| sites::blamed(&self.stacks, w, list, cwd);
-        let blamed = if gil_disabled {
-            name(&running, "running")
-        } else {
-            name(&blame_stacks, "blame").or_else(|| name(&holding, "holders"))
-        };
-        let lock_holder = name(&lock_holder_stacks, "lock_holders");
         let findings = findings::find(&findings::Evidence {
             gil: main_gil,
             threads: &threads,

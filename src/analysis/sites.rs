@@ -19,6 +19,10 @@ use crate::model::{Frame, StackId, StackTable};
 pub const MIN_SAMPLES: u64 = 20;
 /// Sites a list keeps.
 const KEEP: usize = 10;
+/// Ranked by inclusive share, a function never innermost on at least this share of the
+/// list's weight is the root of the work (a worker loop, a server's plumbing), not where it
+/// goes: left out, unless it is the code the verdict names.
+const ROOT_SHARE: f64 = 0.9;
 
 /// One stack of a list: its weight (a sample, or a sample times the threads waiting
 /// meanwhile) and the stack samples behind that weight.
@@ -189,14 +193,17 @@ fn site(t: &Tally, total_weight: u64, total_samples: u64, cwd: Option<&str>) -> 
 ///
 /// Ranked by inclusive share, functions that say nothing of their own are left out: of
 /// functions on exactly the same stacks (a chain of calls with no branch), only the
-/// innermost and the innermost of the user's own are kept, and a function on every stack
-/// that is never the innermost frame (`<module>`, `main()`, a thread's bootstrap) is left
-/// out. Ranked by self share, functions never innermost are left out.
+/// innermost and the innermost of the user's own are kept, and a function on at least
+/// [`ROOT_SHARE`] of the weight that is never the innermost frame (`<module>`, `main()`, a
+/// worker loop, a thread's bootstrap) is left out — but never `named`, the code the verdict
+/// names from this list, so that the table beside the verdict has its row. Ranked by self
+/// share, functions never innermost are left out.
 pub fn top_sites(
     stacks: &StackTable,
     weighted: &[Weighted],
     rank: Rank,
     cwd: Option<&str>,
+    named: Option<&Site>,
 ) -> Vec<Site> {
     let (by_function, total_weight, total_samples) = tally(stacks, weighted);
     let kept: Vec<&Tally> = match rank {
@@ -214,10 +221,13 @@ pub fn top_sites(
             by_function
                 .values()
                 .filter(|t| {
+                    let is_named = named
+                        .is_some_and(|n| n.function == t.frame.function && n.file == t.frame.file);
                     let (deepest, user) = chains[&(t.signature, t.weight)];
-                    let named = t.depth == deepest || Some(t.depth) == user;
-                    let everywhere = t.weight == total_weight && t.self_weight == 0;
-                    named && !everywhere
+                    let own = t.depth == deepest || Some(t.depth) == user;
+                    let root =
+                        t.self_weight == 0 && t.weight as f64 >= ROOT_SHARE * total_weight as f64;
+                    is_named || (own && !root)
                 })
                 .collect()
         }
@@ -381,7 +391,7 @@ mod tests {
     #[test]
     fn inclusive_shares_count_a_function_once_per_stack_and_rank_who_to_blame() {
         let (t, w) = web();
-        let sites = top_sites(&t, &w, Rank::Inclusive, Some("/srv/app"));
+        let sites = top_sites(&t, &w, Rank::Inclusive, Some("/srv/app"), None);
         let names: Vec<&str> = sites.iter().map(|s| s.function.as_str()).collect();
         // serve() and the bootstrap are on every stack and never innermost: left out.
         assert_eq!(names[0], "report", "{names:?}");
@@ -403,7 +413,7 @@ mod tests {
             );
         }
         // Ranked by self share, the innermost frames lead.
-        let inner = top_sites(&t, &w, Rank::Innermost, None);
+        let inner = top_sites(&t, &w, Rank::Innermost, None, None);
         assert_eq!(inner[0].function, "escape");
         assert_eq!(inner[0].share, 0.4);
         assert!(inner.iter().all(|s| s.share > 0.0));
@@ -417,7 +427,7 @@ mod tests {
             frames
         };
         let (t, w) = table(&[(fib(5), 30), (fib(2), 10)]);
-        let sites = top_sites(&t, &w, Rank::Inclusive, None);
+        let sites = top_sites(&t, &w, Rank::Inclusive, None, None);
         let fib_site = sites.iter().find(|s| s.function == "fib").unwrap();
         assert_eq!(fib_site.inclusive_share, 1.0);
         assert_eq!(fib_site.inclusive_samples, 40);
@@ -431,9 +441,22 @@ mod tests {
             ],
             50,
         )]);
-        let sites = top_sites(&t, &w, Rank::Inclusive, None);
+        let sites = top_sites(&t, &w, Rank::Inclusive, None, None);
         assert_eq!(sites.len(), 1, "{sites:?}");
         assert_eq!(sites[0].function, "compute");
+        // A worker loop on nearly every stack, never innermost, is the root of the work:
+        // left out, unless the verdict names it.
+        let (t, w) = table(&[
+            (vec![f("loop", APP, 1), f("parse", APP, 5)], 50),
+            (vec![f("loop", APP, 1), f("loads", LIB, 9)], 45),
+            (vec![f("<module>", APP, 30)], 5),
+        ]);
+        let sites = top_sites(&t, &w, Rank::Inclusive, None, None);
+        assert!(sites.iter().all(|s| s.function != "loop"), "{sites:?}");
+        let named = Site::example("loop", APP, 1, 0.95);
+        let sites = top_sites(&t, &w, Rank::Inclusive, None, Some(&named));
+        assert_eq!(sites[0].function, "loop", "{sites:?}");
+        assert_eq!(sites[0].inclusive_share, 0.95);
     }
 
     #[test]
