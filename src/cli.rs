@@ -119,6 +119,8 @@ pub struct RunOptions {
     pub subprocesses: bool,
     pub recording: Option<PathBuf>,
     pub out: OutputOptions,
+    /// What the options changed from what was asked, to say at the start of the run.
+    pub notes: Vec<String>,
 }
 
 /// Where reports go, free of clap.
@@ -152,8 +154,16 @@ impl RunArgs {
             Some(s) => Some(Duration::from_secs_f64(s)),
             None => None,
         };
+        // Stacks are taken at state ticks, so the state rate is at least the stack rate.
+        let mut notes = Vec::new();
+        if self.state_rate < self.rate {
+            notes.push(format!(
+                "--state-rate {} is below --rate {}: GIL states are sampled at {} Hz, since \
+                 stacks are taken at state ticks",
+                self.state_rate, self.rate, self.rate
+            ));
+        }
         Ok(RunOptions {
-            // Stacks are taken at state ticks, so the state rate is at least the stack rate.
             rates: Rates {
                 state_hz: self.state_rate.max(self.rate),
                 stack_hz: self.rate,
@@ -162,6 +172,7 @@ impl RunArgs {
             subprocesses: self.subprocesses,
             recording: self.recording.clone(),
             out: out.options()?,
+            notes,
         })
     }
 }
@@ -282,6 +293,26 @@ mod tests {
             panic!()
         };
         assert_eq!(run.options(&out).unwrap().rates.state_hz, 5000.0);
+    }
+
+    #[test]
+    fn a_state_rate_below_the_rate_is_raised_and_said() {
+        let options = |args: &[&str]| {
+            let Command::Attach { run, out, .. } = parse(args).unwrap().command else {
+                panic!()
+            };
+            run.options(&out).unwrap()
+        };
+        let o = options(&["attach", "--rate", "200", "--state-rate", "50", "1"]);
+        assert_eq!(o.rates.state_hz, 200.0);
+        assert_eq!(
+            o.notes,
+            [
+                "--state-rate 50 is below --rate 200: GIL states are sampled at 200 Hz, since \
+              stacks are taken at state ticks"
+            ]
+        );
+        assert!(options(&["attach", "--rate", "50", "1"]).notes.is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::error::UserError;
+use crate::model::ProgramExit;
 
 /// How long a program gets between SIGTERM and SIGKILL when gilscope stops it.
 pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
@@ -13,6 +14,9 @@ pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
 pub struct Program {
     child: Child,
     status: Option<ExitStatus>,
+    started: Instant,
+    /// How long after its start it was seen to have ended.
+    lived: Option<Duration>,
 }
 
 impl Program {
@@ -32,6 +36,8 @@ impl Program {
         Ok(Program {
             child,
             status: None,
+            started: Instant::now(),
+            lived: None,
         })
     }
 
@@ -42,9 +48,30 @@ impl Program {
     /// How it ended, if it has.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
-            self.status = self.child.try_wait().ok().flatten();
+            let status = self.child.try_wait().ok().flatten();
+            self.ended(status);
         }
         self.status
+    }
+
+    fn ended(&mut self, status: Option<ExitStatus>) {
+        if status.is_some() && self.status.is_none() {
+            self.status = status;
+            self.lived = Some(self.started.elapsed());
+        }
+    }
+
+    /// How it ended, for the reports, once it has; `stopped` when gilscope ended the run
+    /// (its status is then not its own failure).
+    pub fn exit(&mut self, stopped: bool) -> Option<ProgramExit> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.exited()?;
+        Some(ProgramExit {
+            code: status.code(),
+            signal: status.signal(),
+            after_s: self.lived.unwrap_or_default().as_secs_f64(),
+            stopped,
+        })
     }
 
     /// Waits up to `limit` for it to end.
@@ -73,7 +100,7 @@ impl Program {
         }
         self.child.kill()?;
         let status = self.child.wait()?;
-        self.status = Some(status);
+        self.ended(Some(status));
         Ok(status)
     }
 }
@@ -87,30 +114,54 @@ impl Drop for Program {
 }
 
 /// The exit code that passes a failed command's status on: its own code, or 128 + the signal
-/// that killed it, as shells do. `None` when it succeeded.
-pub fn failure_code(status: ExitStatus) -> Option<u8> {
-    use std::os::unix::process::ExitStatusExt;
-    if status.success() {
+/// that killed it, as shells do. `None` when it succeeded, or when gilscope stopped it.
+pub fn failure_code(exit: &ProgramExit) -> Option<u8> {
+    if !exit.failed() {
         return None;
     }
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Some(code.clamp(1, 255) as u8),
-        (None, Some(sig)) => Some((128 + sig).min(255) as u8),
-        _ => Some(1),
-    }
+    Some(match (exit.code, exit.signal) {
+        (Some(code), _) => code.clamp(1, 255) as u8,
+        (None, Some(sig)) => (128 + sig).min(255) as u8,
+        _ => 1,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     #[test]
     fn a_failing_command_is_never_a_pass() {
-        assert_eq!(failure_code(ExitStatus::from_raw(0)), None);
-        assert_eq!(failure_code(ExitStatus::from_raw(3 << 8)), Some(3));
+        let exit = |code, signal, stopped| ProgramExit {
+            code,
+            signal,
+            after_s: 1.0,
+            stopped,
+        };
+        assert_eq!(failure_code(&exit(Some(0), None, false)), None);
+        assert_eq!(failure_code(&exit(Some(3), None, false)), Some(3));
         // Killed by SIGKILL (9).
-        assert_eq!(failure_code(ExitStatus::from_raw(9)), Some(137));
+        assert_eq!(failure_code(&exit(None, Some(9), false)), Some(137));
+        // Stopped by gilscope at the end of --duration: not the program's failure.
+        assert_eq!(failure_code(&exit(None, Some(15), true)), None);
+    }
+
+    #[test]
+    fn its_exit_says_its_status_and_how_long_it_lived() {
+        let mut program = Program::spawn(&["sh".into(), "-c".into(), "exit 4".into()]).unwrap();
+        assert!(program.wait_for(Duration::from_secs(10)).is_some());
+        let exit = program.exit(false).unwrap();
+        assert_eq!((exit.code, exit.signal), (Some(4), None));
+        assert!(exit.failed());
+        assert!(exit.after_s > 0.0 && exit.after_s < 10.0, "{exit:?}");
+        assert_eq!(exit.status_text(), "exited with status 4");
+        let mut killed = Program::spawn(&["sleep".into(), "60".into()]).unwrap();
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
+        unsafe { libc::kill(killed.pid(), libc::SIGKILL) };
+        assert!(killed.wait_for(Duration::from_secs(10)).is_some());
+        let exit = killed.exit(false).unwrap();
+        assert_eq!(exit.status_text(), "was killed by SIGKILL");
+        assert!(!killed.exit(true).unwrap().failed(), "stopped by gilscope");
     }
 
     #[test]

@@ -22,7 +22,9 @@ use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Accumulator;
-use crate::model::{Frame, Sample, StackTick, TargetInfo, ThreadStack, ThreadState, Tid};
+use crate::model::{
+    Frame, ProgramExit, Sample, StackTick, TargetInfo, ThreadStack, ThreadState, Tid,
+};
 use crate::report::Subprocess;
 
 pub const FORMAT: &str = "gilscope-recording";
@@ -62,8 +64,14 @@ enum Line {
     },
     /// Any other sample, as the sampler sent it.
     Sample { p: u32, sample: Sample },
-    /// The process's sampler ended; `late_ticks` it counted.
-    End { p: u32, late_ticks: u64 },
+    /// The process's sampler ended; `late_ticks` it counted, and how the program ended
+    /// when gilscope launched it.
+    End {
+        p: u32,
+        late_ticks: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<ProgramExit>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -183,8 +191,17 @@ impl Writer {
 
     /// Process `p`'s sampler ended.
     pub fn end(&mut self, p: u32, late_ticks: u64) -> Result<()> {
-        self.line(&Line::End { p, late_ticks })
-            .with_context(|| format!("writing the recording {}", self.path.display()))
+        self.end_with(p, late_ticks, None)
+    }
+
+    /// Process `p`'s sampler ended, and its program ended so.
+    pub fn end_with(&mut self, p: u32, late_ticks: u64, exit: Option<ProgramExit>) -> Result<()> {
+        self.line(&Line::End {
+            p,
+            late_ticks,
+            exit,
+        })
+        .with_context(|| format!("writing the recording {}", self.path.display()))
     }
 
     /// Makes everything written so far readable from the file (a gzip sync flush).
@@ -239,7 +256,11 @@ impl Tape {
     }
 
     pub fn end(&mut self, p: u32, late_ticks: u64) {
-        let result = self.0.as_mut().map(|w| w.end(p, late_ticks));
+        self.end_with(p, late_ticks, None);
+    }
+
+    pub fn end_with(&mut self, p: u32, late_ticks: u64, exit: Option<ProgramExit>) {
+        let result = self.0.as_mut().map(|w| w.end_with(p, late_ticks, exit));
         self.keep(result.unwrap_or(Ok(())));
     }
 
@@ -275,6 +296,7 @@ struct Process {
     cpu_count: usize,
     acc: Accumulator,
     late_ticks: u64,
+    exit: Option<ProgramExit>,
 }
 
 /// Reads the recording at `path` and analyses every process in it.
@@ -323,6 +345,7 @@ pub fn replay(path: &Path) -> Result<Replayed> {
                     target,
                     cpu_count,
                     late_ticks: 0,
+                    exit: None,
                 });
             }
             Line::Frame {
@@ -372,8 +395,14 @@ pub fn replay(path: &Path) -> Result<Replayed> {
                 process.acc.push(Sample::Stacks(tick));
             }
             Line::Sample { p, sample } => process_mut(&mut processes, p, path)?.acc.push(sample),
-            Line::End { p, late_ticks } => {
-                process_mut(&mut processes, p, path)?.late_ticks = late_ticks;
+            Line::End {
+                p,
+                late_ticks,
+                exit,
+            } => {
+                let process = process_mut(&mut processes, p, path)?;
+                process.late_ticks = late_ticks;
+                process.exit = exit;
                 ended += 1;
             }
         }
@@ -382,7 +411,10 @@ pub fn replay(path: &Path) -> Result<Replayed> {
         complete = false;
     }
     let mut analysed = processes.into_iter().map(|p| {
-        let profile = p.acc.finish(p.late_ticks, p.cpu_count);
+        let mut profile = p.acc.finish(p.late_ticks, p.cpu_count);
+        if let Some(exit) = p.exit {
+            crate::analysis::program_ended(&mut profile, &p.target.command, exit);
+        }
         (p.target, profile)
     });
     let Some((target, profile)) = analysed.next() else {

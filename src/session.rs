@@ -39,6 +39,11 @@ pub enum Launch {
 /// Runs one profiling session; returns the process exit code.
 pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     let out = &options.out;
+    if !out.quiet {
+        for note in &options.notes {
+            eprintln!("gilscope: note: {note}");
+        }
+    }
     let new_file = out
         .output
         .as_deref()
@@ -160,16 +165,23 @@ fn profile(
     let target = match attach::open(pid, patience) {
         Ok(target) => target,
         Err(e @ UserError::ExitedBeforeAttach { .. }) => {
-            // A program that failed before it could be read still passes its failure on.
-            if let Some(code) = program
-                .as_mut()
-                .and_then(|p| p.exited())
-                .and_then(failure_code)
-            {
-                eprintln!("gilscope: {e}");
-                return Ok(code);
-            }
-            return Err(e.into());
+            // A program that failed before it could be read is reported as failed, and its
+            // failure passed on.
+            return match program.as_mut().and_then(|p| p.exit(false)) {
+                Some(exit) if exit.failed() => {
+                    let info = TargetInfo {
+                        pid,
+                        python: String::new(),
+                        command,
+                        state_hz: options.rates.state_hz,
+                        stack_hz: options.rates.stack_hz,
+                        monotonic_zero_ns: 0,
+                        cwd: None,
+                    };
+                    unread(info, exit, options, outputs, recording)
+                }
+                _ => Err(e.into()),
+            };
         }
         Err(e) => return Err(e.into()),
     };
@@ -244,16 +256,20 @@ fn profile(
         tape.sample(0, &s);
         acc.push(s);
     }
-    tape.end(0, counters.late_ticks);
     let subprocesses = children.map_or_else(Vec::new, |c| c.finish(&mut tape));
+    match program.as_mut() {
+        Some(p) if interrupted.load(Ordering::Relaxed) => _ = after_interrupt(p)?,
+        Some(p) => _ = p.stop()?,
+        None => {}
+    }
+    let exit = program.as_mut().and_then(|p| p.exit(stopped_by_us));
+    tape.end_with(0, counters.late_ticks, exit);
     let recorded = tape.finish();
-    let status = match program.as_mut() {
-        Some(p) if interrupted.load(Ordering::Relaxed) => Some(after_interrupt(p)?),
-        Some(p) => Some(p.stop()?),
-        None => None,
-    };
 
-    let profile = acc.finish(counters.late_ticks, cpu_count);
+    let mut profile = acc.finish(counters.late_ticks, cpu_count);
+    if let Some(exit) = exit {
+        crate::analysis::program_ended(&mut profile, &info.command, exit);
+    }
     let report = Report {
         target: &info,
         profile: &profile,
@@ -272,11 +288,61 @@ fn profile(
 
     // A program that failed on its own passes its status on; one gilscope stopped does not.
     // A crossed threshold fails an otherwise good run.
-    let failed = match status {
-        Some(status) if !stopped_by_us => failure_code(status),
-        _ => None,
+    let failed = exit.as_ref().and_then(failure_code);
+    Ok(exit_code(failed, crossed, &info, exit))
+}
+
+/// gilscope's exit code: the program's own failure status, else 1 for a crossed threshold.
+/// When the program failed, says so in one line (even with -q, like a crossed threshold: it
+/// is why the job fails), so that its exit 1 is not taken for a crossed `--fail-if`.
+fn exit_code(
+    failed: Option<u8>,
+    crossed: bool,
+    info: &TargetInfo,
+    exit: Option<crate::model::ProgramExit>,
+) -> u8 {
+    let (Some(code), Some(exit)) = (failed, exit) else {
+        return if crossed { 1 } else { 0 };
     };
-    Ok(failed.unwrap_or(if crossed { 1 } else { 0 }))
+    let why = crate::analysis::exit_sentence(&info.command, &exit);
+    let threshold = if crossed {
+        "; the --fail-if crossed above would have exited 1"
+    } else {
+        ""
+    };
+    eprintln!("gilscope: exit status {code}, the program's own: {why}{threshold}");
+    code
+}
+
+/// `record` of a program that failed before its interpreter could be read: the reports of
+/// an empty run, which say so, and its status passed on.
+fn unread(
+    info: TargetInfo,
+    exit: crate::model::ProgramExit,
+    options: &RunOptions,
+    outputs: Vec<(Format, Output)>,
+    recording: Option<recording::Writer>,
+) -> Result<u8> {
+    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut tape = recording::Tape::new(recording);
+    tape.process(0, &info, cpu_count);
+    tape.end_with(0, 0, Some(exit));
+    let recorded = tape.finish();
+    let mut profile = Accumulator::default().finish(0, cpu_count);
+    crate::analysis::program_ended(&mut profile, &info.command, exit);
+    let report = Report {
+        target: &info,
+        profile: &profile,
+        subprocesses: &[],
+    };
+    let crossed = deliver(&report, outputs, &options.out)?;
+    if let (Some(path), false) = (recorded, options.out.quiet) {
+        eprintln!(
+            "Recorded {} (gilscope report {0} renders it again)",
+            path.display()
+        );
+    }
+    Ok(exit_code(failure_code(&exit), crossed, &info, Some(exit)))
 }
 
 /// The terminal sent Ctrl-C to the program too: let it finish its own way, then stop it.

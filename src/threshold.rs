@@ -61,6 +61,8 @@ pub struct Threshold {
     name: String,
     op: Op,
     value: f64,
+    /// Written as a percentage (`50%`): the answer is in percent too.
+    percent: bool,
     text: String,
 }
 
@@ -99,6 +101,7 @@ impl Threshold {
         if !GIL_NAMES.contains(&name) && !PROCESS_NAMES.contains(&name) {
             return Err(bad(&format!("unknown name '{name}'")));
         }
+        let percent = number.ends_with('%');
         let value = match number.strip_suffix('%') {
             Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
             None => number.parse::<f64>(),
@@ -111,6 +114,7 @@ impl Threshold {
             name: name.to_string(),
             op,
             value,
+            percent,
             text: format!("{name} {} {}", op.text(), number),
         })
     }
@@ -119,38 +123,61 @@ impl Threshold {
 /// A threshold crossed, and where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crossed {
+    /// The expression as the user wrote it, spaced: `held > 50%`.
     pub threshold: String,
-    /// `pid 123, GIL of interpreter 0`
+    pub name: String,
+    pub op: &'static str,
+    /// `pid 123, the GIL of interpreter 0`
     pub place: String,
     pub actual: f64,
     pub limit: f64,
+    /// The limit was written in percent, so the answer is too.
+    pub percent: bool,
 }
 
 impl fmt::Display for Crossed {
+    /// `--fail-if 'held > 50%' crossed on pid 7, the GIL of interpreter 0: held 74% > 50%`,
+    /// in the unit the expression was written in.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "--fail-if '{}' crossed on {}: {} is {}, {} the limit",
+            "--fail-if '{}' crossed on {}: {} {} {} {}",
             self.threshold,
             self.place,
-            self.threshold.split_whitespace().next().unwrap_or(""),
-            short(self.actual),
-            match self.actual - self.limit {
-                d if d >= 0.0 => format!("{} above", short(d)),
-                d => format!("{} below", short(-d)),
-            }
+            self.name,
+            figure(self.actual, self.limit, self.percent),
+            self.op,
+            figure(self.limit, self.limit, self.percent)
         )
     }
 }
 
-fn short(x: f64) -> String {
-    let s = format!("{x:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
+/// `x` in percent or as a number, with the fewest decimals (at least 2 for a number) that
+/// keep it apart from `limit` unless it equals it: `74%`, `50.04%`, `0.74`, `2`.
+fn figure(x: f64, limit: f64, percent: bool) -> String {
+    let (scale, suffix, least) = if percent {
+        (100.0, "%", 0)
     } else {
-        s.into()
-    }
+        (1.0, "", 2)
+    };
+    let (x, limit) = (x * scale, limit * scale);
+    let text = |d: usize| {
+        let s = format!("{x:.d$}");
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        };
+        if s == "-0" {
+            "0".to_string()
+        } else {
+            s
+        }
+    };
+    let decimals = (least..=6)
+        .find(|&d| x == limit || text(d).parse::<f64>().is_ok_and(|v| v != limit))
+        .unwrap_or(6);
+    format!("{}{suffix}", text(decimals))
 }
 
 fn gil_value(g: &GilMetrics, name: &str) -> Option<f64> {
@@ -197,9 +224,12 @@ pub fn check(thresholds: &[Threshold], processes: &[(i32, &Profile)]) -> Vec<Cro
                 if t.op.holds(actual, t.value) {
                     crossed.push(Crossed {
                         threshold: t.text.clone(),
+                        name: t.name.clone(),
+                        op: t.op.text(),
                         place,
                         actual,
                         limit: t.value,
+                        percent: t.percent,
                     });
                 }
             }
@@ -239,17 +269,33 @@ mod tests {
     }
 
     #[test]
-    fn a_crossing_says_where_and_by_how_much() {
-        let c = Crossed {
-            threshold: "contended > 0.5".into(),
-            place: "pid 7, the GIL of interpreter 0".into(),
-            actual: 0.96,
-            limit: 0.5,
+    fn a_crossing_says_where_in_the_unit_the_user_wrote() {
+        let crossed = |expr: &str, actual: f64| {
+            let t = Threshold::parse(expr).unwrap();
+            Crossed {
+                threshold: t.text.clone(),
+                name: t.name.clone(),
+                op: t.op.text(),
+                place: "pid 7, the GIL of interpreter 0".into(),
+                actual,
+                limit: t.value,
+                percent: t.percent,
+            }
+            .to_string()
         };
         assert_eq!(
-            c.to_string(),
+            crossed("contended > 0.5", 0.96),
             "--fail-if 'contended > 0.5' crossed on pid 7, the GIL of interpreter 0: \
-             contended is 0.96, 0.46 above the limit"
+             contended 0.96 > 0.5"
         );
+        assert_eq!(
+            crossed("held > 50%", 0.7412),
+            "--fail-if 'held > 50%' crossed on pid 7, the GIL of interpreter 0: held 74% > 50%"
+        );
+        // Never "50% > 50%": as many decimals as tell it from the limit.
+        assert!(crossed("held>50%", 0.500_42).ends_with("held 50.04% > 50%"));
+        assert!(crossed("held > 0.5", 0.5004).ends_with("held 0.5004 > 0.5"));
+        assert!(crossed("avg_waiters >= 2", 2.0).ends_with("avg_waiters 2 >= 2"));
+        assert!(crossed("late_ticks > 0", 17.0).ends_with("late_ticks 17 > 0"));
     }
 }

@@ -223,8 +223,11 @@ fn dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks() {
         let fixture = Running::start(py, "gil_bound.py", &["--threads", "3", "--seconds", "30"]);
         let pid = fixture.pid;
         wait_until_all_compute(py, pid, 3);
-        let mut running = 0;
-        for _ in 0..3 {
+        // Until some worker is seen on a CPU: on a busy machine most snapshots find them all
+        // waiting for one.
+        let (mut running, mut dumps) = (0, 0);
+        while dumps < 3 || (running == 0 && dumps < 30) {
+            dumps += 1;
             let json = dump_json(py, pid);
             assert_document(who, &json, pid, py, true);
             assert_eq!(json["gils"][0]["holder_tid"], Value::Null, "{who}");
@@ -249,10 +252,10 @@ fn dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks() {
                 assert!(["running", "ready"].contains(&state(w)), "{who}: {w}");
             }
         }
-        eprintln!("{who}: workers read running {running} of 9 times");
+        eprintln!("{who}: workers read running {running} times in {dumps} snapshots");
         assert!(
             running >= 1,
-            "{who}: workers read running {running} of 9 times"
+            "{who}: workers read running {running} times in {dumps} snapshots"
         );
         let dump = dump_text(py, pid);
         assert!(dump.contains("(free-threaded)"), "{who}: {dump}");

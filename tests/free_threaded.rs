@@ -63,7 +63,13 @@ fn threads_run_in_parallel_and_the_gil_reads_disabled() {
             // Three threads on two CPUs: each runs about two thirds of the time and waits
             // for a CPU the rest.
             assert!(f(&s["running"]) + f(&s["ready"]) >= 0.8, "{who}: {s}");
-            assert!(f(&s["running"]) >= 0.3, "{who}: {s}");
+            // Each gets its part of the CPUs other processes leave (two thirds of a CPU on
+            // a quiet machine).
+            let part = 0.4 * left / 3.0;
+            assert!(
+                f(&s["running"]) >= part.min(0.3),
+                "{who}: {s} ({left:.2} CPUs left)"
+            );
             assert_eq!(f(&s["holding"]) + f(&s["waiting"]), 0.0, "{who}: {s}");
         }
         // Stacks read through the debug offsets name the function and its lines.
@@ -176,11 +182,19 @@ fn http_clients_without_a_gil_are_io_bound_on_their_sockets() {
         let who = &py.label;
         let (json, summary) = record_json(py, "io_client.py", &["--seconds", "2.5"]);
         // Waiting on the network is not running in parallel: no "GIL disabled, more threads
-        // help" here.
-        assert_eq!(verdict_kind(&json), "io-bound", "{who}: {summary}");
-        let verdict = json["verdict"]["summary"].as_str().unwrap();
-        assert!(verdict.contains("socket"), "{who}: {verdict}");
-        assert!(!verdict.contains("GIL is held"), "{who}: {verdict}");
+        // help" here. On a machine that other processes keep busy, start-up (imports waiting
+        // for a CPU) can be most of the run: CPU-starved is right then.
+        let others = json["process"]["cpu_supply"]["others_cores"]
+            .as_f64()
+            .unwrap_or(0.0);
+        if verdict_kind(&json) == "cpu-starved" && others >= 0.5 {
+            eprintln!("{who}: CPU-starved, other processes used {others:.2} CPUs: {summary}");
+        } else {
+            assert_eq!(verdict_kind(&json), "io-bound", "{who}: {summary}");
+            let verdict = json["verdict"]["summary"].as_str().unwrap();
+            assert!(verdict.contains("socket"), "{who}: {verdict}");
+            assert!(!verdict.contains("GIL is held"), "{who}: {verdict}");
+        }
         let threads = json["threads"].as_array().unwrap();
         let main = threads.iter().map(|t| f(&t["tid"]) as i64).min().unwrap();
         let clients: Vec<_> = threads
@@ -213,7 +227,14 @@ fn running_threads_on_cpu_time_agrees_with_the_kernels() {
         let (json, summary) =
             record_json(py, "gil_bound.py", &["--threads", "4", "--seconds", "2"]);
         let mut compared = 0;
-        for t in workers(&json) {
+        let threads = json["threads"].as_array().unwrap();
+        let main = threads.iter().map(|t| f(&t["tid"]) as i64).min().unwrap();
+        // The workers want a CPU all the time (however little of one a busy machine gives).
+        let workers = threads.iter().filter(|t| {
+            f(&t["tid"]) as i64 != main
+                && f(&t["states"]["running"]) + f(&t["states"]["ready"]) >= 0.5
+        });
+        for t in workers {
             let (kernel, sampled) = (f(&t["cpu_s"]), f(&t["on_cpu_s"]));
             let allowed = (0.1 * kernel).max(0.05);
             assert!(

@@ -354,7 +354,8 @@ fn a_crossed_threshold_fails_the_job_after_every_report_is_written() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("--fail-if 'contended > 0.5' crossed on pid")
-            && stderr.contains("above the limit"),
+            && stderr.contains(": contended 0.")
+            && stderr.contains(" > 0.5\n"),
         "{stderr}"
     );
     assert!(!stderr.contains("avg_waiters >= 100"), "{stderr}");
@@ -420,4 +421,217 @@ fn a_crossed_threshold_fails_the_job_after_every_report_is_written() {
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+/// A fill as `#rrggbb`, whether written so or as inferno's `rgb(r,g,b)`.
+fn hex_fill(fill: &str) -> String {
+    match fill.strip_prefix("rgb(").and_then(|f| f.strip_suffix(')')) {
+        Some(inner) => {
+            let v: Vec<u8> = inner
+                .split(',')
+                .map(|c| c.trim().parse().unwrap())
+                .collect();
+            format!("#{:02x}{:02x}{:02x}", v[0], v[1], v[2])
+        }
+        None => fill.to_lowercase(),
+    }
+}
+
+/// One picture of an SVG: its legend (label and colours of each key) and its frames or
+/// shapes (the name a frame's title gives, or "" for a lane's shape, and its fill).
+struct Picture {
+    name: String,
+    keys: Vec<(String, Vec<String>)>,
+    drawn: Vec<(String, String)>,
+}
+
+/// The pictures of a report (`g.picture`: legend and `g.data`) or of a standalone flame graph
+/// (inferno's `svg#frames` and the legend under it).
+fn pictures(doc: &roxmltree::Document) -> Vec<Picture> {
+    let class = |n: &roxmltree::Node, c: &str| n.attribute("class") == Some(c);
+    let keys = |root: roxmltree::Node| -> Vec<(String, Vec<String>)> {
+        root.descendants()
+            .filter(|n| class(n, "key"))
+            .map(|k| {
+                let label = k.descendants().find(|n| n.has_tag_name("text"));
+                let fills = k.descendants().filter(|n| n.has_tag_name("rect"));
+                (
+                    label.and_then(|t| t.text()).unwrap_or_default().to_string(),
+                    fills
+                        .filter_map(|r| r.attribute("fill"))
+                        .map(hex_fill)
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let shapes = |data: roxmltree::Node| -> Vec<(String, String)> {
+        data.descendants()
+            .filter(|n| n.has_tag_name("rect") || n.has_tag_name("path"))
+            .filter_map(|n| {
+                let fill = hex_fill(n.attribute("fill")?);
+                let title = n
+                    .parent()
+                    .and_then(|g| g.children().find(|c| c.has_tag_name("title")))
+                    .and_then(|t| t.text())
+                    .unwrap_or_default();
+                // `name — 12 samples, 3%` (the report), `name (12 samples, 3%)` (inferno).
+                let name = title.split(" — ").next().unwrap_or(title);
+                let name = match name.rsplit_once(" (") {
+                    Some((n, rest)) if rest.contains("samples") => n,
+                    _ => name,
+                };
+                Some((name.to_string(), fill))
+            })
+            .collect()
+    };
+    let report: Vec<Picture> = doc
+        .descendants()
+        .filter(|n| class(n, "picture"))
+        .map(|p| Picture {
+            name: p.attribute("id").unwrap_or("?").to_string(),
+            keys: keys(p),
+            drawn: p
+                .descendants()
+                .filter(|n| class(n, "data"))
+                .flat_map(shapes)
+                .collect(),
+        })
+        .collect();
+    if !report.is_empty() {
+        return report;
+    }
+    let frames = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("frames"))
+        .expect("neither pictures nor inferno's frames");
+    vec![Picture {
+        name: "frames".into(),
+        keys: keys(doc.root()),
+        drawn: shapes(frames),
+    }]
+}
+
+/// Every SVG of a real run speaks one colour language: each picture's legend lists exactly the
+/// colours it drew, a state's colour is the same everywhere and drawn only for that state, and
+/// the standalone flame graphs are not mostly empty (start-up towers folded away).
+#[test]
+fn every_svg_of_a_real_run_has_a_legend_of_exactly_what_it_draws() {
+    use gilscope::model::ThreadState;
+    let _turn = exclusive();
+    let py = pythons()[0];
+    let dir = tempfile::tempdir().unwrap();
+    record_in(
+        dir.path(),
+        py,
+        &["-f", "svg,flamegraph,blame,holders,waiters"],
+        "lock_convoy.py",
+        &["--threads", "4", "--seconds", "2"],
+    );
+    let mut svgs: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .collect();
+    svgs.sort();
+    assert_eq!(svgs.len(), 5, "{svgs:?}");
+    let state_of_label = |label: &str| {
+        ThreadState::ALL
+            .into_iter()
+            .find(|&s| gilscope::report::state_label(s) == label)
+    };
+    let state_of_frame = |name: &str| {
+        ThreadState::ALL
+            .into_iter()
+            .find(|s| s.frame_label() == name)
+    };
+    // Each state's colour, as the legends say it, across every file.
+    let mut colour_of: std::collections::BTreeMap<String, String> = Default::default();
+    let mut all: Vec<(String, Picture)> = Vec::new();
+    for path in &svgs {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let svg = std::fs::read_to_string(path).unwrap();
+        let options = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        };
+        let doc = roxmltree::Document::parse_with_options(&svg, options)
+            .unwrap_or_else(|e| panic!("{file}: not XML: {e}"));
+        for picture in pictures(&doc) {
+            let at = format!("{file} {}", picture.name);
+            assert!(!picture.drawn.is_empty(), "{at}: nothing drawn");
+            for (name, fill) in &picture.drawn {
+                assert!(
+                    picture.keys.iter().any(|(_, fills)| fills.contains(fill)),
+                    "{at}: {name:?} drawn in {fill}, which the legend {:?} does not have",
+                    picture.keys
+                );
+            }
+            for (label, fills) in &picture.keys {
+                assert!(
+                    fills
+                        .iter()
+                        .any(|f| picture.drawn.iter().any(|(_, d)| d == f)),
+                    "{at}: the legend has {label:?}, which is not drawn"
+                );
+                if state_of_label(label).is_some() {
+                    let known = colour_of.entry(label.clone()).or_insert(fills[0].clone());
+                    assert_eq!(known, &fills[0], "{at}: {label} in another colour");
+                }
+            }
+            // In the standalone flame graphs the frames are at least a third of the picture:
+            // no tall, empty tower of start-up imports.
+            if picture.name == "frames" {
+                let ys: Vec<f64> = svg
+                    .split("<rect ")
+                    .filter(|r| r.contains("fg:w="))
+                    .filter_map(|r| r.split("y=\"").nth(1)?.split('"').next()?.parse().ok())
+                    .collect();
+                let widths: f64 = svg
+                    .split("<rect ")
+                    .filter(|r| r.contains("fg:w="))
+                    .filter_map(|r| {
+                        r.split("width=\"")
+                            .nth(1)?
+                            .split('%')
+                            .next()?
+                            .parse::<f64>()
+                            .ok()
+                    })
+                    .sum();
+                let levels: std::collections::BTreeSet<i64> =
+                    ys.iter().map(|y| *y as i64).collect();
+                let filled = widths / 100.0 / levels.len() as f64;
+                assert!(
+                    filled >= 0.34,
+                    "{at}: frames fill {:.0}% of {} levels",
+                    filled * 100.0,
+                    levels.len()
+                );
+            }
+            all.push((at, picture));
+        }
+    }
+    // A lock convoy's picture shows its threads waiting on the lock.
+    assert!(colour_of.contains_key("waiting on a lock"), "{colour_of:?}");
+    let state_colours: Vec<&String> = colour_of.values().collect();
+    for (at, picture) in &all {
+        for (name, fill) in &picture.drawn {
+            match state_of_frame(name) {
+                Some(s) => assert_eq!(
+                    Some(fill),
+                    colour_of.get(gilscope::report::state_label(s)),
+                    "{at}: {name}"
+                ),
+                // Frames of code, threads, processes: no state's colour. (The report's bars
+                // and lanes have no frame names; their legend check above covers them.)
+                None if !matches!(picture.name.as_str(), "threads" | "timeline") => {
+                    assert!(!state_colours.contains(&fill), "{at}: {name:?} is {fill}")
+                }
+                None => {}
+            }
+        }
+    }
+    passed(py, "one colour language in every SVG");
 }

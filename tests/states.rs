@@ -753,7 +753,7 @@ fn a_one_microsecond_switch_interval_is_gil_bound_and_shown_in_microseconds() {
             // The GIL's row in the terminal summary shows the interval in µs, not "0.0 ms".
             let row = summary
                 .lines()
-                .find(|l| l.trim_start().starts_with("interp "))
+                .find(|l| l.trim_start().starts_with("interpreter "))
                 .unwrap_or_else(|| panic!("{who}: no GIL row in: {summary}"));
             assert!(
                 ["1 µs", "1.0 µs", "1µs"].iter().any(|s| row.contains(s)),

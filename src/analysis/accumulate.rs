@@ -571,6 +571,7 @@ impl Accumulator {
             stack_counts,
             stacks: self.stacks,
             timeline: self.timeline,
+            exit: None,
         }
     }
 }

@@ -17,7 +17,7 @@ pub use findings::{Finding, FindingKind};
 pub use folded::{folded, FoldedLine, View};
 pub use sites::{Blamed, Via};
 pub use timeline::{Lane, TimedStack, Timeline};
-pub use verdict::{Verdict, VerdictKind};
+pub use verdict::{exit_sentence, program_ended, Verdict, VerdictKind};
 
 use serde::Serialize;
 
@@ -298,6 +298,8 @@ pub struct Profile {
     pub stacks: StackTable,
     /// The run over time, per thread.
     pub timeline: Timeline,
+    /// How the launched program ended (`record` only; set by [`program_ended`]).
+    pub exit: Option<crate::model::ProgramExit>,
 }
 
 impl Profile {

@@ -58,6 +58,9 @@ pub struct Timeline {
     pub lanes: Vec<Lane>,
     /// GIL handoffs of the main GIL in each slice (CPython's `switch_number`).
     pub handoffs: Vec<u64>,
+    /// State ticks taken in each slice: 0 where the sampler skipped every tick of a slice
+    /// (it got no CPU in time), which the lanes then show as a gap of its own.
+    pub ticks: Vec<u32>,
     /// Stack samples in time order, thinned evenly past [`MAX_TIMED_STACKS`].
     pub stacks: Vec<TimedStack>,
     /// Keep one stack sample in this many (doubles each time the list is thinned).
@@ -74,6 +77,7 @@ impl Default for Timeline {
             buckets: 0,
             lanes: Vec::new(),
             handoffs: Vec::new(),
+            ticks: Vec::new(),
             stacks: Vec::new(),
             stack_stride: 1,
             stacks_seen: 0,
@@ -96,7 +100,9 @@ impl Timeline {
         if i >= self.buckets {
             self.buckets = i + 1;
             self.handoffs.resize(self.buckets, 0);
+            self.ticks.resize(self.buckets, 0);
         }
+        self.ticks[i] += 1;
         for o in &tick.threads {
             let lane = match self.lanes.iter().position(|l| l.tid == o.tid) {
                 Some(at) => &mut self.lanes[at],
@@ -162,6 +168,7 @@ impl Timeline {
             );
         }
         self.handoffs = pairs(&self.handoffs, |a, b| a + b, 0);
+        self.ticks = pairs(&self.ticks, |a, b| a + b, 0);
         self.buckets = self.buckets.div_ceil(2);
         self.width *= 2;
     }
@@ -216,6 +223,8 @@ mod tests {
         assert_eq!(t.lanes[0].dominant(1), None);
         assert_eq!(t.lanes[0].dominant(2), Some(Idle));
         assert_eq!(t.handoffs, [2, 0, 8]);
+        // The slice from 110 to 120 ms had no tick at all: the sampler skipped it.
+        assert_eq!(t.ticks, [3, 0, 1]);
     }
 
     #[test]
@@ -230,6 +239,8 @@ mod tests {
         let total: u32 = t.lanes[0].counts.iter().map(|c| c[0]).sum();
         assert_eq!(total, 900_000);
         assert_eq!(t.handoffs.iter().sum::<u64>(), 899_999);
+        assert_eq!(t.ticks.iter().sum::<u32>(), 900_000);
+        assert!(t.ticks.iter().all(|&n| n > 0));
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct Classified {
     /// The last scheduler statistics read.
     sched: Option<SchedStat>,
     at_ns: u64,
+    /// The time from the previous tick to this one.
+    tick_ns: i64,
     /// Time the kernel says the thread ran (or waited on a run queue) that no tick has been
     /// counted for yet: a runnable tick is counted on a CPU only while the kernel's account
     /// has time for it, so the ticks add up to the kernel's own time.
@@ -329,6 +331,7 @@ fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
         switch_number: 0,
         sched: None,
         at_ns: r.at_ns,
+        tick_ns: 0,
         run_budget_ns: 0,
         queue_budget_ns: 0,
         asleep: None,
@@ -346,6 +349,7 @@ fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
         memo.sched = Some(now);
     }
     memo.at_ns = r.at_ns;
+    memo.tick_ns = tick_ns(r, previous);
     memo
 }
 
@@ -368,8 +372,11 @@ impl Classified {
             // The first reading: nothing to compare with yet.
             return Cpu::On;
         }
-        // Time not spent within a few ticks was charged while the thread read blocked.
-        let cap = tick.saturating_mul(8);
+        // Time not spent within a few ticks was charged while the thread read blocked. A
+        // few ticks of the usual length: a tick right after a late one comes at once (the
+        // timer catches up), and capping by its length would throw the late one's time away.
+        let usual = tick.max(previous.map_or(0, |p| p.tick_ns));
+        let cap = usual.saturating_mul(8);
         self.run_budget_ns = self.run_budget_ns.min(cap);
         self.queue_budget_ns = self.queue_budget_ns.min(cap);
         let cpu = if self.run_budget_ns >= tick / 2 {
@@ -382,7 +389,7 @@ impl Classified {
             Cpu::Flapping
         };
         // A queue wait counted before the kernel charged it is paid back when it does.
-        self.run_budget_ns = self.run_budget_ns.max(-tick.saturating_mul(2));
+        self.run_budget_ns = self.run_budget_ns.max(-usual.saturating_mul(2));
         self.queue_budget_ns = self.queue_budget_ns.max(-cap);
         cpu
     }
@@ -789,6 +796,35 @@ mod tests {
             &gils,
         );
         assert!(!woke.provisional);
+    }
+
+    #[test]
+    fn on_cpu_ticks_add_up_to_the_kernels_time_when_ticks_come_late_and_catch_up() {
+        // A thread runnable throughout that gets a third of a CPU, sampled by a timer that
+        // is often late (7.9 ms) and then fires at once to catch up (0.1 ms): the ticks read
+        // on a CPU must add up to what the kernel charged.
+        let gils = [gil(Some(1), 0)];
+        let (mut at, mut ran, mut counted) = (0u64, 0u64, 0u64);
+        let mut previous: Option<Classified> = None;
+        for i in 0..2000 {
+            let step = if i % 2 == 0 { 7_900_000 } else { 100_000 };
+            at += step;
+            ran += step / 3;
+            let r = Reading {
+                at_ns: at,
+                ..reading(Syscall::Running, Some((ran, at - ran)))
+            };
+            let c = classify(&r, previous.as_ref(), &gils);
+            if c.on_cpu && previous.is_some() {
+                counted += step;
+            }
+            previous = Some(c);
+        }
+        let share = counted as f64 / ran as f64;
+        assert!(
+            (0.97..1.03).contains(&share),
+            "counted {counted} of {ran} ns on a CPU"
+        );
     }
 
     #[test]

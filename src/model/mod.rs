@@ -32,6 +32,77 @@ pub struct TargetInfo {
     pub cwd: Option<String>,
 }
 
+/// How a program gilscope launched ended (`record`; unknown for `attach`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgramExit {
+    /// Its exit code, when it exited (`None` when a signal killed it).
+    pub code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// Seconds from its launch to its end.
+    pub after_s: f64,
+    /// gilscope ended the run (`--duration`, Ctrl-C) and stopped or interrupted it, so its
+    /// status is not its own failure.
+    pub stopped: bool,
+}
+
+impl ProgramExit {
+    /// It ended on its own with a status other than 0.
+    pub fn failed(&self) -> bool {
+        !self.stopped && self.code != Some(0)
+    }
+
+    /// `exited with status 2`, `was killed by SIGKILL`.
+    pub fn status_text(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by {}", signal_name(sig)),
+            (None, None) => "ended with an unknown status".into(),
+        }
+    }
+}
+
+/// `SIGKILL` for 9: the name a shell user knows (x86-64 Linux numbering).
+pub fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("signal {sig}"), |name| (*name).to_string())
+}
+
 /// An OS thread id (`gettid()`), as in `/proc/<pid>/task/<tid>`.
 pub type Tid = i32;
 

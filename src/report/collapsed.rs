@@ -43,7 +43,7 @@ pub fn lines(report: &Report, view: View) -> Vec<String> {
 
 /// `process 1234 (worker.py)`: the root frame of one process's stacks, made safe for the
 /// folded format.
-fn process_frame(info: &TargetInfo) -> String {
+pub(super) fn process_frame(info: &TargetInfo) -> String {
     let name: String = super::program_name(info)
         .chars()
         .map(|c| {

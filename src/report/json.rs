@@ -58,6 +58,23 @@ struct ProcessDoc<'a> {
     native_modules: Vec<NativeModule<'a>>,
     /// Where Python code calls native code that keeps the GIL.
     top_native_callers: &'a [Site],
+    /// How the launched program ended (`record`); `null` when gilscope attached to it.
+    exit: Option<Exit>,
+}
+
+/// `exit`: the program's status and when it ended.
+#[derive(Serialize)]
+struct Exit {
+    /// Its exit code; `null` when a signal killed it.
+    code: Option<i32>,
+    /// The signal that killed it (`SIGKILL`); `null` when it exited.
+    signal: Option<String>,
+    /// Seconds from its launch to its end.
+    after_s: f64,
+    /// gilscope ended the run (`--duration`, Ctrl-C) and stopped it: not its own failure.
+    stopped_by_gilscope: bool,
+    /// It ended on its own with a status other than 0.
+    failed: bool,
 }
 
 /// The verdict, and the code it names.
@@ -235,6 +252,13 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
             })
             .collect(),
         top_native_callers: &p.top_native_callers,
+        exit: p.exit.map(|e| Exit {
+            code: e.code,
+            signal: e.signal.map(crate::model::signal_name),
+            after_s: e.after_s,
+            stopped_by_gilscope: e.stopped,
+            failed: e.failed(),
+        }),
     }
 }
 

@@ -70,20 +70,29 @@ impl Render for Markdown {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
         let (t, p) = (report.target, report.profile);
         writeln!(out, "## gilscope: {}\n", p.verdict.kind.title())?;
+        let command = super::command::shorten(&t.command, |c| c.chars().count() <= 300);
         writeln!(
             out,
             "pid {}, CPython {}, {:.1} s, {} GIL-state and {} stack samples{}\n",
             t.pid,
-            md(&t.python),
+            if t.python.is_empty() {
+                "not read (it exited first)".to_string()
+            } else {
+                md(&t.python)
+            },
             p.run.duration_s,
             p.run.state_samples,
             p.run.stack_samples,
             if t.command.is_empty() {
                 String::new()
             } else {
-                format!(": {}", md_cut(&t.command.join(" "), 300))
+                format!(": {}", md_text(&command))
             }
         )?;
+        if let Some(exit) = p.exit.filter(|e| e.failed()) {
+            let sentence = crate::analysis::exit_sentence(&t.command, &exit);
+            writeln!(out, "**{}.**\n", md_text(&sentence))?;
+        }
         process(out, t, p)?;
         if !report.subprocesses.is_empty() {
             writeln!(out, "\n### Subprocesses\n")?;

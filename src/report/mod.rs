@@ -3,7 +3,10 @@
 //! Renders a finished [`Profile`]; never reads the target or the sampler.
 
 mod collapsed;
+mod colour;
+mod command;
 mod flamegraph;
+mod flametree;
 mod json;
 mod markdown;
 mod perfetto;
@@ -18,6 +21,7 @@ use anyhow::Result;
 
 use crate::analysis::{Profile, Site, View};
 use crate::model::{TargetInfo, ThreadState};
+pub(crate) use colour::{code_rgb, state_rgb, Paint};
 
 /// What every format renders: the run and its analysis.
 pub struct Report<'a> {
@@ -170,36 +174,6 @@ pub(crate) fn state_definitions(columns: &[ThreadState]) -> Vec<String> {
         .collect()
 }
 
-/// The colour of a state by name, for sentences about a graphic.
-pub(crate) fn colour_name(state: ThreadState) -> &'static str {
-    match state {
-        ThreadState::Holding => "green",
-        ThreadState::Waiting => "red",
-        ThreadState::Handoff => "orange",
-        ThreadState::Native => "blue",
-        ThreadState::Ready => "yellow",
-        ThreadState::Lock => "purple",
-        ThreadState::Io => "brown",
-        ThreadState::Sleep => "light grey",
-        ThreadState::Idle => "grey",
-        ThreadState::Running => "teal",
-    }
-}
-
-/// `green: holding the GIL; red: waiting for the GIL; …` for the states given, or with
-/// `short`, by their keys: `green holding, red waiting, …` (one line of a flame graph's
-/// subtitle).
-pub(crate) fn colour_key(states: &[ThreadState], short: bool) -> String {
-    let parts: Vec<String> = states
-        .iter()
-        .map(|&s| match short {
-            true => format!("{} {}", colour_name(s), s.key()),
-            false => format!("{}: {}", colour_name(s), state_label(s)),
-        })
-        .collect();
-    parts.join(if short { ", " } else { "; " })
-}
-
 /// What the CPUs gave the process, in a sentence's worth of clauses, for the line after
 /// `cores used`: how busy the machine was and what its CPU quota allowed and withheld.
 /// `None` when neither was read.
@@ -257,42 +231,6 @@ pub(crate) fn site_definitions() -> [&'static str; 3] {
         "self: as the innermost frame",
         "samples: stack samples behind incl.; holders and blame rank by incl., the others by self",
     ]
-}
-
-/// The colour of each state in every graphic format: holding green, waiting red, handoff
-/// orange, native blue, ready (no CPU) yellow, lock purple, I/O brown, sleep light grey,
-/// idle grey, running without a GIL (free-threaded builds) teal.
-pub(crate) fn state_rgb(state: ThreadState) -> (u8, u8, u8) {
-    match state {
-        ThreadState::Holding => (60, 170, 80),
-        ThreadState::Waiting => (220, 50, 47),
-        ThreadState::Handoff => (240, 150, 40),
-        ThreadState::Native => (70, 130, 200),
-        ThreadState::Ready => (235, 200, 50),
-        ThreadState::Lock => (150, 90, 190),
-        ThreadState::Io => (150, 110, 70),
-        ThreadState::Sleep => (210, 210, 210),
-        ThreadState::Idle => (170, 170, 170),
-        ThreadState::Running => (30, 160, 150),
-    }
-}
-
-/// The root frames of flame graphs: a process (with subprocesses), a thread.
-pub(crate) const PROCESS_RGB: (u8, u8, u8) = (200, 200, 220);
-pub(crate) const THREAD_RGB: (u8, u8, u8) = (180, 195, 215);
-
-/// A stable colour per function for code frames in every flame graph: one pale stone hue,
-/// lighter or darker by the function's name so that neighbours part, which no state uses
-/// (the states are saturated, or neutral grey), so that code recedes and the states on top
-/// stand out.
-pub(crate) fn code_rgb(frame: &str) -> (u8, u8, u8) {
-    let function = frame.split(" (").next().unwrap_or(frame);
-    // FNV-1a: stable across runs and platforms.
-    let h = function.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let shade = (h % 25) as u8;
-    (218 + shade, 208 + shade, 186 + shade)
 }
 
 /// One output format.
@@ -483,20 +421,10 @@ mod tests {
     }
 
     #[test]
-    fn every_state_has_one_label_one_meaning_and_a_colour_of_its_own() {
+    fn every_state_has_one_label_and_one_meaning() {
         let labels: std::collections::HashSet<_> = ThreadState::ALL.map(state_label).into();
-        let colours: std::collections::HashSet<_> = ThreadState::ALL.map(state_rgb).into();
-        let names: std::collections::HashSet<_> = ThreadState::ALL.map(colour_name).into();
+        let meanings: std::collections::HashSet<_> = ThreadState::ALL.map(state_meaning).into();
         assert_eq!(labels.len(), ThreadState::COUNT);
-        assert_eq!(colours.len(), ThreadState::COUNT);
-        assert_eq!(names.len(), ThreadState::COUNT);
-        // Code frames are never a state's colour, whatever the function.
-        for f in ["compute (app.py:1)", "run", "", "<module> (x.py:3)", "a"] {
-            assert!(!colours.contains(&code_rgb(f)), "{f}");
-        }
-        assert_eq!(
-            colour_key(&[ThreadState::Lock, ThreadState::Io], true),
-            "purple lock, brown io"
-        );
+        assert_eq!(meanings.len(), ThreadState::COUNT);
     }
 }

@@ -123,11 +123,11 @@ fn thread_table(p: &crate::analysis::Profile, s: &mut String) {
     let columns = super::state_columns(&[p]);
     // With subinterpreters, each thread is labelled with the one it runs in.
     let interp = p.threads.iter().any(|t| t.interpreter != 0);
-    let fixed = 2 + STATE_W * columns.len() + 8 + if interp { 7 } else { 0 };
+    let fixed = 2 + STATE_W * columns.len() + 8 + if interp { 12 } else { 0 };
     let label_w = TERMINAL_WIDTH.saturating_sub(fixed).clamp(14, 26);
     let _ = write!(s, "\n{:<w$}", "Thread", w = label_w + 2);
     if interp {
-        let _ = write!(s, "{:>7}", "interp");
+        let _ = write!(s, "{:>12}", "interpreter");
     }
     for state in &columns {
         let _ = write!(s, "{:>STATE_W$}", state.key());
@@ -140,7 +140,7 @@ fn thread_table(p: &crate::analysis::Profile, s: &mut String) {
         let label = format!("{name}{tid}");
         let _ = write!(s, "  {label:<label_w$}");
         if interp {
-            let _ = write!(s, "{:>7}", th.interpreter);
+            let _ = write!(s, "{:>12}", th.interpreter);
         }
         for &state in &columns {
             let _ = write!(s, "{:>STATE_W$}", pct(th.share(state)));
@@ -181,12 +181,16 @@ pub fn summary(report: &Report) -> String {
     } else {
         ""
     };
+    let python = if t.python.is_empty() {
+        "not read (it exited first)"
+    } else {
+        &t.python
+    };
     let _ = writeln!(
         s,
-        "gilscope: pid {}, CPython {}{build}, {:.1} s: {} GIL-state samples ({:.0}/s, {:.0} Hz \
-         asked), {} stack samples ({:.0}/s, {:.0} Hz asked)",
+        "gilscope: pid {}, CPython {python}{build}, {:.1} s: {} GIL-state samples ({:.0}/s, \
+         {:.0} Hz asked), {} stack samples ({:.0}/s, {:.0} Hz asked)",
         t.pid,
-        t.python,
         r.duration_s,
         r.state_samples,
         per_s(r.state_samples),
@@ -195,6 +199,14 @@ pub fn summary(report: &Report) -> String {
         per_s(r.stack_samples),
         t.stack_hz
     );
+    if let Some(exit) = p.exit.filter(|e| e.failed()) {
+        // Said first: the program's own failure, not a crossed --fail-if, is what went wrong.
+        let _ = writeln!(
+            s,
+            "  {}",
+            printable(&crate::analysis::exit_sentence(&t.command, &exit), 200)
+        );
+    }
     if r.state_samples > 0 {
         // The 95% half-width of a share estimated from n independent samples, at its widest
         // (a share of one half): what sampling alone can be off by.
@@ -242,20 +254,21 @@ pub fn summary(report: &Report) -> String {
     if !p.gils.is_empty() {
         let _ = writeln!(
             s,
-            "\nGIL             held  avg waiters  contended  demand  ceiling  switches/s  interval"
+            "\nGIL                 held  avg waiters  contended  demand  ceiling  switches/s  \
+             interval"
         );
         for g in &p.gils {
             if !g.enabled {
                 let _ = writeln!(
                     s,
-                    "  interp {:<3} disabled for the whole run (free-threaded build)",
+                    "  interpreter {:<3} disabled for the whole run (free-threaded build)",
                     g.interpreter
                 );
                 continue;
             }
             let _ = write!(
                 s,
-                "  interp {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>8}",
+                "  interpreter {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>8}",
                 g.interpreter,
                 pct(g.held),
                 g.avg_waiters,
@@ -395,7 +408,10 @@ mod tests {
         assert!(s.contains("io: blocked on a socket, file, pipe or poll"));
         assert!(!s.contains("holding: "), "holding explains itself: {s}");
         // The switch interval below a millisecond is in microseconds.
-        let gil = s.lines().find(|l| l.starts_with("  interp 0")).unwrap();
+        let gil = s
+            .lines()
+            .find(|l| l.starts_with("  interpreter 0"))
+            .unwrap();
         assert!(gil.ends_with("  500 µs"), "{gil}");
     }
 
@@ -425,6 +441,46 @@ mod tests {
         assert!(
             busy.contains("warning: CPUs were scarce (17% of ticks came late)"),
             "{busy}"
+        );
+    }
+
+    #[test]
+    fn a_failed_program_is_said_under_the_header_and_a_good_exit_is_not() {
+        use crate::model::ProgramExit;
+        let mut acc = Accumulator::default();
+        acc.push(Sample::State(StateTick::default()));
+        let mut p = acc.finish(0, 2);
+        let command = ["/usr/bin/python3".to_string(), "app.py".to_string()];
+        let exit = |code| ProgramExit {
+            code: Some(code),
+            signal: None,
+            after_s: 4.24,
+            stopped: false,
+        };
+        crate::analysis::program_ended(&mut p, &command, exit(0));
+        let target = TargetInfo {
+            command: command.to_vec(),
+            ..TargetInfo::default()
+        };
+        let text = |p: &crate::analysis::Profile| {
+            summary(&Report {
+                target: &target,
+                profile: p,
+                subprocesses: &[],
+            })
+        };
+        assert!(!text(&p).contains("status"), "{}", text(&p));
+        crate::analysis::program_ended(&mut p, &command, exit(1));
+        let s = text(&p);
+        assert_eq!(
+            s.lines().nth(1),
+            Some("  python3 exited with status 1 after 4.2 s"),
+            "{s}"
+        );
+        // Exited before its interpreter was read: the header says so rather than "CPython ,".
+        assert!(
+            s.starts_with("gilscope: pid 0, CPython not read (it exited first), "),
+            "{s}"
         );
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::model::ThreadState;
+use crate::report::Paint;
 
 /// The page is this wide whatever the run; its height follows the content.
 pub const WIDTH: f64 = 1200.0;
@@ -209,6 +210,21 @@ pub fn state_fill(state: ThreadState) -> String {
     hex(state_rgb(state))
 }
 
+/// The hatch of timeline slices with no sample: grey stripes on white.
+const SKIPPED_PATTERN: &str = concat!(
+    r#"<defs><pattern id="skipped" width="4" height="4" patternUnits="userSpaceOnUse" "#,
+    r##"patternTransform="rotate(45)"><rect width="4" height="4" fill="#ffffff"/>"##,
+    r##"<rect width="1.6" height="4" fill="#969696"/></pattern></defs>"##
+);
+
+/// How a paint is filled in the report: its colours, or the hatch of slices with no sample.
+pub fn paint_fills(paint: Paint) -> Vec<String> {
+    match paint {
+        Paint::Skipped => vec!["url(#skipped)".into()],
+        _ => paint.fills().into_iter().map(hex).collect(),
+    }
+}
+
 /// Text drawn on a state's colour: white on the dark ones, near-black on the light ones
 /// (handoff orange, ready yellow, sleep and idle grey), by the colour's relative luminance.
 pub fn ink_on(state: ThreadState) -> &'static str {
@@ -324,13 +340,15 @@ impl Canvas {
         self.y += 4.0;
     }
 
-    /// A row of colour swatches naming each state, wrapped onto a second row when they do
-    /// not fit; each says what its state counts when hovered.
-    pub fn legend(&mut self, states: &[ThreadState]) {
+    /// A row of colour swatches naming what a picture drew, wrapped onto a second row when
+    /// they do not fit; each says what it stands for when hovered. Code frames' swatch shows
+    /// their shades side by side.
+    pub fn legend(&mut self, paints: &[Paint]) {
         let font = Font::sans(12.0);
         let mut x = MARGIN;
-        for &state in states {
-            let label = legend_label(state);
+        self.body.push_str("<g class=\"legend\">\n");
+        for &paint in paints {
+            let label = paint.label();
             let w = 17.0 + font.width(label) + 18.0;
             if x > MARGIN && x + w - 18.0 > MARGIN + CONTENT {
                 x = MARGIN;
@@ -338,16 +356,30 @@ impl Canvas {
             }
             let _ = write!(
                 self.body,
-                "<g><title>{}: {}</title>",
-                state.key(),
-                esc(crate::report::state_meaning(state))
+                "<g class=\"key\"><title>{}</title>",
+                esc(&paint.meaning())
             );
-            self.rect(x, self.y + 2.0, 12.0, 12.0, &state_fill(state));
+            let fills = paint_fills(paint);
+            let stripe = 12.0 / fills.len() as f64;
+            for (k, fill) in fills.iter().enumerate() {
+                self.rect(x + stripe * k as f64, self.y + 2.0, stripe, 12.0, fill);
+            }
             self.text(x + 17.0, self.y + 12.5, font, "", label);
             self.body.push_str("</g>\n");
             x += w;
         }
+        self.body.push_str("</g>\n");
         self.y += 22.0;
+    }
+
+    /// Opens a picture: its legend and what it draws (`<g class="data">`) go inside, so that
+    /// what is drawn can be checked against the legend. Closed by [`Canvas::end_picture`].
+    pub fn begin_picture(&mut self, id: &str) {
+        let _ = writeln!(self.body, "<g class=\"picture\" id=\"{id}\">");
+    }
+
+    pub fn end_picture(&mut self) {
+        self.body.push_str("</g>\n");
     }
 
     /// Writes the document: the header with the height now known, then the body.
@@ -362,11 +394,12 @@ impl Canvas {
                 r##"viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12" fill="#222222">"##,
                 "\n<title>{title}</title>\n",
                 r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#ffffff"/>"##,
-                "\n"
+                "\n{defs}\n"
             ),
             w = WIDTH,
             h = height,
-            title = esc(title)
+            title = esc(title),
+            defs = SKIPPED_PATTERN
         )?;
         out.write_all(self.body.as_bytes())?;
         out.write_all(b"</svg>\n")
@@ -374,6 +407,7 @@ impl Canvas {
 }
 
 /// What each state means, in a few words: the same words as every other format's legend.
+#[cfg(test)]
 pub use crate::report::state_label as legend_label;
 
 #[cfg(test)]

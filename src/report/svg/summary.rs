@@ -8,7 +8,7 @@ use super::canvas::{
 };
 use crate::analysis::{GilMetrics, Profile, Site, ThreadSummary, VerdictKind};
 use crate::model::{TargetInfo, ThreadState};
-use crate::report::Report;
+use crate::report::{Paint, Report};
 
 /// Above this share of late ticks, CPU scarcity biases the shares (as in the terminal).
 const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
@@ -29,6 +29,7 @@ pub fn verdict_rgb(kind: VerdictKind) -> (u8, u8, u8) {
         VerdictKind::IoBound => (150, 110, 70),
         VerdictKind::MostlyIdle => (120, 120, 120),
         VerdictKind::GilDisabled => (30, 160, 150),
+        VerdictKind::ProgramFailed => (90, 90, 90),
     }
 }
 
@@ -82,14 +83,43 @@ pub fn header(c: &mut Canvas, report: &Report) {
     };
     let big = Font::sans(22.0).bold();
     let head = format!("gilscope — pid {}", t.pid);
-    let tail = format!(", CPython {}{build}", clean(&t.python));
-    let command = command_line(t);
+    let python = if t.python.is_empty() {
+        "not read (it exited first)".to_string()
+    } else {
+        clean(&t.python)
+    };
+    let tail = format!(", CPython {python}{build}");
     let room = CONTENT - big.width(&head) - big.width(&tail) - big.width(" ()");
+    // The whole command, or its middle shortened: the script's name stays in sight.
+    let words: Vec<String> = t
+        .command
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            clean(if i == 0 {
+                w.rsplit('/').next().unwrap_or(w)
+            } else {
+                w
+            })
+        })
+        .collect();
+    let command = crate::report::command::shorten(&words, |c| big.width(c) <= room);
     let title = match fit(&command, room, big) {
         cmd if cmd.is_empty() => format!("{head}{tail}"),
         cmd => format!("{head} ({cmd}){tail}"),
     };
     c.line(MARGIN, big, "", &title);
+    if let Some(exit) = p.exit.filter(|e| e.failed()) {
+        // The program's own failure, said before anything else about the run.
+        let sentence = crate::analysis::exit_sentence(&t.command, &exit);
+        c.para(
+            MARGIN,
+            CONTENT,
+            Font::sans(14.0).bold(),
+            r##" fill="#b03020""##,
+            &format!("{}.", clean(&sentence)),
+        );
+    }
     let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
     let mut facts = vec![
         format!("{} run", duration(r.duration_s)),
@@ -336,10 +366,16 @@ pub fn gils(c: &mut Canvas, p: &Profile) {
         }
         for g in &p.gils {
             let base = c.y + font.size;
-            c.text(MARGIN, base, font, "", &format!("interp {}", g.interpreter));
+            c.text(
+                MARGIN,
+                base,
+                font,
+                "",
+                &format!("interpreter {}", g.interpreter),
+            );
             if !g.enabled {
                 c.text(
-                    MARGIN + 110.0,
+                    MARGIN + 150.0,
                     base,
                     font,
                     "",
@@ -456,8 +492,14 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         );
         return;
     }
-    let states: Vec<ThreadState> = crate::report::state_columns(&[p]);
-    c.legend(&states);
+    // The legend names the colours the bars draw: the states some thread was seen in.
+    let drawn: Vec<Paint> = ThreadState::ALL
+        .into_iter()
+        .filter(|&s| p.threads.iter().any(|t| t.share(s) > 0.0))
+        .map(Paint::State)
+        .collect();
+    c.begin_picture("threads");
+    c.legend(&drawn);
     let n = p.threads.len();
     let row = (320.0 / n as f64).clamp(12.0, 22.0).floor();
     let label_font = Font::sans((row - 3.0).min(13.0));
@@ -471,6 +513,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         "CPU s",
     );
     c.y += 15.0;
+    c.raw("<g class=\"data\">\n");
     for t in &p.threads {
         let label = thread_label(t, interp, LABEL_W, label_font);
         let bar_h = row - 3.0;
@@ -512,6 +555,8 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         );
         c.y += row;
     }
+    c.raw("</g>\n");
+    c.end_picture();
 }
 
 /// `--subprocesses`: one row per process, and what they add up to.

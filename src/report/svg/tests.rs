@@ -266,6 +266,7 @@ fn a_gil_bound_run_shows_its_verdict_threads_and_both_flame_graphs() {
             .is_some_and(|t| t.starts_with("compute (work.py:12) — "))));
     // The state colours, exactly.
     assert!(svg.contains(r##"fill="#3caa50""##) && svg.contains(r##"fill="#dc322f""##));
+    assert_legends_match(&doc);
 }
 
 #[test]
@@ -313,6 +314,7 @@ fn a_free_threaded_run_shows_running_threads_and_a_disabled_gil() {
     assert!(text.contains("no GIL handoffs"));
     assert!(svg.contains(&format!(r#"fill="{}""#, states_fill(ThreadState::Running))));
     assert!(!text.contains("Who makes others wait"), "nobody waited");
+    assert_legends_match(&doc);
 }
 
 /// 64 threads for an hour, each changing state at every slice, with deep distinct stacks: the
@@ -350,6 +352,7 @@ fn sixty_four_threads_for_an_hour_stay_small() {
         .filter(|n| n.attribute("class") == Some("lane"))
         .count();
     assert_eq!(lanes, 64);
+    assert_legends_match(&doc);
     // Minutes on the axis of an hour.
     assert!(texts(&doc).contains(&"30 min"), "{:?}", texts(&doc));
     // Lanes stay at least 6 px high.
@@ -386,9 +389,7 @@ fn a_thread_that_holds_the_whole_run_is_one_rectangle() {
     assert_eq!(shapes[0].attribute("fill"), Some(holding.as_str()));
     let d = shapes[0].attribute("d").unwrap();
     assert_eq!(d.matches('M').count(), 1, "{d}");
-    // It spans the lane's width.
-    let lane_bg = lane.children().find(|n| n.has_tag_name("rect")).unwrap();
-    let bg_width: f64 = lane_bg.attribute("width").unwrap().parse().unwrap();
+    // It spans the lanes' width.
     let run_width: f64 = d
         .split('h')
         .nth(1)
@@ -399,9 +400,11 @@ fn a_thread_that_holds_the_whole_run_is_one_rectangle() {
         .parse()
         .unwrap();
     assert!(
-        (bg_width - run_width).abs() < 1.0,
-        "{run_width} of {bg_width}"
+        (super::timeline::LANES_W - run_width).abs() < 1.0,
+        "{run_width} of {}",
+        super::timeline::LANES_W
     );
+    assert_legends_match(&doc);
     let texts = texts(&doc).join(" ");
     assert!(texts.contains("solo (1)"));
     assert!(
@@ -477,6 +480,7 @@ fn subprocesses_get_a_table_and_lanes_of_their_own() {
     assert!((x12 - x10 - 0.3 * per_s).abs() < 15.0, "{x12} vs {x10}");
     // The flame graph roots each process's stacks in a frame of its own.
     assert!(svg.contains("<title>process 12 (pool_worker.py) — "));
+    assert_legends_match(&doc);
 }
 
 /// Names a hostile target could give its threads, functions, files and command line.
@@ -600,27 +604,141 @@ fn write_reports() {
     }
 }
 
+/// Each picture's legend lists exactly the colours the picture drew: every fill of its data
+/// is one of a legend key's, and every key's colour is drawn somewhere in it. Code frames' key
+/// holds their shades; it counts as drawn when one of them is.
+fn assert_legends_match(doc: &roxmltree::Document) {
+    let has_class = |n: &roxmltree::Node, c: &str| n.attribute("class") == Some(c);
+    let pictures: Vec<_> = doc
+        .descendants()
+        .filter(|n| has_class(n, "picture"))
+        .collect();
+    assert!(!pictures.is_empty(), "no picture");
+    for picture in pictures {
+        let id = picture.attribute("id").unwrap_or("?");
+        let keys: Vec<(String, Vec<String>)> = picture
+            .descendants()
+            .filter(|n| has_class(n, "key"))
+            .map(|key| {
+                let label = key
+                    .descendants()
+                    .find(|n| n.has_tag_name("text"))
+                    .and_then(|n| n.text())
+                    .unwrap_or_default()
+                    .to_string();
+                let fills = key
+                    .descendants()
+                    .filter(|n| n.has_tag_name("rect"))
+                    .filter_map(|n| n.attribute("fill"))
+                    .map(str::to_string)
+                    .collect();
+                (label, fills)
+            })
+            .collect();
+        let drawn: std::collections::BTreeSet<String> = picture
+            .descendants()
+            .filter(|n| has_class(n, "data"))
+            .flat_map(|d| d.descendants())
+            .filter(|n| n.has_tag_name("rect") || n.has_tag_name("path"))
+            .filter_map(|n| n.attribute("fill"))
+            .map(str::to_string)
+            .collect();
+        assert!(!drawn.is_empty(), "{id}: nothing drawn");
+        for fill in &drawn {
+            assert!(
+                keys.iter().any(|(_, fills)| fills.contains(fill)),
+                "{id}: {fill} is drawn but not in the legend {keys:?}"
+            );
+        }
+        for (label, fills) in &keys {
+            assert!(
+                fills.iter().any(|f| drawn.contains(f)),
+                "{id}: the legend has {label:?} ({fills:?}), which is not drawn"
+            );
+        }
+    }
+}
+
+/// The fills of the flame-graph frames of a picture whose names `pred` accepts.
+fn frame_fills(
+    doc: &roxmltree::Document,
+    picture: &str,
+    pred: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.attribute("id") == Some(picture))
+        .flat_map(|p| p.descendants())
+        .filter(|n| n.attribute("class") == Some("data"))
+        .flat_map(|d| d.descendants())
+        .filter(|n| n.has_tag_name("g"))
+        .filter(|g| {
+            g.children()
+                .find(|c| c.has_tag_name("title"))
+                .and_then(|t| t.text())
+                .is_some_and(|t| pred(t.split(" — ").next().unwrap_or(t)))
+        })
+        .filter_map(|g| g.children().find(|c| c.has_tag_name("rect")))
+        .filter_map(|r| r.attribute("fill").map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn every_state_is_in_the_legend_the_bars_and_the_lanes_in_its_colour() {
     let p = crate::report::testing::every_state(500);
     let svg = render(&p);
     let doc = parse(&svg);
     let text = texts(&doc);
-    for state in ThreadState::WITH_GIL {
-        let label = super::canvas::legend_label(state);
-        // Once in the threads' legend, once in the timeline's.
-        assert_eq!(
-            text.iter().filter(|t| **t == label).count(),
-            2,
-            "{label}: {text:?}"
-        );
-        assert!(svg.contains(&format!(r#"fill="{}""#, states_fill(state))));
-    }
-    assert!(text.contains(&"waiting on a lock") && text.contains(&"waiting on I/O"));
+    assert_legends_match(&doc);
+    let legend_of = |id: &str| -> Vec<&str> {
+        doc.descendants()
+            .filter(|n| n.attribute("id") == Some(id))
+            .flat_map(|p| p.descendants())
+            .filter(|n| n.attribute("class") == Some("key"))
+            .filter_map(|k| k.descendants().find(|n| n.has_tag_name("text")))
+            .filter_map(|t| t.text())
+            .collect()
+    };
+    // Every state of a build with a GIL is in the threads' legend, in the order of the
+    // tables; the timeline's has those that rule a slice (handoff, one tick in nine of one
+    // thread, never does), the wall flame graph's those of some stack sample.
+    let labels: Vec<&str> = ThreadState::WITH_GIL
+        .into_iter()
+        .map(super::canvas::legend_label)
+        .collect();
+    assert_eq!(legend_of("threads"), labels);
+    let timeline = legend_of("timeline");
+    assert!(!timeline.contains(&"handing off the GIL"), "{timeline:?}");
+    assert!(timeline.contains(&"waiting on a lock") && timeline.contains(&"sleeping"));
+    let wall = legend_of("flame-wall");
+    assert!(
+        wall.contains(&"code") && wall.contains(&"thread"),
+        "{wall:?}"
+    );
     assert!(!text.contains(&"running, no GIL"), "a build with a GIL");
+    // State colours are reserved: each state's frame is in its colour, and no other frame
+    // (code, thread) is in any state's colour.
+    for state in ThreadState::WITH_GIL {
+        let fills = frame_fills(&doc, "flame-wall", &|name| name == state.frame_label());
+        assert!(!fills.is_empty(), "{state:?}");
+        assert!(
+            fills.iter().all(|f| *f == states_fill(state)),
+            "{state:?}: {fills:?}"
+        );
+    }
+    let state_fills: Vec<String> = ThreadState::ALL.into_iter().map(states_fill).collect();
+    for picture in ["flame-wall", "flame-blame"] {
+        let others = frame_fills(&doc, picture, &|name| {
+            !ThreadState::ALL.iter().any(|s| s.frame_label() == name)
+        });
+        assert!(!others.is_empty(), "{picture}");
+        assert!(
+            others.iter().all(|f| !state_fills.contains(f)),
+            "{picture}: {others:?}"
+        );
+    }
     // Hovering a swatch says what the state counts.
     assert!(doc.descendants().any(|n| n.has_tag_name("title")
-        && n.text() == Some("lock: blocked on a lock, condition, event, queue or join")));
+        && n.text() == Some("lock (purple): blocked on a lock, condition, event, queue or join")));
     // Shares drawn on light colours are dark, on dark ones white.
     let ink = |state: ThreadState| super::canvas::ink_on(state);
     for light in [ThreadState::Ready, ThreadState::Sleep, ThreadState::Idle] {
@@ -629,12 +747,92 @@ fn every_state_is_in_the_legend_the_bars_and_the_lanes_in_its_colour() {
     for dark in [ThreadState::Waiting, ThreadState::Lock, ThreadState::Io] {
         assert_eq!(ink(dark), "#ffffff", "{dark:?}");
     }
-    // The wall flame graph names the colours of the states it shows.
-    let about = text
-        .iter()
-        .find(|t| t.starts_with("Every thread's sampled stacks"))
-        .unwrap();
-    assert!(about.contains("green: holding the GIL"), "{about}");
     // A switch interval below a millisecond reads in µs.
     assert!(text.contains(&"500 µs"), "{text:?}");
+}
+
+#[test]
+fn slices_without_a_sample_say_why_in_the_legend() {
+    // Three threads for 2 s; the sampler gets no CPU from 0.8 to 1.0 s (no tick at all), and
+    // the third thread starts at 1.2 s.
+    let mut acc = Accumulator::default();
+    for tid in 1..=3 {
+        acc.push(Sample::Thread(ThreadInfo {
+            tid,
+            name: Some(format!("t{tid}")),
+            interpreter: 0,
+        }));
+    }
+    for i in 0..500u64 {
+        let ms = 4 * i;
+        if (800..1000).contains(&ms) {
+            continue;
+        }
+        let alive = if ms >= 1200 { 3 } else { 2 };
+        acc.push(Sample::State(StateTick {
+            at: Duration::from_millis(ms),
+            gils: vec![],
+            threads: (1..=alive)
+                .map(|tid| ThreadObservation {
+                    tid,
+                    state: ThreadState::Sleep,
+                    ..Default::default()
+                })
+                .collect(),
+        }));
+    }
+    let p = acc.finish(10, 2);
+    let svg = render(&p);
+    let doc = parse(&svg);
+    assert_legends_match(&doc);
+    let timeline = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("timeline"))
+        .unwrap();
+    let keys: Vec<&str> = timeline
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("key"))
+        .filter_map(|k| k.descendants().find(|n| n.has_tag_name("text")))
+        .filter_map(|t| t.text())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "sleeping",
+            "thread not started or ended",
+            "no sample: sampler got no CPU"
+        ]
+    );
+    // The gap is hatched across every lane, about 0.2 s of the 2 s wide.
+    let lanes: Vec<_> = timeline
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("lane"))
+        .collect();
+    assert_eq!(lanes.len(), 3);
+    for lane in &lanes {
+        let hatch = lane
+            .children()
+            .find(|n| n.attribute("fill") == Some("url(#skipped)"))
+            .expect("a hatched gap");
+        let d = hatch.attribute("d").unwrap();
+        let w: f64 = d
+            .split('h')
+            .nth(1)
+            .unwrap()
+            .split('v')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected = super::timeline::LANES_W * 0.2 / 2.0;
+        assert!((w - expected).abs() < expected * 0.2, "{w} vs {expected}");
+    }
+    // Only the thread that started late has a slice before it existed.
+    let absent = |lane: &roxmltree::Node| {
+        lane.children().any(|n| {
+            n.attribute("fill")
+                == Some(&super::canvas::paint_fills(crate::report::Paint::Absent)[0])
+        })
+    };
+    assert!(!absent(&lanes[0]) && !absent(&lanes[1]) && absent(&lanes[2]));
 }

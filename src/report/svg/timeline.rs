@@ -1,13 +1,17 @@
 //! The timeline: one lane per thread, each slice of the run coloured by the state the thread
 //! spent most of it in (equal neighbours merged into one rectangle), a track of GIL handoffs
 //! per second above each process's lanes, and a time axis. Subprocesses follow the target, each
-//! under its own heading, on the same time axis.
+//! under its own heading, on the same time axis. A slice without a sample of the thread is
+//! drawn as what it is — the thread did not exist then (light grey), or the sampler took no
+//! sample at all (hatched) — and the legend names exactly what the lanes drew.
 
-use super::canvas::{esc, fit, pct, rate, state_fill, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
+use std::collections::BTreeSet;
+
+use super::canvas::{esc, fit, paint_fills, pct, rate, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
 use super::summary::{program, thread_label, LABEL_W};
 use crate::analysis::{Lane, Profile};
 use crate::model::{TargetInfo, ThreadState, Tid};
-use crate::report::Report;
+use crate::report::{Paint, Report};
 
 const LANES_X: f64 = MARGIN + LABEL_W + 10.0;
 /// Room at the right for the handoff track's scale.
@@ -105,8 +109,18 @@ pub fn draw(c: &mut Canvas, report: &Report) {
         return;
     }
     let axis = Axis { t0, t1 };
-    let profiles: Vec<&Profile> = blocks.iter().map(|b| b.profile).collect();
-    c.legend(&crate::report::state_columns(&profiles));
+    let drawn: BTreeSet<Paint> = blocks
+        .iter()
+        .flat_map(|b| {
+            b.profile
+                .timeline
+                .lanes
+                .iter()
+                .flat_map(|lane| runs(b, lane, &axis).into_iter().map(|r| r.0))
+        })
+        .collect();
+    c.begin_picture("timeline");
+    c.legend(&drawn.into_iter().collect::<Vec<_>>());
     let total_lanes: usize = blocks.iter().map(|b| b.profile.timeline.lanes.len()).sum();
     let lane_h = (360.0 / total_lanes.max(1) as f64).clamp(6.0, 18.0).floor();
     let top = c.y;
@@ -128,6 +142,45 @@ pub fn draw(c: &mut Canvas, report: &Report) {
         lanes(c, block, &axis, lane_h);
     }
     time_axis(c, &axis, top);
+    c.end_picture();
+}
+
+/// What a lane draws, left to right: runs of slices of one paint, from x to x. Slices with a
+/// sample of the thread are its dominant state's; without, the thread did not exist then
+/// (absent) or no sample at all was taken (skipped); before and after the process's own run
+/// (a subprocess that started later or ended earlier), absent.
+fn runs(block: &Block, lane: &Lane, axis: &Axis) -> Vec<(Paint, f64, f64)> {
+    let tl = &block.profile.timeline;
+    let width_s = tl.width.as_secs_f64();
+    let start = block.offset + tl.start.as_secs_f64();
+    let paint = |i: usize| match lane.dominant(i) {
+        Some(state) => Paint::State(state),
+        None if tl.ticks.get(i).copied().unwrap_or(0) == 0 => Paint::Skipped,
+        None => Paint::Absent,
+    };
+    let mut out = Vec::new();
+    let (left, right) = (axis.x(axis.t0), axis.x(axis.t1));
+    let first = axis.x(start);
+    if first - left >= 0.5 {
+        out.push((Paint::Absent, left, first));
+    }
+    let mut i = 0;
+    while i < tl.buckets {
+        let p = paint(i);
+        let mut j = i + 1;
+        while j < tl.buckets && paint(j) == p {
+            j += 1;
+        }
+        let x0 = axis.x(start + width_s * i as f64);
+        let x1 = axis.x(start + width_s * j as f64).min(right);
+        out.push((p, x0, x1.max(x0 + 0.5)));
+        i = j;
+    }
+    let last = axis.x(start + width_s * tl.buckets as f64);
+    if right - last >= 0.5 {
+        out.push((Paint::Absent, last, right));
+    }
+    out
 }
 
 /// GIL handoffs per second in each slice, as bars scaled to the busiest slice.
@@ -196,13 +249,11 @@ fn handoff_track(c: &mut Canvas, block: &Block, axis: &Axis) {
 
 /// One lane per thread: runs of slices with the same dominant state as one rectangle each.
 fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
-    let tl = &block.profile.timeline;
-    let width_s = tl.width.as_secs_f64();
-    let start = block.offset + tl.start.as_secs_f64();
     let gap = if lane_h >= 8.0 { 1.0 } else { 0.0 };
     // Labels on every lane when they can be read, else on every few.
     let stride = (9.0 / lane_h).ceil().max(1.0) as usize;
     let font = Font::sans((lane_h * stride as f64 - 2.0).min(12.0));
+    c.raw("<g class=\"data\">\n");
     for (k, (label, lane)) in block.lanes(font).iter().enumerate() {
         let y = c.y;
         if k % stride == 0 {
@@ -237,41 +288,27 @@ fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
             esc(label),
             shares.join(", ")
         ));
-        c.rect(LANES_X, y, LANES_W, lane_h - gap, "#f4f4f4");
-        // One path per state, a rectangle in it for each run of slices in that state.
-        let mut paths: [String; ThreadState::COUNT] = Default::default();
-        let mut i = 0;
-        while i < tl.buckets {
-            let state = lane.dominant(i);
-            let mut j = i + 1;
-            while j < tl.buckets && lane.dominant(j) == state {
-                j += 1;
-            }
-            if let Some(state) = state {
-                let x0 = axis.x(start + width_s * i as f64);
-                let x1 = axis.x(start + width_s * j as f64);
-                box_path(
-                    &mut paths[state.index()],
-                    x0,
-                    y,
-                    (x1 - x0).max(0.5),
-                    lane_h - gap,
-                );
-            }
-            i = j;
+        // One path per paint, a rectangle in it for each run of slices in that paint.
+        let mut paths: std::collections::BTreeMap<Paint, String> = Default::default();
+        for (paint, x0, x1) in runs(block, lane, axis) {
+            box_path(
+                paths.entry(paint).or_default(),
+                x0,
+                y,
+                x1 - x0,
+                lane_h - gap,
+            );
         }
-        for state in ThreadState::ALL {
-            let d = &paths[state.index()];
-            if !d.is_empty() {
-                c.raw(&format!(
-                    "<path fill=\"{}\" d=\"{d}\"/>\n",
-                    state_fill(state)
-                ));
-            }
+        for (paint, d) in &paths {
+            c.raw(&format!(
+                "<path fill=\"{}\" d=\"{d}\"/>\n",
+                paint_fills(*paint)[0]
+            ));
         }
         c.raw("</g>\n");
         c.y += lane_h;
     }
+    c.raw("</g>\n");
 }
 
 /// Appends a rectangle to a path's data: `M x y h w v h h -w z`.
