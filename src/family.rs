@@ -93,13 +93,15 @@ impl Children {
                         state_hz: self.rates.state_hz,
                         stack_hz: self.rates.stack_hz,
                         monotonic_zero_ns: sampler.monotonic_zero_ns,
+                        cwd: working_dir(pid),
                     };
                     tape.process(self.next_index, &info, self.cpu_count);
+                    let acc = Accumulator::with_cwd(info.cwd.clone());
                     self.running.push(Running {
                         index: self.next_index,
                         info,
                         sampler,
-                        acc: Accumulator::default(),
+                        acc,
                     });
                     self.next_index += 1;
                 }
@@ -204,6 +206,15 @@ fn descendants(root: i32, parents: &HashMap<i32, i32>) -> Vec<i32> {
 }
 
 /// The command line of a process, for the report.
+/// The working directory of process `pid` as the process sees it: `/proc/<pid>/cwd`, made
+/// relative to `/proc/<pid>/root` when it runs in a chroot or container.
+pub fn working_dir(pid: i32) -> Option<String> {
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
+    let inside = cwd.strip_prefix(&root).ok()?;
+    Some(format!("/{}", inside.display()))
+}
+
 pub fn cmdline(pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|raw| {

@@ -341,9 +341,9 @@ pub fn replay(path: &Path) -> Result<Replayed> {
                     bail!("{}: process {p} out of order", path.display());
                 }
                 processes.push(Process {
+                    acc: Accumulator::with_cwd(target.cwd.clone()),
                     target,
                     cpu_count,
-                    acc: Accumulator::default(),
                     late_ticks: 0,
                     exit: None,
                 });
@@ -538,6 +538,7 @@ mod tests {
             state_hz: 250.0,
             stack_hz: 100.0,
             monotonic_zero_ns: 1,
+            cwd: None,
         }
     }
 

@@ -176,6 +176,7 @@ fn profile(
                         state_hz: options.rates.state_hz,
                         stack_hz: options.rates.stack_hz,
                         monotonic_zero_ns: 0,
+                        cwd: None,
                     };
                     unread(info, exit, options, outputs, recording)
                 }
@@ -198,6 +199,7 @@ fn profile(
         state_hz: options.rates.state_hz,
         stack_hz: options.rates.stack_hz,
         monotonic_zero_ns: sampler.monotonic_zero_ns,
+        cwd: crate::family::working_dir(pid),
     };
     let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut tape = recording::Tape::new(recording.take());
@@ -209,7 +211,7 @@ fn profile(
             info.python, info.state_hz, info.stack_hz
         );
     }
-    let mut acc = Accumulator::default();
+    let mut acc = Accumulator::with_cwd(info.cwd.clone());
     let mut children = options
         .subprocesses
         .then(|| Children::new(pid, options.rates, cpu_count));

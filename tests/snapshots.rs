@@ -56,6 +56,7 @@ fn synthetic(path: &Path) {
         state_hz: 250.0,
         stack_hz: 50.0,
         monotonic_zero_ns: 1_000_000_000,
+        cwd: Some("/srv/app".into()),
     };
     let mut w = gilscope::recording::Writer::create(path).unwrap();
     w.process(0, &target, 2).unwrap();

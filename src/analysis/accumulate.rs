@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use super::sites::{self, Rank, Weighted};
 use super::{
-    findings, verdict, waits, CpuSupply, GilMetrics, Profile, RunCounts, Site, ThreadSummary,
-    Timeline,
+    findings, verdict, waits, CpuSupply, GilMetrics, Profile, RunCounts, ThreadSummary, Timeline,
 };
 use crate::model::{
     CpuQuota, Frame, GilEnabled, IoKind, MachineCpu, Sample, StackId, StackTable, StateTick,
@@ -84,29 +84,62 @@ pub struct Accumulator {
     last_process_cpu: Option<(Duration, f64)>,
     stacks: StackTable,
     stack_counts: HashMap<(Tid, ThreadState, StackId), u64>,
-    /// Holder stacks weighted by the number of waiters at their tick.
-    blame: HashMap<StackId, u64>,
+    /// Holder stacks weighted by the number of waiters at their tick (weight, samples).
+    blame: HashMap<StackId, (u64, u64)>,
     /// Holder stacks seen while the holder was off CPU and others waited.
     stalling: HashMap<StackId, u64>,
     /// Where threads waited for a lock held by another thread.
     lock_waits: HashMap<StackId, u64>,
-    /// What the GIL's holder ran while threads waited for a lock, weighted by how many.
-    lock_holders: HashMap<StackId, u64>,
+    /// What the GIL's holder ran while threads waited for a lock, weighted by how many
+    /// (weight, samples).
+    lock_holders: HashMap<StackId, (u64, u64)>,
     /// Native modules by id ([`Sample::Module`]).
     modules: Vec<String>,
     /// Ticks the GIL's holder ran each native module's code, by module id.
     module_ticks: BTreeMap<u32, u64>,
     /// Holder stacks seen in native code, weighted by the waiters at their tick (at least 1):
-    /// where the Python code calls the module that keeps the GIL.
-    native_callers: HashMap<StackId, u64>,
+    /// where the Python code calls the module that keeps the GIL (weight, samples).
+    native_callers: HashMap<StackId, (u64, u64)>,
     first_machine: Option<MachineCpu>,
     last_machine: Option<MachineCpu>,
     first_quota: Option<CpuQuota>,
     last_quota: Option<CpuQuota>,
     timeline: Timeline,
+    /// The program's working directory, which the user's files are shown relative to.
+    cwd: Option<String>,
+}
+
+/// Adds a weighted sample of a stack to a (weight, samples) map.
+fn add(map: &mut HashMap<StackId, (u64, u64)>, id: StackId, weight: u64) {
+    let e = map.entry(id).or_default();
+    e.0 += weight;
+    e.1 += 1;
+}
+
+/// A map's stacks, heaviest first (ties by id, so that the order is reproducible).
+fn weighted(map: HashMap<StackId, (u64, u64)>) -> Vec<Weighted> {
+    let mut v: Vec<Weighted> = map
+        .into_iter()
+        .map(|(id, (weight, samples))| Weighted {
+            id,
+            weight,
+            samples,
+        })
+        .collect();
+    v.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.id.cmp(&b.id)));
+    v
 }
 
 impl Accumulator {
+    /// An accumulator for a program running in `cwd`, which its own files are shown
+    /// relative to.
+    pub fn with_cwd(cwd: Option<String>) -> Accumulator {
+        Accumulator {
+            cwd,
+            ..Accumulator::default()
+        }
+    }
+
     pub fn push(&mut self, sample: Sample) {
         match sample {
             Sample::State(tick) => self.state(&tick),
@@ -129,15 +162,14 @@ impl Accumulator {
                     if s.state == ThreadState::Holding {
                         holders.push(id);
                         if s.native.is_some_and(|m| m != IN_INTERPRETER) {
-                            *self.native_callers.entry(id).or_default() +=
-                                u64::from(tick.waiters.max(1));
+                            add(&mut self.native_callers, id, u64::from(tick.waiters.max(1)));
                         }
                     }
                     self.timeline.stack(tick.at, s.tid, s.state, id);
                     *self.stack_counts.entry((s.tid, s.state, id)).or_default() += 1;
                     if s.state == ThreadState::Holding {
                         if tick.waiters > 0 {
-                            *self.blame.entry(id).or_default() += u64::from(tick.waiters);
+                            add(&mut self.blame, id, u64::from(tick.waiters));
                         }
                         if s.stalled && tick.waiters > 0 {
                             *self.stalling.entry(id).or_default() += 1;
@@ -146,7 +178,7 @@ impl Accumulator {
                 }
                 if lock_waiters > 0 {
                     for id in holders {
-                        *self.lock_holders.entry(id).or_default() += lock_waiters;
+                        add(&mut self.lock_holders, id, lock_waiters);
                     }
                 }
             }
@@ -355,30 +387,65 @@ impl Accumulator {
         };
         let mut stack_counts: Vec<_> = self.stack_counts.into_iter().collect();
         stack_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let in_state = |state: ThreadState| {
+        let in_state = |state: ThreadState| -> Vec<Weighted> {
             stack_counts
                 .iter()
                 .filter(move |((_, s, _), _)| *s == state)
-                .map(|((_, _, id), n)| (*id, *n))
+                .map(|((_, _, id), n)| Weighted::counted(*id, *n))
+                .collect()
         };
+        let cwd = self.cwd.as_deref();
+        let top = |w: &[Weighted], rank, named| sites::top_sites(&self.stacks, w, rank, cwd, named);
         let event_loop = stack_counts
             .iter()
             .find(|((_, _, id), _)| self.stacks.get(*id).iter().any(is_event_loop_frame))
             .and_then(|((tid, _, _), _)| threads.iter().find(|t| t.tid == *tid))
             .map(ThreadSummary::label);
-        let top_holders = top_sites(&self.stacks, in_state(ThreadState::Holding));
-        let top_waiters = top_sites(&self.stacks, in_state(ThreadState::Waiting));
-        let top_running = top_sites(&self.stacks, in_state(ThreadState::Running));
-        let mut blame: Vec<(StackId, u64)> = self.blame.into_iter().collect();
-        blame.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top_blame = top_sites(&self.stacks, blame.iter().copied());
-        let off_cpu_sites = top_sites(&self.stacks, self.stalling.into_iter());
-        let mut lock_waits: Vec<(StackId, u64)> = self.lock_waits.into_iter().collect();
-        lock_waits.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top_lock_waits = top_sites(&self.stacks, lock_waits.into_iter());
-        let mut lock_holders: Vec<(StackId, u64)> = self.lock_holders.into_iter().collect();
-        lock_holders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top_lock_holders = top_sites(&self.stacks, lock_holders.into_iter());
+        let holding = in_state(ThreadState::Holding);
+        let running = in_state(ThreadState::Running);
+        let blame_stacks = weighted(self.blame);
+        let blame: Vec<(StackId, u64)> = blame_stacks.iter().map(|w| (w.id, w.weight)).collect();
+        let lock_holder_stacks = weighted(self.lock_holders);
+        // The verdict blames the code that makes others wait; with no waiters, the holder;
+        // with no GIL, the code that runs most.
+        let gil_disabled = gils
+            .iter()
+            .min_by_key(|g| g.interpreter)
+            .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
+        let name = |w: &[Weighted], list| sites::blamed(&self.stacks, w, list, cwd);
+        let blamed = if gil_disabled {
+            name(&running, "running")
+        } else {
+            name(&blame_stacks, "blame").or_else(|| name(&holding, "holders"))
+        };
+        let lock_holder = name(&lock_holder_stacks, "lock_holders");
+        // Each list keeps the row of the code the verdict names from it.
+        let named_in = |list: &str| blamed.as_ref().filter(|b| b.list == list).map(|b| &b.site);
+        let top_holders = top(&holding, Rank::Inclusive, named_in("holders"));
+        let top_waiters = top(&in_state(ThreadState::Waiting), Rank::Innermost, None);
+        let top_running = top(&running, Rank::Inclusive, named_in("running"));
+        let top_blame = top(&blame_stacks, Rank::Inclusive, named_in("blame"));
+        // A stall seen only inside imports (start-up) is no finding: nobody can change it.
+        let stalled_stacks = !self.stalling.is_empty();
+        let stalls: Vec<Weighted> = self
+            .stalling
+            .into_iter()
+            .filter(|(id, _)| !sites::is_import_stack(self.stacks.get(*id)))
+            .map(|(id, n)| Weighted::counted(id, n))
+            .collect();
+        let off_cpu_sites = top(&stalls, Rank::Innermost, None);
+        let lock_waits: Vec<Weighted> = weighted(
+            self.lock_waits
+                .into_iter()
+                .map(|(id, n)| (id, (n, n)))
+                .collect(),
+        );
+        let top_lock_waits = top(&lock_waits, Rank::Innermost, None);
+        let top_lock_holders = top(
+            &lock_holder_stacks,
+            Rank::Inclusive,
+            lock_holder.as_ref().map(|b| &b.site),
+        );
         let mean_in = |state| mean_threads_in(&threads, self.state_samples, state);
         let threads_in: [f64; ThreadState::COUNT] = ThreadState::ALL.map(mean_in);
         let queued_threads: f64 = threads
@@ -417,9 +484,7 @@ impl Accumulator {
             })
             .collect();
         native_modules.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut native_callers: Vec<(StackId, u64)> = self.native_callers.into_iter().collect();
-        native_callers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top_native_callers = top_sites(&self.stacks, native_callers.into_iter());
+        let top_native_callers = top(&weighted(self.native_callers), Rank::Innermost, None);
         let supply = CpuSupply::between(
             self.first_machine.zip(self.last_machine),
             self.first_quota.zip(self.last_quota),
@@ -440,32 +505,11 @@ impl Accumulator {
             })
             .or(main_gil);
         let busy_gils = gils.iter().filter(|g| g.held >= 0.5 && g.enabled).count();
-        let gil_disabled = main_gil
-            .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
-        // The verdict blames the code that makes others wait; with no waiters, the holder;
-        // with no GIL, the code that runs most.
-        let hottest = if gil_disabled {
-            hottest_function(&top_running)
-        } else {
-            hottest_function(&top_blame)
-                .or_else(|| hottest_function(&top_holders))
-                .map(|blamed| {
-                    // Named by blame, stated with its share of the holding samples.
-                    let holding: f64 = top_holders
-                        .iter()
-                        .filter(|h| h.function == blamed.function && h.file == blamed.file)
-                        .map(|h| h.share)
-                        .sum();
-                    Site {
-                        share: holding,
-                        ..blamed
-                    }
-                })
-        };
         let findings = findings::find(&findings::Evidence {
             gil: main_gil,
             threads: &threads,
             off_cpu_sites: &off_cpu_sites,
+            stalls_in_imports_only: stalled_stacks && stalls.is_empty(),
             ticks: self.state_samples,
         });
         let verdict = verdict::judge(&verdict::Evidence {
@@ -473,7 +517,8 @@ impl Accumulator {
             busy_gils,
             native_threads,
             cpu_count,
-            top_holder: hottest.as_ref(),
+            top_holder: blamed.as_ref(),
+            stack_samples: self.stack_samples,
             held_off_cpu: findings
                 .iter()
                 .any(|f| f.kind == findings::FindingKind::HeldOffCpu),
@@ -487,12 +532,12 @@ impl Accumulator {
             queued_threads,
             io_threads,
             supply: supply.as_ref(),
-            top_lock_wait: top_lock_waits.first(),
-            top_lock_holder: hottest_function(&top_lock_holders).as_ref(),
+            top_lock_wait: top_lock_waits.first().filter(|s| !s.too_few()),
+            top_lock_holder: lock_holder.as_ref(),
             native_module: native_modules
                 .first()
                 .map(|(n, share)| (n.as_str(), *share)),
-            native_caller: top_native_callers.first(),
+            native_caller: top_native_callers.first().filter(|s| !s.too_few()),
             duration_s: duration.as_secs_f64(),
         });
         Profile {
@@ -511,6 +556,7 @@ impl Accumulator {
             gils,
             threads,
             verdict,
+            blamed,
             top_holders,
             top_waiters,
             top_running,
@@ -588,53 +634,6 @@ fn mean_threads_in(threads: &[ThreadSummary], ticks: u64, state: ThreadState) ->
     } else {
         n / ticks as f64
     }
-}
-
-/// The innermost frames with the most weight, each with its share of the total weight.
-fn top_sites(stacks: &StackTable, weighted: impl Iterator<Item = (StackId, u64)>) -> Vec<Site> {
-    let mut by_frame: HashMap<&Frame, u64> = HashMap::new();
-    let mut total = 0;
-    for (id, n) in weighted {
-        total += n;
-        if let Some(leaf) = stacks.get(id).last() {
-            *by_frame.entry(leaf).or_default() += n;
-        }
-    }
-    let mut sites: Vec<Site> = by_frame
-        .into_iter()
-        .map(|(f, n)| Site {
-            function: f.function.clone(),
-            file: f.file.clone(),
-            line: f.line,
-            share: ratio(n, total),
-        })
-        .collect();
-    sites.sort_by(|a, b| {
-        b.share
-            .total_cmp(&a.share)
-            .then_with(|| (&a.file, a.line).cmp(&(&b.file, b.line)))
-    });
-    sites.truncate(10);
-    sites
-}
-
-/// The function with the most weight, all its lines together, named at its hottest line:
-/// what the verdict blames.
-fn hottest_function(sites: &[Site]) -> Option<Site> {
-    let mut by_function: Vec<Site> = Vec::new();
-    for site in sites {
-        match by_function
-            .iter_mut()
-            .find(|s| s.function == site.function && s.file == site.file)
-        {
-            // Sites come hottest first, so the first line seen stays the one named.
-            Some(s) => s.share += site.share,
-            None => by_function.push(site.clone()),
-        }
-    }
-    by_function
-        .into_iter()
-        .max_by(|a, b| a.share.total_cmp(&b.share))
 }
 
 #[cfg(test)]
@@ -769,10 +768,10 @@ mod tests {
             interpreter: 0,
         }));
         for i in 0..4 {
-            let hot = if i < 3 {
-                f("compute", 12)
-            } else {
-                f("other", 30)
+            let hot = match i {
+                0 | 1 => f("compute", 12),
+                2 => f("compute", 13),
+                _ => f("other", 30),
             };
             acc.push(Sample::Stacks(StackTick {
                 at: Duration::from_millis(i),
@@ -796,34 +795,74 @@ mod tests {
             }));
         }
         let p = acc.finish(0, 2);
-        assert_eq!(p.top_holders[0].function, "compute");
-        assert_eq!(p.top_holders[0].share, 0.75);
-        let split = [
-            Site {
-                function: "f".into(),
-                file: "a.py".into(),
-                line: 2,
-                share: 0.4,
-            },
-            Site {
-                function: "g".into(),
-                file: "a.py".into(),
-                line: 9,
-                share: 0.35,
-            },
-            Site {
-                function: "f".into(),
-                file: "a.py".into(),
-                line: 3,
-                share: 0.25,
-            },
-        ];
-        let hot = hottest_function(&split).unwrap();
-        assert_eq!((hot.function.as_str(), hot.line, hot.share), ("f", 2, 0.65));
+        // One row per function, named at its hottest line; main() is on every stack and
+        // never innermost, so it says nothing.
+        let rows: Vec<(&str, u32, f64, u64)> = p
+            .top_holders
+            .iter()
+            .map(|s| (s.function.as_str(), s.line, s.share, s.inclusive_samples))
+            .collect();
+        assert_eq!(rows, [("compute", 12, 0.75, 3), ("other", 30, 0.25, 1)]);
         assert_eq!(p.top_waiters[0].function, "worker");
         assert_eq!(p.top_waiters[0].share, 1.0);
         assert_eq!(p.threads.len(), 0, "no state ticks, no thread rows");
         assert_eq!(p.run.stack_samples, 4);
+    }
+
+    #[test]
+    fn the_verdict_names_the_users_code_with_the_number_of_the_table_beside_it() {
+        let frame = |function: &str, file: &str, line| Frame {
+            function: function.into(),
+            file: file.into(),
+            line,
+        };
+        let lib = "/venv/lib/python3.12/site-packages/tmpl/render.py";
+        let mut acc = Accumulator::with_cwd(Some("/srv/app".into()));
+        for i in 0..40u64 {
+            acc.push(tick(i, Some(1), i, &[(1, Holding), (2, Waiting)]));
+            // The user's report() renders through the library, whose loop is innermost.
+            let leaf = if i % 4 == 0 {
+                frame("report", "/srv/app/web/app.py", 9)
+            } else {
+                frame("_loop", lib, 30)
+            };
+            let mut frames = vec![frame("main", "/srv/app/app.py", 1)];
+            frames.push(frame("report", "/srv/app/web/app.py", 8));
+            if leaf.function == "_loop" {
+                frames.push(frame("render", lib, 20));
+            }
+            frames.push(leaf);
+            acc.push(Sample::Stacks(StackTick {
+                at: Duration::from_millis(i),
+                waiters: 1,
+                stacks: vec![ThreadStack {
+                    tid: 1,
+                    state: Holding,
+                    on_cpu: true,
+                    frames,
+                    ..Default::default()
+                }],
+            }));
+        }
+        let p = acc.finish(0, 2);
+        assert_eq!(p.verdict.kind, verdict::VerdictKind::GilBound);
+        let named = p.blamed.as_ref().unwrap();
+        assert_eq!(named.site.path_shown, "web/app.py");
+        let row = p.top_blame.iter().find(|s| s.function == "report").unwrap();
+        let share = format!("{:.0}%", 100.0 * row.inclusive_share);
+        assert!(
+            p.verdict.summary.contains(&format!(
+                "report() at web/app.py:8, via tmpl's render(), holds it {share} of the time \
+                 others wait"
+            )),
+            "{}",
+            p.verdict.summary
+        );
+        assert!(
+            p.verdict.advice[1].contains("Move report()"),
+            "{:?}",
+            p.verdict.advice
+        );
     }
 
     #[test]

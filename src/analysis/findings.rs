@@ -46,6 +46,9 @@ pub struct Evidence<'a> {
     pub threads: &'a [ThreadSummary],
     /// Holder stacks sampled while the holder was off CPU and others waited.
     pub off_cpu_sites: &'a [Site],
+    /// Every stack sampled while a holder stalled was inside an import (start-up): no
+    /// finding is drawn from imports alone.
+    pub stalls_in_imports_only: bool,
     /// GIL-state samples in the run.
     pub ticks: u64,
 }
@@ -53,7 +56,10 @@ pub struct Evidence<'a> {
 pub fn find(e: &Evidence) -> Vec<Finding> {
     let mut findings = Vec::new();
     let stalls: u64 = e.threads.iter().map(|t| t.stalling).sum();
-    if stalls >= STALL_MIN_TICKS && stalls as f64 >= STALL_SHARE * e.ticks as f64 {
+    if stalls >= STALL_MIN_TICKS
+        && stalls as f64 >= STALL_SHARE * e.ticks as f64
+        && !e.stalls_in_imports_only
+    {
         let mut who: Vec<(u64, String)> = e
             .threads
             .iter()
@@ -185,16 +191,12 @@ mod tests {
     }
 
     fn kinds(threads: &[ThreadSummary], g: &GilMetrics) -> Vec<FindingKind> {
-        let sites = [Site {
-            function: "usleep".into(),
-            file: "app.py".into(),
-            line: 3,
-            share: 1.0,
-        }];
+        let sites = [Site::example("usleep", "app.py", 3, 1.0)];
         find(&Evidence {
             gil: Some(g),
             threads,
             off_cpu_sites: &sites,
+            stalls_in_imports_only: false,
             ticks: 1000,
         })
         .into_iter()
@@ -206,16 +208,12 @@ mod tests {
     fn a_holder_off_cpu_for_long_is_a_finding_with_its_stack() {
         let g = gil(5.0, 100.0, 0.5);
         assert_eq!(kinds(&[thread(0.5, 300)], &g), [FindingKind::HeldOffCpu]);
-        let sites = [Site {
-            function: "usleep".into(),
-            file: "app.py".into(),
-            line: 3,
-            share: 1.0,
-        }];
+        let sites = [Site::example("usleep", "app.py", 3, 1.0)];
         let f = find(&Evidence {
             gil: Some(&g),
             threads: &[thread(0.5, 300)],
             off_cpu_sites: &sites,
+            stalls_in_imports_only: false,
             ticks: 1000,
         });
         assert!(
@@ -224,6 +222,15 @@ mod tests {
             f[0].summary
         );
         assert_eq!(f[0].sites[0].function, "usleep");
+        // Stalls seen only inside imports are not drawn on.
+        let f = find(&Evidence {
+            gil: Some(&g),
+            threads: &[thread(0.5, 300)],
+            off_cpu_sites: &[],
+            stalls_in_imports_only: true,
+            ticks: 1000,
+        });
+        assert!(f.is_empty(), "{f:?}");
         // A few stray samples (a page fault, a brief syscall) are not a finding.
         assert!(kinds(&[thread(0.5, 4)], &g).is_empty());
         assert!(kinds(&[thread(0.9, 9)], &g).is_empty());
@@ -235,6 +242,7 @@ mod tests {
             gil: Some(&gil(0.001, 7000.0, 0.6)),
             threads: &[],
             off_cpu_sites: &[],
+            stalls_in_imports_only: false,
             ticks: 1000,
         });
         assert!(

@@ -7,6 +7,7 @@ mod accumulate;
 pub mod code;
 mod findings;
 mod folded;
+pub mod sites;
 pub mod timeline;
 mod verdict;
 mod waits;
@@ -14,6 +15,7 @@ mod waits;
 pub use accumulate::Accumulator;
 pub use findings::{Finding, FindingKind};
 pub use folded::{folded, FoldedLine, View};
+pub use sites::{Blamed, Via};
 pub use timeline::{Lane, TimedStack, Timeline};
 pub use verdict::{exit_sentence, program_ended, Verdict, VerdictKind};
 
@@ -179,13 +181,67 @@ impl CpuSupply {
     }
 }
 
-/// A function that holds or waits for the GIL, and its share of those samples.
+/// A function on the stacks of a list (holders, waiters, blame…), with its shares of the
+/// list's weight and the stack samples behind them (docs/DESIGN.md, "Sites").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Site {
     pub function: String,
+    /// The full path, as CPython has it.
     pub file: String,
+    /// The file as reports show it ([`code::display_path`]): relative to the program's
+    /// working directory for the user's files, `package/module.py` for libraries.
+    pub path_shown: String,
+    /// Whose code it is: `user`, `package` or `stdlib`.
+    #[serde(serialize_with = "origin_key")]
+    pub origin: code::Origin,
+    /// Its hottest line: the line of its frame on the most weight.
     pub line: u32,
+    /// Self share: of the list's weight, where it is the innermost frame.
     pub share: f64,
+    /// Inclusive share: of the list's weight, where it is anywhere on the stack (once per
+    /// stack, however deep the recursion). At least `share`.
+    pub inclusive_share: f64,
+    /// Stack samples where it is the innermost frame.
+    pub self_samples: u64,
+    /// Stack samples where it is on the stack.
+    pub inclusive_samples: u64,
+    /// Stack samples behind the whole list: below [`sites::MIN_SAMPLES`], too few to rank.
+    pub list_samples: u64,
+}
+
+impl Site {
+    /// The list it is in rests on too few samples to rank.
+    pub fn too_few(&self) -> bool {
+        self.list_samples < sites::MIN_SAMPLES
+    }
+}
+
+#[cfg(test)]
+impl Site {
+    /// A site of `function` in `file`, innermost and on the stack alike `share` of 1000
+    /// samples.
+    pub fn example(function: &str, file: &str, line: u32, share: f64) -> Site {
+        Site {
+            function: function.into(),
+            file: file.into(),
+            path_shown: code::display_path(file, None).into(),
+            origin: code::origin(file),
+            line,
+            share,
+            inclusive_share: share,
+            self_samples: (share * 1000.0) as u64,
+            inclusive_samples: (share * 1000.0) as u64,
+            list_samples: 1000,
+        }
+    }
+}
+
+fn origin_key<S: serde::Serializer>(o: &code::Origin, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match o {
+        code::Origin::User => "user",
+        code::Origin::Package => "package",
+        code::Origin::Stdlib => "stdlib",
+    })
 }
 
 /// Sample counts over a run.
@@ -214,6 +270,8 @@ pub struct Profile {
     pub gils: Vec<GilMetrics>,
     pub threads: Vec<ThreadSummary>,
     pub verdict: Verdict,
+    /// The code the verdict names, when it names any.
+    pub blamed: Option<Blamed>,
     pub top_holders: Vec<Site>,
     pub top_waiters: Vec<Site>,
     /// Where threads ran without a GIL (free-threaded builds with the GIL disabled).

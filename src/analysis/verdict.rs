@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{code, CpuSupply, GilMetrics, Profile, Site};
+use super::sites::MIN_SAMPLES;
+use super::{code, Blamed, CpuSupply, GilMetrics, Profile, Site};
 use crate::model::{IoKind, ProgramExit, ThreadState};
 
 /// GIL-bound when at least this share of ticks has a holder and a waiter…
@@ -97,9 +98,12 @@ pub struct Evidence<'a> {
     /// Mean number of threads running C code with the GIL released.
     pub native_threads: f64,
     pub cpu_count: usize,
-    /// The function that makes others wait most, with its share of the holding samples.
-    pub top_holder: Option<&'a Site>,
+    /// The code to name: the user's function that makes others wait most (or holds the
+    /// GIL most, or runs most without one), with its inclusive share of that list.
+    pub top_holder: Option<&'a Blamed>,
     pub state_samples: u64,
+    /// Stack samples in the run: below [`MIN_SAMPLES`], too few to name code.
+    pub stack_samples: u64,
     /// The GIL was held by threads blocked off CPU (a finding of its own).
     pub held_off_cpu: bool,
     /// Mean number of threads running without a GIL (free-threaded builds).
@@ -123,7 +127,7 @@ pub struct Evidence<'a> {
     pub supply: Option<&'a CpuSupply>,
     /// Where threads wait for a lock most, and what the GIL's holder runs meanwhile.
     pub top_lock_wait: Option<&'a Site>,
-    pub top_lock_holder: Option<&'a Site>,
+    pub top_lock_holder: Option<&'a Blamed>,
     /// From the first to the last sample.
     pub duration_s: f64,
     /// The native module the GIL's holder ran most while holding it, with its share of
@@ -150,9 +154,52 @@ impl Evidence<'_> {
     }
 }
 
-/// A file's last path component: what the verdict names (the JSON keeps the whole path).
-fn base_name(file: &str) -> &str {
-    file.rsplit('/').next().unwrap_or(file)
+/// `compute() at app.py:22`: a function at its hottest line, its file as reports show it
+/// (the JSON keeps the whole path).
+fn at(s: &Site) -> String {
+    format!("{}() at {}:{}", s.function, s.path_shown, s.line)
+}
+
+/// `report() at app.py:12, via jinja2's render()`: the named code and the library call it
+/// goes through on its hottest path.
+fn named(b: &Blamed) -> String {
+    match &b.via {
+        Some(via) => format!("{}, via {}'s {}()", at(&b.site), via.package, via.function),
+        None => at(&b.site),
+    }
+}
+
+/// [`named`] as the subject of a clause: with a comma after the `via` part.
+fn subject(b: &Blamed) -> String {
+    match b.via {
+        Some(_) => format!("{},", named(b)),
+        None => named(b),
+    }
+}
+
+/// `; report() at app.py:12, via jinja2's render(), holds it 87% of the time others wait
+/// for it`: the holder clause of the GIL verdicts, its share the one in the table of that
+/// list (blame when anyone waited, else holders); or why no code is named.
+fn holder_clause(e: &Evidence) -> String {
+    match e.top_holder {
+        Some(b) => {
+            let of = if b.list == "blame" {
+                "of the time others wait for it"
+            } else {
+                "of the time it is held"
+            };
+            format!(
+                "; {} holds it {} {of}",
+                subject(b),
+                pct(b.site.inclusive_share)
+            )
+        }
+        None if e.stack_samples < MIN_SAMPLES => format!(
+            "; {} stack samples: too few to name the code",
+            e.stack_samples
+        ),
+        None => String::new(),
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -193,18 +240,10 @@ fn judge_situation(e: &Evidence) -> Verdict {
         };
     };
     let without_gil = g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW;
-    let holder = e.top_holder.map_or(String::new(), |s| {
-        format!(
-            "; {}() at {}:{} holds it {} of the time",
-            s.function,
-            base_name(&s.file),
-            s.line,
-            pct(s.share * g.held)
-        )
+    let holder = holder_clause(e);
+    let hot = e.top_holder.map_or("the hot loop".to_string(), |b| {
+        format!("{}()", b.site.function)
     });
-    let hot = e
-        .top_holder
-        .map_or("the hot loop".to_string(), |s| format!("{}()", s.function));
     let capped = g.speedup_ceiling.min(e.cpu_count as f64);
     let ceiling = format!(
         "removing the GIL could give up to {:.1}× ({:.1}× on this machine's {} CPUs)",
@@ -420,14 +459,9 @@ fn held_in_native(
     ceiling: &str,
     numbers: &str,
 ) -> Verdict {
-    let from = e.native_caller.map_or(String::new(), |s| {
-        format!(
-            ", called from {}() at {}:{}",
-            s.function,
-            base_name(&s.file),
-            s.line
-        )
-    });
+    let from = e
+        .native_caller
+        .map_or(String::new(), |s| format!(", called from {}", at(s)));
     Verdict {
         then: None,
         kind: VerdictKind::GilBound,
@@ -471,23 +505,18 @@ fn lock_bound(e: &Evidence, g: &GilMetrics, wanting: f64) -> Verdict {
     } else {
         String::new()
     };
-    let at = e.top_lock_wait.map_or(String::new(), |s| {
-        format!(" at {}() in {}:{}", s.function, base_name(&s.file), s.line)
+    let wait_at = e.top_lock_wait.map_or(String::new(), |s| {
+        format!(" at {}() in {}:{}", s.function, s.path_shown, s.line)
     });
-    let meanwhile = e.top_lock_holder.map_or(String::new(), |s| {
-        format!(
-            "; meanwhile the GIL's holder runs {}() at {}:{}",
-            s.function,
-            base_name(&s.file),
-            s.line
-        )
+    let meanwhile = e.top_lock_holder.map_or(String::new(), |b| {
+        format!("; meanwhile the GIL's holder runs {}", named(b))
     });
     Verdict {
         then: None,
         kind: VerdictKind::LockBound,
         summary: format!(
             "Lock-bound: on average {locked:.1} threads wait for a lock another thread \
-             holds{at}{inside}, {} of the time threads want to run{meanwhile}; the lock \
+             holds{wait_at}{inside}, {} of the time threads want to run{meanwhile}; the lock \
              serialises the work, {}.",
             pct(locked / wanting.max(1e-9)),
             gil_not_the_limit(g),
@@ -680,13 +709,11 @@ fn starved(e: &Evidence) -> Option<Verdict> {
 /// A free-threaded build whose GIL stayed disabled: threads run Python in parallel, and the
 /// question is how many did and where.
 fn gil_disabled(e: &Evidence, g: &GilMetrics) -> Verdict {
-    let hot = e.top_holder.map_or(String::new(), |s| {
+    let hot = e.top_holder.map_or(String::new(), |b| {
         format!(
-            "; the hottest code is {}() at {}:{} ({} of running samples)",
-            s.function,
-            base_name(&s.file),
-            s.line,
-            pct(s.share)
+            "; the hottest code is {} ({} of running samples)",
+            named(b),
+            pct(b.site.inclusive_share)
         )
     });
     let cores = e.cores_used.map_or(String::new(), |c| {
@@ -812,16 +839,19 @@ mod tests {
     }
 
     fn site(function: &str) -> Site {
-        Site {
-            function: function.into(),
-            file: "app.py".into(),
-            line: 12,
-            share: 0.9,
+        Site::example(function, "app.py", 12, 0.9)
+    }
+
+    fn blamed(function: &str) -> Blamed {
+        Blamed {
+            site: site(function),
+            list: "blame",
+            via: None,
         }
     }
 
     /// A 2-CPU run of 1000 samples judged on `g`, its top holder `site`; the rest quiet.
-    fn evidence<'a>(g: Option<&'a GilMetrics>, site: Option<&'a Site>) -> Evidence<'a> {
+    fn evidence<'a>(g: Option<&'a GilMetrics>, site: Option<&'a Blamed>) -> Evidence<'a> {
         Evidence {
             gil: g,
             busy_gils: 1,
@@ -829,6 +859,7 @@ mod tests {
             cpu_count: 2,
             top_holder: site,
             state_samples: 1000,
+            stack_samples: 200,
             held_off_cpu: false,
             running_threads: 0.0,
             cores_used: None,
@@ -848,7 +879,7 @@ mod tests {
     }
 
     fn judge_with(g: &GilMetrics, native_threads: f64) -> Verdict {
-        let site = site("compute");
+        let site = blamed("compute");
         judge(&Evidence {
             native_threads,
             ..evidence(Some(g), Some(&site))
@@ -901,13 +932,45 @@ mod tests {
     #[test]
     fn a_gil_held_off_cpu_comes_first_in_the_advice() {
         let g = gil(0.99, 2.9, 0.97);
-        let site = site("compute");
+        let site = blamed("compute");
         let v = judge(&Evidence {
             held_off_cpu: true,
             ..evidence(Some(&g), Some(&site))
         });
         assert!(v.advice[0].contains("held while blocked"), "{:?}", v.advice);
         assert_eq!(judge_with(&g, 0.0).advice.len() + 1, v.advice.len());
+    }
+
+    #[test]
+    fn the_named_code_says_its_path_and_a_handful_of_stacks_names_none() {
+        let g = gil(0.99, 2.9, 0.97);
+        let mut b = blamed("report");
+        b.site.path_shown = "web/app.py".into();
+        b.via = Some(super::super::Via {
+            function: "render".into(),
+            package: "jinja2".into(),
+            file: "/venv/lib/python3.12/site-packages/jinja2/environment.py".into(),
+        });
+        let v = judge(&evidence(Some(&g), Some(&b)));
+        assert!(
+            v.summary.contains(
+                "report() at web/app.py:12, via jinja2's render(), holds it 90% of the time \
+                 others wait for it;"
+            ),
+            "{}",
+            v.summary
+        );
+        let v = judge(&Evidence {
+            stack_samples: 3,
+            ..evidence(Some(&g), None)
+        });
+        assert!(
+            v.summary
+                .contains("3 stack samples: too few to name the code"),
+            "{}",
+            v.summary
+        );
+        assert!(v.advice[1].contains("Move the hot loop"), "{:?}", v.advice);
     }
 
     #[test]
@@ -923,7 +986,7 @@ mod tests {
     #[test]
     fn a_busy_event_loop_gets_event_loop_advice_not_gil_advice() {
         let g = gil(0.98, 0.01, 0.01);
-        let site = site("handle");
+        let site = blamed("handle");
         let v = judge(&Evidence {
             cores_used: Some(1.0),
             event_loop: Some("event-loop".into()),
@@ -944,11 +1007,10 @@ mod tests {
         g.free_threaded = true;
         g.enabled_share = 0.0;
         g.enabled = false;
-        let site = Site {
-            function: "compute".into(),
-            file: "app.py".into(),
-            line: 12,
-            share: 0.8,
+        let site = Blamed {
+            site: Site::example("compute", "app.py", 12, 0.8),
+            list: "running",
+            via: None,
         };
         let evidence = Evidence {
             running_threads: 1.9,
@@ -977,7 +1039,7 @@ mod tests {
     /// Evidence with `threads` mean threads in each (state, count) pair.
     fn with_threads<'a>(
         g: &'a GilMetrics,
-        site: Option<&'a Site>,
+        site: Option<&'a Blamed>,
         threads: &[(ThreadState, f64)],
     ) -> Evidence<'a> {
         let mut e = evidence(Some(g), site);
@@ -1167,10 +1229,11 @@ mod tests {
     fn a_gil_held_in_an_extension_names_it_and_never_says_move_it_into_c() {
         let g = gil(0.99, 2.9, 0.97);
         let caller = site("validate");
+        let holder = blamed("validate");
         let e = Evidence {
             native_module: Some(("pydantic_core._pydantic_core", 0.85)),
             native_caller: Some(&caller),
-            ..evidence(Some(&g), Some(&caller))
+            ..evidence(Some(&g), Some(&holder))
         };
         let v = judge(&e);
         assert_eq!(v.kind, VerdictKind::GilBound);

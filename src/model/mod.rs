@@ -25,6 +25,11 @@ pub struct TargetInfo {
     pub stack_hz: f64,
     /// `CLOCK_MONOTONIC` (ns) at the run's time zero, which samples' times count from.
     pub monotonic_zero_ns: u64,
+    /// The program's working directory as it sees it (inside its chroot or container), which
+    /// reports show its own files relative to; `None` in recordings made before it was kept
+    /// or when it could not be read.
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 /// How a program gilscope launched ended (`record`; unknown for `attach`).

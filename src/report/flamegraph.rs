@@ -275,6 +275,7 @@ mod tests {
             state_hz: 250.0,
             stack_hz: 50.0,
             monotonic_zero_ns: 0,
+            cwd: None,
         }
     }
 

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Combined, Render, Report};
-use crate::analysis::{CpuSupply, Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
+use crate::analysis::{Blamed, CpuSupply, Finding, GilMetrics, Profile, RunCounts, Site, Verdict};
 use crate::model::{IoKind, TargetInfo, ThreadState};
 
 pub const SCHEMA: &str = "gilscope/2";
@@ -37,7 +37,7 @@ struct ProcessDoc<'a> {
     process: Process<'a>,
     gils: &'a [GilMetrics],
     threads: Vec<Thread<'a>>,
-    verdict: &'a Verdict,
+    verdict: VerdictDoc<'a>,
     findings: &'a [Finding],
     /// Innermost frames of the holder's stacks.
     top_holders: &'a [Site],
@@ -75,6 +75,16 @@ struct Exit {
     stopped_by_gilscope: bool,
     /// It ended on its own with a status other than 0.
     failed: bool,
+}
+
+/// The verdict, and the code it names.
+#[derive(Serialize)]
+struct VerdictDoc<'a> {
+    #[serde(flatten)]
+    verdict: &'a Verdict,
+    /// The function the summary names (a site of the list `code.list`) and the library
+    /// function it goes through (`via`), or `null` when it names none.
+    code: Option<&'a Blamed>,
 }
 
 #[derive(Serialize)]
@@ -222,7 +232,10 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
                 held_off_cpu: t.held_off_cpu as f64 / t.ticks.max(1) as f64,
             })
             .collect(),
-        verdict: &p.verdict,
+        verdict: VerdictDoc {
+            verdict: &p.verdict,
+            code: p.blamed.as_ref(),
+        },
         findings: &p.findings,
         top_holders: &p.top_holders,
         top_waiters: &p.top_waiters,
@@ -314,6 +327,7 @@ mod tests {
             state_hz: 1000.0,
             stack_hz: 100.0,
             monotonic_zero_ns: 5_000_000_000,
+            cwd: Some("/srv".into()),
         };
         let mut out = Vec::new();
         Json.render(

@@ -52,16 +52,16 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-fn base(file: &str) -> &str {
-    file.rsplit('/').next().unwrap_or(file)
-}
-
+/// A row of a sites table: inclusive and self shares, the samples behind the inclusive
+/// one, the function and its hottest line.
 fn site(s: &Site) -> String {
     format!(
-        "| {} | `{}` | {}:{} |",
+        "| {} | {} | {} | `{}` | {}:{} |",
+        pct(s.inclusive_share),
         pct(s.share),
+        s.inclusive_samples,
         md(&s.function).replace('`', "'"),
-        md(base(&s.file)),
+        md(&s.path_shown),
         s.line
     )
 }
@@ -212,13 +212,31 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
             )?;
         }
     }
-    for (title, sites) in super::site_lists(p) {
+    let lists = super::site_lists(p);
+    for (title, sites) in &lists {
         writeln!(out, "\n### {title}\n")?;
-        writeln!(out, "| share | function | file:line |")?;
-        writeln!(out, "|---:|---|---|")?;
-        for s in sites.iter().take(5) {
-            writeln!(out, "{}", site(s))?;
+        match sites.first() {
+            Some(first) if first.too_few() => {
+                writeln!(out, "{} samples: too few to rank.", first.list_samples)?;
+            }
+            _ => {
+                writeln!(out, "| incl. | self | samples | function | file:line |")?;
+                writeln!(out, "|---:|---:|---:|---|---|")?;
+                for s in sites.iter().take(5) {
+                    writeln!(out, "{}", site(s))?;
+                }
+            }
         }
+    }
+    if !lists.is_empty() {
+        let definitions: Vec<String> = super::site_definitions()
+            .iter()
+            .map(|d| match d.split_once(": ") {
+                Some((key, meaning)) => format!("*{key}*: {meaning}"),
+                None => d.to_string(),
+            })
+            .collect();
+        writeln!(out, "\n{}.", definitions.join("; "))?;
     }
     Ok(())
 }

@@ -223,6 +223,16 @@ pub(crate) fn site_lists(p: &Profile) -> Vec<(&'static str, &[Site])> {
     .collect()
 }
 
+/// What the columns of every table of code sites mean (the terminal's, the Markdown's, the
+/// SVG report's).
+pub(crate) fn site_definitions() -> [&'static str; 3] {
+    [
+        "incl.: share of the samples with the function anywhere on the stack",
+        "self: as the innermost frame",
+        "samples: stack samples behind incl.; holders and blame rank by incl., the others by self",
+    ]
+}
+
 /// One output format.
 pub trait Render {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()>;

@@ -693,6 +693,7 @@ mod tests {
                 state_hz: 1000.0,
                 stack_hz: 50.0,
                 monotonic_zero_ns: 0,
+                cwd: None,
             },
             profile: acc.finish(0, 2),
         }
@@ -706,6 +707,7 @@ mod tests {
             state_hz: 1000.0,
             stack_hz: 100.0,
             monotonic_zero_ns: 5_000_000_000,
+            cwd: None,
         }
     }
 

@@ -313,6 +313,7 @@ pub(super) mod fixtures {
             state_hz: 1000.0,
             stack_hz: 100.0,
             monotonic_zero_ns: 5_000_000_000,
+            cwd: None,
         };
         let profile = profile(&[
             Thread {
@@ -346,6 +347,7 @@ pub(super) mod fixtures {
             state_hz: 1000.0,
             stack_hz: 100.0,
             monotonic_zero_ns: 5_002_000_000,
+            cwd: None,
         };
         let profile = profile(&[Thread {
             tid: 100,

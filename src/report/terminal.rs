@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
+use crate::analysis::Site;
 
 fn pct(x: f64) -> String {
     format!("{:5.1}%", x * 100.0)
@@ -22,16 +23,43 @@ fn printable(s: &str, max: usize) -> String {
     out
 }
 
-/// `  87.0%  compute  app.py:12`
-fn site_line(site: &crate::analysis::Site) -> String {
-    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
+/// The columns of [`site_line`].
+fn site_header() -> String {
     format!(
-        "{}  {}  {}:{}",
+        "{:>6} {:>6} {:>8}  function  file:line",
+        "incl.", "self", "samples"
+    )
+}
+
+/// ` 87.0%   2.0%     1070  report  app.py:12`: the inclusive and self shares, the stack
+/// samples behind the inclusive one, the function and its hottest line.
+fn site_line(site: &Site) -> String {
+    format!(
+        "{} {} {:>8}  {}  {}:{}",
+        pct(site.inclusive_share),
         pct(site.share),
+        site.inclusive_samples,
         printable(&site.function, 40),
-        printable(file, 60),
+        printable(&site.path_shown, 60),
         site.line
     )
+}
+
+/// A table of sites under its title: a header and up to `rows` rows, or, when the list
+/// rests on too few samples, a line that says so instead of shares.
+fn site_table(sites: &[Site], rows: usize, indent: &str, s: &mut String) {
+    match sites.first() {
+        Some(first) if first.too_few() => {
+            let _ = writeln!(s, "{indent}{} samples: too few to rank", first.list_samples);
+        }
+        Some(_) => {
+            let _ = writeln!(s, "{indent}{}", site_header());
+            for site in sites.iter().take(rows) {
+                let _ = writeln!(s, "{indent}{}", site_line(site));
+            }
+        }
+        None => {}
+    }
 }
 
 /// `--subprocesses`: one line per process, and what they add up to.
@@ -285,25 +313,25 @@ pub fn summary(report: &Report) -> String {
         for f in &p.findings {
             let _ = writeln!(s, "  - {}", f.summary);
             let _ = writeln!(s, "    next: {}", f.advice);
-            for site in f.sites.iter().take(3) {
-                let _ = writeln!(s, "    {}", site_line(site));
-            }
+            site_table(&f.sites, 3, "    ", &mut s);
         }
     }
     if !report.subprocesses.is_empty() {
         subprocess_section(report, &mut s);
     }
-    for (title, sites) in super::site_lists(p) {
+    let lists = super::site_lists(p);
+    for (title, sites) in &lists {
         // Blame, when anyone waited, counts each holder sample once per waiting thread.
-        let weighted = if std::ptr::eq(sites, &p.top_blame[..]) {
+        let weighted = if std::ptr::eq(*sites, &p.top_blame[..]) {
             " (weighted by waiting threads)"
         } else {
             ""
         };
         let _ = writeln!(s, "\n{title}{weighted}");
-        for site in sites.iter().take(5) {
-            let _ = writeln!(s, "  {}", site_line(site));
-        }
+        site_table(sites, 5, "  ", &mut s);
+    }
+    if !lists.is_empty() {
+        definitions(&super::site_definitions().map(String::from), &mut s);
     }
     s
 }

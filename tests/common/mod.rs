@@ -249,13 +249,20 @@ fn discover() -> (Vec<Python>, Vec<(String, String)>) {
     (found.into_values().collect(), skipped)
 }
 
-/// Copies the fixtures to `/gilscope-fixtures` inside a chroot.
+/// Copies the fixtures (their `.py` files, and those of their folders: `twins/a/util.py`,
+/// `site-packages/…`) to `/gilscope-fixtures` inside a chroot.
 fn install_fixtures(root: &Path) {
-    let dest = root.join("gilscope-fixtures");
-    std::fs::create_dir_all(&dest).unwrap();
-    for entry in std::fs::read_dir(fixtures_dir()).unwrap().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "py") {
-            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+    copy_python_files(&fixtures_dir(), &root.join("gilscope-fixtures"));
+}
+
+fn copy_python_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && entry.file_name() != "__pycache__" {
+            copy_python_files(&path, &to.join(entry.file_name()));
+        } else if path.extension().is_some_and(|e| e == "py") {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
         }
     }
 }

@@ -256,16 +256,54 @@ pub fn verdict(c: &mut Canvas, p: &Profile) {
     c.y = top + height;
 }
 
-/// A site as one line: `87.0%  compute  app.py:12`.
-fn site_line(site: &Site) -> String {
-    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
-    format!(
-        "{:>6}  {}  {}:{}",
-        pct(site.share),
-        clean(&site.function),
-        clean(file),
-        site.line
-    )
+/// Where the numbers of a site row end, right-aligned, from the column's left edge: the
+/// inclusive share, the self share, the samples; the function starts after them.
+const SITE_COLUMNS: [(f64, &str); 3] = [(44.0, "incl."), (92.0, "self"), (148.0, "samples")];
+const SITE_FUNCTION_X: f64 = 158.0;
+
+/// Up to `rows` sites in a column `w` wide at `x`: a header, then per site its inclusive and
+/// self shares, the samples behind the inclusive one and the function, with its hottest line
+/// beneath (`app.py:12`); or a line saying the list rests on too few samples to rank.
+fn site_column(c: &mut Canvas, x: f64, w: f64, sites: &[Site], rows: usize) {
+    let font = Font::mono(12.0);
+    let end = r#" text-anchor="end""#;
+    match sites.first() {
+        Some(first) if first.too_few() => {
+            let note = format!("{} samples: too few to rank", first.list_samples);
+            c.line(
+                x,
+                Font::sans(12.0),
+                &dim(),
+                &fit(&note, w, Font::sans(12.0)),
+            );
+        }
+        Some(_) => {
+            let base = c.y + font.size;
+            for (right, name) in SITE_COLUMNS {
+                c.text(x + right, base, font, &format!("{end}{}", dim()), name);
+            }
+            c.text(x + SITE_FUNCTION_X, base, font, &dim(), "function, line");
+            c.y += font.size * 1.45;
+            for site in sites.iter().take(rows) {
+                let base = c.y + font.size;
+                let numbers = [
+                    pct(site.inclusive_share),
+                    pct(site.share),
+                    site.inclusive_samples.to_string(),
+                ];
+                for ((right, _), n) in SITE_COLUMNS.iter().zip(numbers) {
+                    c.text(x + right, base, font, end, &n);
+                }
+                let function = fit(&clean(&site.function), w - SITE_FUNCTION_X, font);
+                c.text(x + SITE_FUNCTION_X, base, font, "", &function);
+                c.y += font.size * 1.45;
+                let place = format!("{}:{}", clean(&site.path_shown), site.line);
+                let place = fit(&place, w - SITE_FUNCTION_X, font);
+                c.line(x + SITE_FUNCTION_X, font, &dim(), &place);
+            }
+        }
+        None => {}
+    }
 }
 
 pub fn findings(c: &mut Canvas, p: &Profile) {
@@ -291,10 +329,7 @@ pub fn findings(c: &mut Canvas, p: &Profile) {
             "",
             &format!("next: {}", f.advice),
         );
-        for site in f.sites.iter().take(3) {
-            let line = fit(&site_line(site), w, Font::mono(12.0));
-            c.line(text_x, Font::mono(12.0), &dim(), &line);
-        }
+        site_column(c, text_x, w, &f.sites, 3);
     }
 }
 
@@ -616,22 +651,20 @@ pub fn sites(c: &mut Canvas, p: &Profile) {
     if lists.is_empty() {
         return;
     }
-    c.heading(
-        "Hot code",
-        "Functions by their share of the samples; holders weighted by the number of threads \
-         waiting meanwhile when anyone waited.",
+    let about = format!(
+        "Functions with their hottest line beneath; holders weighted by the number of threads \
+         waiting meanwhile when anyone waited. {}.",
+        crate::report::site_definitions().join("; ")
     );
+    c.heading("Hot code", &about);
     let col = CONTENT / lists.len() as f64;
     let top = c.y;
     let mut bottom = top;
-    let font = Font::mono(12.0);
     for (k, (title, sites)) in lists.iter().enumerate() {
         let x = MARGIN + col * k as f64;
         c.y = top;
         c.line(x, Font::sans(13.0).bold(), "", title);
-        for site in sites.iter().take(5) {
-            c.line(x, font, "", &fit(&site_line(site), col - 16.0, font));
-        }
+        site_column(c, x, col - 16.0, sites, 5);
         bottom = bottom.max(c.y);
     }
     c.y = bottom;

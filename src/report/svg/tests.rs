@@ -165,6 +165,7 @@ fn target(pid: i32) -> TargetInfo {
         state_hz: 250.0,
         stack_hz: 100.0,
         monotonic_zero_ns: 1_000_000_000,
+        cwd: Some("/srv".into()),
     }
 }
 
