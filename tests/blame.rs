@@ -202,6 +202,20 @@ fn two_files_of_the_same_name_are_told_apart() {
                 rendered(dir.path(), "markdown").contains(&format!("| `crunch` | {path}:")),
                 "{who}: the Markdown tells {path} apart"
             );
+            // Pictures show the file as the tables do; collapsed stacks, which other tools
+            // read, keep CPython's full path.
+            assert!(
+                rendered(dir.path(), "flamegraph").contains(&format!("crunch ({path}:")),
+                "{who}: the flame graph tells {path} apart"
+            );
+            let full = format!("/twins/{folder}/util.py:");
+            let collapsed = rendered(dir.path(), "collapsed");
+            assert!(
+                collapsed
+                    .lines()
+                    .any(|l| l.contains("crunch (/") && l.contains(&full)),
+                "{who}: collapsed stacks name the full path of {full}: {collapsed}"
+            );
         }
         let verdict = json["verdict"]["summary"].as_str().unwrap();
         assert!(

@@ -39,15 +39,29 @@ fn clean(s: &str) -> String {
     out
 }
 
+/// How frames name their files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paths<'a> {
+    /// The path CPython has, for files other tools read (collapsed stacks).
+    Full,
+    /// As a user reads it in a picture ([`super::code::display_path`]): relative to the
+    /// program's working directory (given here) for its own files, `package/module.py` for
+    /// installed packages and the standard library.
+    Shown(Option<&'a str>),
+}
+
 /// `function (file:line)`, as py-spy and inferno show frames.
-pub fn frame_label(f: &Frame) -> String {
-    let file = f.file.rsplit('/').next().unwrap_or(&f.file);
+pub fn frame_label(f: &Frame, paths: Paths) -> String {
+    let file = match paths {
+        Paths::Full => f.file.as_str(),
+        Paths::Shown(cwd) => super::code::display_path(&f.file, cwd),
+    };
     clean(&format!("{} ({}:{})", f.function, file, f.line))
 }
 
-fn join(root: Option<String>, frames: &[Frame], top: Option<&str>) -> String {
+fn join(root: Option<String>, frames: &[Frame], top: Option<&str>, paths: Paths) -> String {
     let mut parts: Vec<String> = root.into_iter().collect();
-    parts.extend(frames.iter().map(frame_label));
+    parts.extend(frames.iter().map(|f| frame_label(f, paths)));
     parts.extend(top.map(str::to_string));
     if parts.is_empty() {
         // A thread sampled with no Python frame (starting up, or in C only).
@@ -57,7 +71,7 @@ fn join(root: Option<String>, frames: &[Frame], top: Option<&str>) -> String {
 }
 
 /// The folded lines of one view, sorted, equal stacks merged.
-pub fn folded(profile: &Profile, view: View) -> Vec<FoldedLine> {
+pub fn folded(profile: &Profile, view: View, paths: Paths) -> Vec<FoldedLine> {
     let names: BTreeMap<_, _> = profile.threads.iter().map(|t| (t.tid, t.label())).collect();
     let mut lines: BTreeMap<String, u64> = BTreeMap::new();
     let wanted = match view {
@@ -69,7 +83,7 @@ pub fn folded(profile: &Profile, view: View) -> Vec<FoldedLine> {
         View::Blame => {
             for (id, weight) in &profile.blame {
                 *lines
-                    .entry(join(None, profile.stacks.get(*id), None))
+                    .entry(join(None, profile.stacks.get(*id), None, paths))
                     .or_default() += weight;
             }
         }
@@ -87,9 +101,10 @@ pub fn folded(profile: &Profile, view: View) -> Vec<FoldedLine> {
                         Some(clean(&thread)),
                         profile.stacks.get(*id),
                         Some(state.frame_label()),
+                        paths,
                     )
                 } else {
-                    join(None, profile.stacks.get(*id), None)
+                    join(None, profile.stacks.get(*id), None, paths)
                 };
                 *lines.entry(line).or_default() += n;
             }
@@ -113,13 +128,21 @@ mod tests {
     }
 
     #[test]
-    fn frame_labels_use_the_file_name() {
+    fn frame_labels_show_the_file_as_asked() {
         let f = Frame {
             function: "compute".into(),
             file: "/srv/app/app.py".into(),
             line: 12,
         };
-        assert_eq!(frame_label(&f), "compute (app.py:12)");
+        assert_eq!(
+            frame_label(&f, Paths::Shown(None)),
+            "compute (/srv/app/app.py:12)"
+        );
+        assert_eq!(
+            frame_label(&f, Paths::Shown(Some("/srv/app"))),
+            "compute (app.py:12)"
+        );
+        assert_eq!(frame_label(&f, Paths::Full), "compute (/srv/app/app.py:12)");
     }
 
     fn f(name: &str) -> Frame {
@@ -178,7 +201,7 @@ mod tests {
     #[test]
     fn blame_weights_the_holder_by_its_waiters() {
         let p = profile();
-        let blame = folded(&p, View::Blame);
+        let blame = folded(&p, View::Blame, Paths::Full);
         assert_eq!(
             blame,
             [
@@ -189,7 +212,7 @@ mod tests {
         assert_eq!(p.top_blame[0].function, "hot");
         assert_eq!(p.top_blame[0].share, 0.75);
         // The holder view counts samples, not waiters.
-        let holders = folded(&p, View::Holders);
+        let holders = folded(&p, View::Holders, Paths::Full);
         assert!(holders.iter().all(|(_, n)| *n == 1), "{holders:?}");
     }
 
@@ -197,10 +220,10 @@ mod tests {
     fn waiters_and_wall_views() {
         let p = profile();
         assert_eq!(
-            folded(&p, View::Waiters),
+            folded(&p, View::Waiters, Paths::Full),
             [("main (app.py:1);step (app.py:1)".to_string(), 4)]
         );
-        let wall = folded(&p, View::Wall);
+        let wall = folded(&p, View::Wall, Paths::Full);
         assert!(wall
             .iter()
             .any(|(l, n)| l == "w1;main (app.py:1);hot (app.py:1);[holding GIL]" && *n == 1));

@@ -14,7 +14,7 @@ mod waits;
 
 pub use accumulate::Accumulator;
 pub use findings::{Finding, FindingKind};
-pub use folded::{folded, FoldedLine, View};
+pub use folded::{folded, FoldedLine, Paths, View};
 pub use sites::{Blamed, Via};
 pub use timeline::{Lane, TimedStack, Timeline};
 pub use verdict::{exit_sentence, program_ended, Verdict, VerdictKind};

@@ -8,24 +8,33 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{Render, Report};
-use crate::analysis::{folded, View};
+use crate::analysis::{folded, Paths, View};
 use crate::model::TargetInfo;
 
 pub struct Collapsed;
 
 impl Render for Collapsed {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
-        for line in lines(report, View::Wall) {
+        for line in lines(report, View::Wall, false) {
             writeln!(out, "{line}")?;
         }
         Ok(())
     }
 }
 
-/// The folded lines of one view, `stack count`, for the target and every subprocess.
-pub fn lines(report: &Report, view: View) -> Vec<String> {
+fn paths(info: &TargetInfo, shown: bool) -> Paths<'_> {
+    if shown {
+        Paths::Shown(info.cwd.as_deref())
+    } else {
+        Paths::Full
+    }
+}
+
+/// The folded lines of one view, `stack count`, for the target and every subprocess; with
+/// `shown`, files as a user reads them (for pictures), else CPython's full paths.
+pub fn lines(report: &Report, view: View, shown: bool) -> Vec<String> {
     if report.subprocesses.is_empty() {
-        return folded(report.profile, view)
+        return folded(report.profile, view, paths(report.target, shown))
             .iter()
             .map(|(stack, n)| format!("{stack} {n}"))
             .collect();
@@ -34,7 +43,7 @@ pub fn lines(report: &Report, view: View) -> Vec<String> {
         .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)));
     all.flat_map(|(info, profile)| {
         let root = process_frame(info);
-        folded(profile, view)
+        folded(profile, view, paths(info, shown))
             .into_iter()
             .map(move |(stack, n)| format!("{root};{stack} {n}"))
     })

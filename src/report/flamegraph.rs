@@ -144,7 +144,7 @@ impl Render for Flamegraph {
 /// are drawn), equal stacks merged, sorted as inferno wants them.
 fn cut_lines(report: &Report, view: View, depth: usize) -> Vec<String> {
     let mut merged: BTreeMap<String, u64> = BTreeMap::new();
-    for line in super::collapsed::lines(report, view) {
+    for line in super::collapsed::lines(report, view, true) {
         let Some((stack, count)) = line.rsplit_once(' ') else {
             continue;
         };
@@ -275,7 +275,7 @@ mod tests {
             state_hz: 250.0,
             stack_hz: 50.0,
             monotonic_zero_ns: 0,
-            cwd: None,
+            cwd: Some("/srv".into()),
         }
     }
 

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Paint, Report};
-use crate::analysis::{folded, View};
+use crate::analysis::{folded, Paths, View};
 use crate::model::ThreadState;
 
 /// Frames narrower than this share of the whole graph are not drawn…
@@ -59,7 +59,7 @@ impl Tree {
         let mut tree = Tree::new();
         for (info, profile) in report.processes() {
             let root = super::collapsed::process_frame(info);
-            for (line, count) in folded(profile, view) {
+            for (line, count) in folded(profile, view, Paths::Shown(info.cwd.as_deref())) {
                 let line = if multi {
                     format!("{root};{line}")
                 } else {

@@ -263,7 +263,7 @@ fn a_gil_bound_run_shows_its_verdict_threads_and_both_flame_graphs() {
     // Frames name their function and count on hover.
     assert!(doc.descendants().any(|n| n.has_tag_name("title")
         && n.text()
-            .is_some_and(|t| t.starts_with("compute (work.py:12) — "))));
+            .is_some_and(|t| t.starts_with("compute (app/work.py:12) — "))));
     // The state colours, exactly.
     assert!(svg.contains(r##"fill="#3caa50""##) && svg.contains(r##"fill="#dc322f""##));
     assert_legends_match(&doc);
