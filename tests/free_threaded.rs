@@ -187,8 +187,10 @@ fn http_clients_without_a_gil_are_io_bound_on_their_sockets() {
         let others = json["process"]["cpu_supply"]["others_cores"]
             .as_f64()
             .unwrap_or(0.0);
-        if verdict_kind(&json) == "cpu-starved" && others >= 0.5 {
+        if json["verdict"]["kind"] == "cpu-starved" && others >= 0.5 {
+            // Starved that much, the clients spend the run getting started, not on I/O.
             eprintln!("{who}: CPU-starved, other processes used {others:.2} CPUs: {summary}");
+            continue;
         } else {
             assert_eq!(verdict_kind(&json), "io-bound", "{who}: {summary}");
             let verdict = json["verdict"]["summary"].as_str().unwrap();
