@@ -19,33 +19,6 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
-/// The machine's busy and total CPU time (in clock ticks, all CPUs) from `/proc/stat`.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let v: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|x| x.parse().unwrap())
-        .collect();
-    let total: u64 = v.iter().sum();
-    (total - v[3] - v[4], total)
-}
-
-/// CPUs' worth of time the whole machine was busy since `since` (from [`machine_ticks`]).
-fn busy_cores_since(since: (u64, u64)) -> f64 {
-    let now = machine_ticks();
-    let total = (now.1 - since.1).max(1) as f64;
-    (now.0 - since.0) as f64 / total * cpu_count() as f64
-}
-
-fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// The CPU supply object, wherever the JSON has it at the time (`cpu_supply`, or under
 /// `process`).
 fn supply(json: &Value) -> Option<&Value> {
@@ -255,7 +228,8 @@ impl Drop for Hogs {
 fn a_lock_convoy_is_lock_bound_and_names_where_threads_wait() {
     let _turn = exclusive();
     let line = line_of("lock_convoy.py", "with lock:");
-    let site = format!("convoy() in lock_convoy.py:{line}");
+    // The file as the run shows it: relative to the program's working directory, or whole.
+    let site = format!("lock_convoy.py:{line}");
     on_every_python(
         "a_lock_convoy_is_lock_bound_and_names_where_threads_wait",
         |py| {
@@ -271,7 +245,7 @@ fn a_lock_convoy_is_lock_bound_and_names_where_threads_wait() {
             assert_kind_or_starved_by_others(&json, who, "lock-bound", "Lock-bound", busy);
             let verdict = json["verdict"]["summary"].as_str().unwrap();
             assert!(
-                verdict.contains(&site),
+                verdict.contains("at convoy() in ") && verdict.contains(&site),
                 "{who}: the verdict does not say where threads wait ({site})\n{}",
                 evidence(&json)
             );

@@ -529,3 +529,30 @@ pub fn verdict_kind(json: &Value) -> &str {
         kind => kind.unwrap_or(""),
     }
 }
+
+/// The machine's busy and total CPU time (in clock ticks, all CPUs) from `/proc/stat`.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let total: u64 = v.iter().sum();
+    (total - v[3] - v[4], total)
+}
+
+/// CPUs' worth of time the whole machine was busy since `since` (from [`machine_ticks`]).
+pub fn busy_cores_since(since: (u64, u64)) -> f64 {
+    let now = machine_ticks();
+    let total = (now.1 - since.1).max(1) as f64;
+    (now.0 - since.0) as f64 / total * cpu_count() as f64
+}
+
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
