@@ -129,7 +129,23 @@ fn an_interpreter_pool_runs_each_task_under_a_gil_of_its_own() {
             summary.contains("interpreters run Python in parallel"),
             "{who}: {summary}"
         );
-        assert_eq!(json["top_holders"][0]["function"], "spin", "{who}");
+        // The code named is the user's own, not the pool's machinery that calls it (which
+        // may rank beside it by inclusive share).
+        assert_eq!(
+            json["verdict"]["code"]["function"], "spin",
+            "{who}: {}",
+            json["verdict"]
+        );
+        assert!(
+            json["top_holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(3)
+                .any(|s| s["function"] == "spin"),
+            "{who}: {}",
+            json["top_holders"]
+        );
         tested.push(py.full_version.clone());
         passed(py, "InterpreterPoolExecutor");
     }
