@@ -6,7 +6,7 @@
 mod stacks;
 mod state;
 
-pub use stacks::{Frame, StackId, StackTable};
+pub use stacks::{bounded_name, Frame, StackId, StackTable, MAX_NAME_CHARS};
 pub use state::ThreadState;
 
 use std::time::Duration;

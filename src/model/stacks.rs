@@ -1,11 +1,43 @@
 use std::collections::HashMap;
 
+/// The most characters of a function or file name (or a thread name) gilscope keeps: longer
+/// ones, which only hostile or generated code has, are cut there and end in `…`, so that one
+/// name cannot blow up every report it appears in.
+pub const MAX_NAME_CHARS: usize = 1024;
+
 /// One Python frame.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     pub function: String,
     pub file: String,
     pub line: u32,
+}
+
+impl Frame {
+    /// This frame with its names cut to [`MAX_NAME_CHARS`].
+    pub fn bounded(self) -> Frame {
+        Frame {
+            function: bounded_name(self.function),
+            file: bounded_name(self.file),
+            line: self.line,
+        }
+    }
+}
+
+/// `name` cut to [`MAX_NAME_CHARS`] characters, the last of them `…`, when longer.
+pub fn bounded_name(name: String) -> String {
+    match name.char_indices().nth(MAX_NAME_CHARS) {
+        None => name,
+        Some(_) => {
+            let end = name
+                .char_indices()
+                .nth(MAX_NAME_CHARS - 1)
+                .map_or(0, |(i, _)| i);
+            let mut cut = name[..end].to_string();
+            cut.push('…');
+            cut
+        }
+    }
 }
 
 /// Index of an interned stack in a [`StackTable`].
@@ -66,5 +98,18 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(table.len(), 2);
         assert_eq!(table.get(a)[1].function, "work");
+    }
+
+    #[test]
+    fn long_names_are_cut_with_an_ellipsis() {
+        assert_eq!(bounded_name("short".into()), "short");
+        let exact = "é".repeat(MAX_NAME_CHARS);
+        assert_eq!(bounded_name(exact.clone()), exact);
+        let cut = bounded_name("é".repeat(MAX_NAME_CHARS + 1));
+        assert_eq!(cut.chars().count(), MAX_NAME_CHARS);
+        assert!(cut.ends_with("é…"), "{}", &cut[cut.len() - 8..]);
+        let frame = frame(&"x".repeat(5000)).bounded();
+        assert_eq!(frame.function.chars().count(), MAX_NAME_CHARS);
+        assert_eq!(frame.file, "app.py");
     }
 }
