@@ -137,7 +137,7 @@ fn only_a_cut_off_end_is_cut_short_and_said_even_with_q() {
         writeln!(gz, "{line}").unwrap();
     }
     let last = &lines[lines.len() - 3];
-    gz.write_all(last[..last.len() / 2].as_bytes()).unwrap();
+    gz.write_all(&last.as_bytes()[..last.len() / 2]).unwrap();
     gz.flush().unwrap();
     std::fs::write(dir.path().join("killed.gilscope"), gz.get_ref()).unwrap();
     // The file was copied while the run went on: its bytes stop anywhere.
