@@ -615,21 +615,21 @@ fn attempt(check: &dyn Fn()) -> Result<(), Option<f64>> {
 }
 
 /// How one interpreter's check came out.
-pub enum Judged {
+pub enum Outcome {
     Passed,
     /// Starved by other processes twice: the bounds could not be judged.
-    NotJudged,
+    Unjudged,
     Failed,
 }
 
 /// Runs `check` for `who`; when it fails on a run that other processes starved, says so and
 /// retries once with fixture runs twice as long.
-pub fn judged(test: &str, who: &str, check: impl Fn()) -> Judged {
+pub fn judged(test: &str, who: &str, check: impl Fn()) -> Outcome {
     let Err(starved) = attempt(&check) else {
-        return Judged::Passed;
+        return Outcome::Passed;
     };
     let Some(others) = starved else {
-        return Judged::Failed;
+        return Outcome::Failed;
     };
     eprintln!(
         "{test}: {who}: other processes used {others:.2} CPUs, so the target was starved; \
@@ -639,15 +639,15 @@ pub fn judged(test: &str, who: &str, check: impl Fn()) -> Judged {
     let again = attempt(&check);
     RUN_SCALE.with(|s| s.set(1.0));
     match again {
-        Ok(()) => Judged::Passed,
+        Ok(()) => Outcome::Passed,
         Err(Some(others)) => {
             eprintln!(
                 "{test}: {who}: NOT JUDGED: starved again (other processes used {others:.2} \
                  CPUs); its bounds need the CPUs the machine did not give"
             );
-            Judged::NotJudged
+            Outcome::Unjudged
         }
-        Err(None) => Judged::Failed,
+        Err(None) => Outcome::Failed,
     }
 }
 
@@ -665,9 +665,9 @@ pub fn on_each(test: &str, pys: Vec<&'static Python>, check: impl Fn(&'static Py
     let all = pys.len();
     for py in pys {
         match judged(test, &py.label, || check(py)) {
-            Judged::Passed => {}
-            Judged::NotJudged => not_judged.push(py.label.clone()),
-            Judged::Failed => failed.push(py.label.clone()),
+            Outcome::Passed => {}
+            Outcome::Unjudged => not_judged.push(py.label.clone()),
+            Outcome::Failed => failed.push(py.label.clone()),
         }
     }
     eprintln!(
