@@ -525,6 +525,67 @@ fn gdb_offsets(lib: &Path, exprs: &[String]) -> Option<Vec<usize>> {
     (values.len() == exprs.len()).then_some(values)
 }
 
+/// The stack reader's table row for `py` (3.8–3.12) against the debug information of `lib`.
+fn check_frame_layout(py: &Python, lib: &Path) {
+    use gilscope::gil::frames::{FrameRoot, LineFormat};
+    use gilscope::gil::layout::frame_layout;
+    let (major, minor) = py.version;
+    let l = frame_layout(major.into(), minor.into()).unwrap();
+    let off = |ty: &str, field: &str| format!("(long)&(({ty}*)0)->{field}");
+    let (frame, previous, code, instr) = if minor >= 11 {
+        ("_PyInterpreterFrame", "previous", "f_code", "prev_instr")
+    } else {
+        ("PyFrameObject", "f_back", "f_code", "f_lasti")
+    };
+    let table = match l.lines {
+        LineFormat::Lnotab => "co_lnotab",
+        _ => "co_linetable",
+    };
+    let mut checks: Vec<(String, usize)> = vec![
+        (off(frame, previous), l.previous),
+        (off(frame, code), l.executable),
+        (off(frame, instr), l.instr_ptr),
+        (off("PyObject", "ob_type"), l.ob_type),
+        (off("PyTypeObject", "tp_name"), l.tp_name),
+        (off("PyTypeObject", "tp_flags"), l.tp_flags),
+        (off("PyCodeObject", "co_filename"), l.co_filename),
+        (off("PyCodeObject", "co_name"), l.co_name),
+        (off("PyCodeObject", table), l.co_linetable),
+        (off("PyCodeObject", "co_firstlineno"), l.co_firstlineno),
+        (off("PyBytesObject", "ob_base.ob_size"), l.bytes_size),
+        (off("PyBytesObject", "ob_sval"), l.bytes_data),
+        (off("PyASCIIObject", "length"), l.str_length),
+        (off("PyASCIIObject", "state"), l.str_state),
+        ("sizeof(PyASCIIObject)".into(), l.ascii_data),
+        ("sizeof(PyCompactUnicodeObject)".into(), l.compact_data),
+    ];
+    match l.root {
+        FrameRoot::CFrame(cframe) => {
+            checks.push((off("PyThreadState", "cframe"), cframe));
+            checks.push((off("_PyCFrame", "current_frame"), l.current_frame));
+        }
+        FrameRoot::ThreadState => checks.push((off("PyThreadState", "frame"), l.current_frame)),
+    }
+    if minor >= 11 {
+        checks.push((off(frame, "owner"), l.owner.unwrap()));
+        checks.push((off("PyCodeObject", "co_qualname"), l.co_qualname.unwrap()));
+        checks.push((off("PyCodeObject", "co_code_adaptive"), l.co_code_adaptive));
+        // The highest owner 3.11 has; 3.12's shim owner.
+        let owner = if minor == 11 {
+            ("(int)FRAME_OWNED_BY_FRAME_OBJECT", l.max_owner)
+        } else {
+            ("(int)FRAME_OWNED_BY_CSTACK", l.shim_owner)
+        };
+        checks.push((owner.0.into(), owner.1.into()));
+    }
+    let exprs: Vec<String> = checks.iter().map(|(e, _)| e.clone()).collect();
+    let v = gdb_offsets(lib, &exprs)
+        .unwrap_or_else(|| panic!("{}: gdb could not read the frame fields", py.label));
+    for ((expr, ours), theirs) in checks.iter().zip(&v) {
+        assert_eq!(theirs, ours, "{}: frames: {expr}", py.label);
+    }
+}
+
 #[test]
 fn layout_matches_debug_info() {
     use gilscope::gil::layout::{gil_struct, GilPlace, Layout};
@@ -618,6 +679,9 @@ fn layout_matches_debug_info() {
         ours.extend(layout.tstate_native_thread_id);
         for ((expr, theirs), ours) in exprs.iter().zip(&v).zip(&ours) {
             assert_eq!(theirs, ours, "{}: {expr}", py.label);
+        }
+        if minor <= 12 {
+            check_frame_layout(py, &lib);
         }
         checked += 1;
     }
