@@ -166,25 +166,12 @@ pub fn markdown(s: &str, max: usize) -> String {
     escaped(s, max, push_markdown)
 }
 
-/// A Markdown code span of `s` (backticks included) that is safe in a table cell: at most
-/// `max` characters of `s`, [`hidden`] ones escaped, `|` backslash-escaped (GitHub's tables
-/// take `\|` as a pipe even in code), and fences longer than any run of backticks inside.
-/// Backslash escapes do not work in a code span, and need not: nothing else is markup there.
+/// `s` shown as code in Markdown: a `<code>` element around [`markdown`] text, at most `max`
+/// characters of it. Not a code span: nothing can be escaped inside one, so a name's `<`, `&`
+/// and backticks would reach the file raw (inert to a CommonMark renderer, not to every tool
+/// that reads a job summary), and a backtick could end the span.
 pub fn markdown_code(s: &str, max: usize) -> String {
-    let body = escaped(s, max, |c, out| match c {
-        '|' => out.push_str("\\|"),
-        c => push_visible(c, out),
-    });
-    let longest_run = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest_run + 1);
-    // A space inside each fence keeps a backtick at either end off the fence; one space
-    // each side is taken off again by the renderer.
-    let pad = if body.is_empty() || body.starts_with(['`', ' ']) || body.ends_with(['`', ' ']) {
-        " "
-    } else {
-        ""
-    };
-    format!("{fence}{pad}{body}{pad}{fence}")
+    format!("<code>{}</code>", markdown(s, max))
 }
 
 /// Appends `c` for a folded stack: `;` (between frames) escaped like the [`hidden`] ones.
@@ -317,14 +304,14 @@ mod tests {
     }
 
     #[test]
-    fn markdown_code_spans_hold_backticks_and_cannot_end_a_cell() {
-        assert_eq!(markdown_code("compute", 100), "`compute`");
-        assert_eq!(markdown_code("a`b", 100), "``a`b``");
-        assert_eq!(markdown_code("`x``", 100), "``` `x`` ```");
-        assert_eq!(markdown_code("a|b<c>", 100), "`a\\|b<c>`");
-        assert_eq!(markdown_code("a\nb\u{202e}", 100), "`a\\nb\\u{202e}`");
-        assert_eq!(markdown_code("", 100), "`  `");
-        assert_eq!(markdown_code(&"x".repeat(500), 100).chars().count(), 102);
+    fn markdown_code_is_an_element_around_inert_text() {
+        assert_eq!(markdown_code("compute", 100), "<code>compute</code>");
+        assert_eq!(
+            markdown_code("a`b|c</code><script>\n", 100),
+            "<code>a\\`b\\|c&lt;/code&gt;&lt;script&gt;\\\\n</code>"
+        );
+        let long = markdown_code(&"x".repeat(500), 100);
+        assert_eq!(long.chars().count(), 100 + "<code></code>".len());
     }
 
     #[test]
