@@ -79,9 +79,17 @@ pub fn report(file: &Path, out: &OutputOptions) -> Result<u8> {
         path: file.to_path_buf(),
         reason: format!("{e:#}"),
     })?;
-    if !replayed.complete && !out.quiet {
+    // Printed even with -q: the report covers less than the run, or less than the file.
+    if let Some(why) = &replayed.cut_short {
         eprintln!(
-            "gilscope: {} ends early (the run was cut short); reporting what it holds",
+            "gilscope: warning: {} ends early ({why}: the run was cut short); reporting what \
+             it holds",
+            file.display()
+        );
+    }
+    for warning in &replayed.warnings {
+        eprintln!(
+            "gilscope: warning: {}: {warning}, to keep the replay bounded",
             file.display()
         );
     }
