@@ -151,6 +151,13 @@ fn advice(euid: u32, owner: Option<u32>, scope: Option<u32>, ptrace_cap: bool) -
 pub fn open(pid: i32, patience: Duration) -> Result<Target, UserError> {
     let deadline = Instant::now() + patience;
     loop {
+        // A signal that ends the run is not kept waiting by a slow start.
+        if let Some(stop) = crate::signals::received() {
+            return Err(UserError::StoppedBeforeAttach {
+                pid,
+                signal: stop.name(),
+            });
+        }
         let err = match Target::open(pid) {
             Ok(target) => return Ok(target),
             Err(OpenError::Unsupported(version)) => {

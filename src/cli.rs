@@ -309,6 +309,40 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_bounded_and_arguments_are_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let duration = |d: &str| {
+            let Command::Attach { run, out, .. } =
+                parse(&["attach", "-d", d, "1"]).unwrap().command
+            else {
+                panic!()
+            };
+            run.options(&out).map(|o| o.duration)
+        };
+        assert_eq!(
+            duration("2592000").unwrap(),
+            Some(Duration::from_secs(2_592_000))
+        );
+        for bad in ["2592000.5", "1e20", "1e30", "inf", "NaN", "0"] {
+            let err = duration(bad).unwrap_err().to_string();
+            assert!(err.contains("at most 2592000 (30 days)"), "{bad}: {err}");
+        }
+        let bad = OsString::from(std::ffi::OsStr::from_bytes(b"bad\xff.py"));
+        let cli = Cli::try_parse_from([
+            OsString::from("gilscope"),
+            "record".into(),
+            "--".into(),
+            "python3".into(),
+            bad.clone(),
+        ])
+        .unwrap();
+        let Command::Record { command, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(command, [OsString::from("python3"), bad]);
+    }
+
+    #[test]
     fn a_state_rate_below_the_rate_is_raised_and_said() {
         let options = |args: &[&str]| {
             let Command::Attach { run, out, .. } = parse(args).unwrap().command else {

@@ -44,6 +44,12 @@ pub enum UserError {
     )]
     UnsupportedVersion { pid: i32, version: String },
 
+    #[error(
+        "{signal} ended the run before gilscope could read process {pid}'s interpreter, so \
+         there is nothing to report"
+    )]
+    StoppedBeforeAttach { pid: i32, signal: &'static str },
+
     #[error("process {pid} exited before gilscope could attach, so there is nothing to report")]
     ExitedBeforeAttach { pid: i32 },
 
