@@ -68,6 +68,16 @@ pub fn find(
     }
 }
 
+/// Whether a command names a Python interpreter anywhere in its words (`python3 app.py`,
+/// `chroot ROOT /usr/bin/python3.13 app.py`, `bash -c "python3 app.py"`): a hint that a
+/// command that ended unread was a Python that failed at its start.
+fn names_python(command: &[String]) -> bool {
+    command
+        .iter()
+        .flat_map(|w| w.split_ascii_whitespace())
+        .any(looks_like_python)
+}
+
 /// The search, one step at a time.
 struct Finder {
     root: i32,
@@ -95,7 +105,7 @@ impl Finder {
             last_scan: None,
             opened_tx,
             opened,
-            python_seen: command.first().is_some_and(|c| looks_like_python(c)),
+            python_seen: names_python(command),
         }
     }
 
@@ -149,5 +159,29 @@ impl Finder {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_names_python_in_any_of_its_words() {
+        let words = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert!(names_python(&words(&["python3", "app.py"])));
+        assert!(names_python(&words(&[
+            "chroot",
+            "/srv/sid",
+            "/usr/bin/python3.13",
+            "a.py"
+        ])));
+        assert!(names_python(&words(&[
+            "bash",
+            "-c",
+            "cd x && python3 app.py"
+        ])));
+        assert!(!names_python(&words(&["sh", "-c", "sleep 12; exit 3"])));
+        assert!(!names_python(&words(&["sh", "run_python.sh"])));
     }
 }
