@@ -100,8 +100,13 @@ fn record_follows_an_exec_into_another_python() {
             "--then",
             then.to_str().unwrap(),
         ];
-        let (code, stderr, json) = record_in(dir.path(), &[], &command);
+        let (code, stderr, json) = record_in(dir.path(), &["--recording", "run.gz"], &command);
         assert_eq!(code, Some(0), "{who}: {stderr}");
+        // The recording keeps the exec: its report says the same.
+        let again = gilscope(dir.path(), &["report", "-f", "json", "-o", "-", "run.gz"]);
+        assert!(again.status.success(), "{who}: {}", text(&again.stderr));
+        let replayed: Value = serde_json::from_slice(&again.stdout).unwrap();
+        assert_eq!(replayed["execs"], json["execs"], "{who}");
         assert!(
             then.exists(),
             "{who}: the program after the exec never got ready"
