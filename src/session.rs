@@ -12,7 +12,7 @@ use crate::analysis::Accumulator;
 use crate::attach;
 use crate::cli::{OutputOptions, RunOptions};
 use crate::error::UserError;
-use crate::family::{self, Children, Followed, Found, Gone};
+use crate::family::{self, Children, Followed, Gone};
 use crate::model::TargetInfo;
 use crate::output::Output;
 use crate::progress::Progress;
@@ -166,31 +166,10 @@ fn profile(
     };
     let opened = match program.as_mut() {
         // Whatever the command is: a wrapper is followed to the Python it starts.
-        Some(p) => match family::find(p, &command, &|| {
+        Some(p) => family::find(p, &command, &|| {
             interrupted.load(Ordering::Relaxed)
                 || options.duration.is_some_and(|d| launched_at.elapsed() >= d)
-        })? {
-            Found::Python(target) => Ok(*target),
-            Found::Ended { python_seen: true } => Err(UserError::ExitedBeforeAttach { pid }),
-            Found::Ended { python_seen: false } => {
-                let exit = p.exit(false).expect("it ended");
-                return Err(UserError::NoPython {
-                    command: command.join(" "),
-                    how: exit_how(&exit),
-                    code: failure_code(&exit).unwrap_or(0),
-                }
-                .into());
-            }
-            Found::Stopped => {
-                p.stop()?;
-                return Err(UserError::NoPython {
-                    command: command.join(" "),
-                    how: "still ran when the run was stopped".into(),
-                    code: 2,
-                }
-                .into());
-            }
-        },
+        }),
         None => attach::open(pid, ATTACH_PATIENCE),
     };
     let target = match opened {
@@ -348,11 +327,6 @@ fn profile(
     // A crossed threshold fails an otherwise good run.
     let failed = exit.as_ref().and_then(failure_code);
     Ok(exit_code(failed, crossed, &launched, exit))
-}
-
-/// How a command ended, for a sentence: "exited with status 3 after 12.0 s".
-fn exit_how(exit: &crate::model::ProgramExit) -> String {
-    format!("{} after {:.1} s", exit.status_text(), exit.after_s)
 }
 
 /// gilscope's exit code: the program's own failure status, else 1 for a crossed threshold.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::attach;
 use crate::error::UserError;
-use crate::record::Program;
+use crate::record::{failure_code, Program};
 use crate::sampler::{OpenError, Target};
 
 use super::tree::{descendants, exe_name, looks_like_python, parents};
@@ -27,22 +27,53 @@ const ROOT_FRESH: Duration = Duration::from_secs(2);
 /// How often [`find`] looks.
 const POLL_EVERY: Duration = Duration::from_millis(20);
 
-/// What [`find`] found.
-pub enum Found {
-    /// A Python process, opened: the command itself or one of its descendants.
+/// What the search came to.
+enum Found {
     Python(Box<Target>),
     /// The command ended before a Python process could be read. `python_seen` when one
     /// seemed to run (an interpreter that failed at its start), which is then the program
     /// that failed rather than a command that ran no Python.
-    Ended { python_seen: bool },
+    Ended {
+        python_seen: bool,
+    },
     /// `stop` said to end the run first.
     Stopped,
 }
 
-/// Waits until the command `program` runs a Python process gilscope can read, the command
-/// ends, or `stop` returns true. An unsupported CPython version in the command itself is
-/// an error; in a descendant it is passed over.
+/// Waits until the command `program` runs a Python process gilscope can read (and opens
+/// it), the command ends, or `stop` returns true. A command that ended after running a
+/// Python that could not be read is [`UserError::ExitedBeforeAttach`]; one that ran no
+/// Python at all, or was stopped first, is [`UserError::NoPython`] with the status to pass
+/// on. An unsupported CPython version in the command itself is an error; in a descendant
+/// it is passed over.
 pub fn find(
+    program: &mut Program,
+    command: &[String],
+    stop: &dyn Fn() -> bool,
+) -> Result<Target, UserError> {
+    let no_python = |how: String, code: u8| UserError::NoPython {
+        command: command.join(" "),
+        how,
+        code,
+    };
+    match search(program, command, stop)? {
+        Found::Python(target) => Ok(*target),
+        Found::Ended { python_seen: true } => {
+            Err(UserError::ExitedBeforeAttach { pid: program.pid() })
+        }
+        Found::Ended { python_seen: false } => {
+            let exit = program.exit(false).expect("it ended");
+            let how = format!("{} after {:.1} s", exit.status_text(), exit.after_s);
+            Err(no_python(how, failure_code(&exit).unwrap_or(0)))
+        }
+        Found::Stopped => {
+            let _ = program.stop();
+            Err(no_python("still ran when the run was stopped".into(), 2))
+        }
+    }
+}
+
+fn search(
     program: &mut Program,
     command: &[String],
     stop: &dyn Fn() -> bool,

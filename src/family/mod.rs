@@ -10,5 +10,5 @@ mod tree;
 
 pub use children::Children;
 pub use follow::{Followed, Gone};
-pub use launch::{find, Found};
+pub use launch::find;
 pub use tree::{cmdline, working_dir};
