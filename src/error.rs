@@ -50,6 +50,18 @@ pub enum UserError {
     )]
     StoppedBeforeAttach { pid: i32, signal: &'static str },
 
+    #[error(
+        "no Python process appeared under `{command}`, which {how}, so there is no report; \
+         gilscope profiles the first Python process a command runs (itself or one it starts)"
+    )]
+    NoPython {
+        command: String,
+        /// "exited with status 3 after 12.0 s"
+        how: String,
+        /// The exit code gilscope passes on: the command's own.
+        code: u8,
+    },
+
     #[error("process {pid} exited before gilscope could attach, so there is nothing to report")]
     ExitedBeforeAttach { pid: i32 },
 

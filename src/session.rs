@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -12,19 +11,16 @@ use crate::analysis::Accumulator;
 use crate::attach;
 use crate::cli::{OutputOptions, RunOptions};
 use crate::error::UserError;
-use crate::family::{self, Children};
+use crate::family::{self, Children, Followed, Gone};
 use crate::model::TargetInfo;
 use crate::output::{self, Output};
 use crate::progress::Progress;
 use crate::record::{failure_code, Program};
 use crate::recording;
 use crate::report::{terminal, Format, Report};
-use crate::sampler::{End, Sampler};
 use crate::signals::{self, Stop};
 use crate::threshold;
 
-/// How long a just-launched program may take before its interpreter can be read.
-const LAUNCH_PATIENCE: Duration = Duration::from_secs(10);
 /// How long `attach` retries a process whose interpreter is not readable yet.
 const ATTACH_PATIENCE: Duration = Duration::from_secs(2);
 /// How long a program that got the signal which ended the run (from the terminal, or passed
@@ -76,7 +72,17 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
             let _ = std::fs::remove_file(path);
         }
     }
-    result
+    match result {
+        // A command that ran no Python: said, and its own status passed on.
+        Err(e) => match e.downcast_ref::<UserError>() {
+            Some(UserError::NoPython { code, .. }) => {
+                crate::sayln!("gilscope: {e}");
+                Ok(*code)
+            }
+            _ => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 /// The file `-o` names, if it names one.
@@ -190,6 +196,7 @@ fn profile(
     // installed before the program starts, so that none is lost in between.
     signals::install()?;
 
+    let launched_at = Instant::now();
     let (pid, mut program, command) = match launch {
         Launch::Record(argv) => {
             let to_stderr = options.out.output.as_deref() == Some(Path::new("-"));
@@ -205,12 +212,15 @@ fn profile(
             (pid, None, family::cmdline(pid))
         }
     };
-    let patience = if program.is_some() {
-        LAUNCH_PATIENCE
-    } else {
-        ATTACH_PATIENCE
+    let opened = match program.as_mut() {
+        // Whatever the command is: a wrapper is followed to the Python it starts.
+        Some(p) => family::find(p, &command, &|| {
+            signals::received().is_some()
+                || options.duration.is_some_and(|d| launched_at.elapsed() >= d)
+        }),
+        None => attach::open(pid, ATTACH_PATIENCE),
     };
-    let target = match attach::open(pid, patience) {
+    let target = match opened {
         Ok(target) => target,
         Err(e @ UserError::ExitedBeforeAttach { .. }) => {
             // A program that failed before it could be read is reported as failed, and its
@@ -239,14 +249,31 @@ fn profile(
     } else {
         ""
     };
-    let sampler = Sampler::start(target, options.rates)?;
+    // A wrapper's Python: the target is its process, the exit status the wrapper's.
+    let launched = command;
+    let wrapped = target.pid != pid;
+    let root = pid;
+    let pid = target.pid;
+    let command = if wrapped {
+        family::cmdline(pid)
+    } else {
+        launched.clone()
+    };
+    if wrapped && !options.out.quiet {
+        crate::sayln!(
+            "gilscope: `{}` is not Python; profiling the Python process it started, pid {pid} \
+             (and any other it starts)",
+            family::command_text(&launched)
+        );
+    }
+    let mut followed = Followed::start(target, options.rates, command.clone(), options.out.quiet)?;
     let info = TargetInfo {
         pid,
         python,
         command,
         state_hz: options.rates.state_hz,
         stack_hz: options.rates.stack_hz,
-        monotonic_zero_ns: sampler.monotonic_zero_ns,
+        monotonic_zero_ns: followed.monotonic_zero_ns,
         cwd: crate::family::working_dir(pid),
     };
     let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -262,25 +289,34 @@ fn profile(
         );
     }
     let mut acc = Accumulator::with_cwd(info.cwd.clone());
-    let mut children = options
-        .subprocesses
-        .then(|| Children::new(pid, options.rates, cpu_count));
+    // A wrapper's other Python processes are profiled as with --subprocesses: a script
+    // that runs several programs is profiled whole.
+    let mut children = (options.subprocesses || wrapped).then(|| {
+        let mut c = Children::new(root, options.rates, cpu_count);
+        c.skip(pid);
+        c
+    });
     let started = Instant::now();
     let mut progress = Progress::on_terminal(options.out.quiet);
     let mut stopped_by_us = false;
+    let mut batch = Vec::new();
     loop {
-        match sampler.samples.recv_timeout(Duration::from_millis(50)) {
-            Ok(batch) => {
-                for s in batch {
-                    tape.sample(0, &s);
-                    if let Some(p) = progress.as_mut() {
-                        p.sample(&s);
-                    }
-                    acc.push(s);
-                }
+        let gone = followed.poll(Duration::from_millis(50), &mut batch)?;
+        for s in batch.drain(..) {
+            tape.sample(0, &s);
+            if let Some(p) = progress.as_mut() {
+                p.sample(&s);
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            acc.push(s);
+        }
+        if gone == Some(Gone::LeftPython) && program.is_some() && children.is_none() {
+            // Its program runs on: what it starts may be Python, and it ends the run.
+            children = Some(Children::new(root, options.rates, cpu_count));
+        }
+        // The target's end ends the run, unless the launched command runs on and what it
+        // starts is followed.
+        if gone.is_some() && (program.is_none() || children.is_none()) {
+            break;
         }
         if let Some(children) = children.as_mut() {
             children.poll(&mut tape);
@@ -300,7 +336,8 @@ fn profile(
     if let Some(p) = progress.as_mut() {
         p.clear();
     }
-    let (end, counters, rest) = sampler.finish()?;
+    let mut rest = Vec::new();
+    let (gone, late_ticks) = followed.finish(&mut rest)?;
     for s in rest {
         tape.sample(0, &s);
         acc.push(s);
@@ -313,19 +350,19 @@ fn profile(
         (None, _) => {}
     }
     let exit = program.as_mut().and_then(|p| p.exit(stopped_by_us));
-    tape.end_with(0, counters.late_ticks, exit);
+    tape.end_with(0, late_ticks, exit);
     let recorded = tape.finish();
 
-    let mut profile = acc.finish(counters.late_ticks, cpu_count);
+    let mut profile = acc.finish(late_ticks, cpu_count);
     if let Some(exit) = exit {
-        crate::analysis::program_ended(&mut profile, &info.command, exit);
+        crate::analysis::program_ended(&mut profile, &launched, exit);
     }
     let report = Report {
         target: &info,
         profile: &profile,
         subprocesses: &subprocesses,
     };
-    if !options.out.quiet && end == End::TargetExited && program.is_none() {
+    if !options.out.quiet && gone == Gone::Exited && program.is_none() {
         crate::sayln!("gilscope: process {pid} exited; reporting what was collected");
     }
     let crossed = deliver(&report, outputs, &options.out)?;
@@ -339,7 +376,7 @@ fn profile(
     // A program that failed on its own passes its status on; one gilscope stopped does not.
     // A crossed threshold fails an otherwise good run.
     let failed = exit.as_ref().and_then(failure_code);
-    let code = exit_code(failed, crossed, &info, exit);
+    let code = exit_code(failed, crossed, &launched, exit);
     Ok(match stop.and_then(|s| s.exit_code()) {
         // A run that SIGTERM or SIGHUP ended says so in its status, as shells expect.
         Some(signalled) => signalled,
@@ -353,13 +390,13 @@ fn profile(
 fn exit_code(
     failed: Option<u8>,
     crossed: bool,
-    info: &TargetInfo,
+    command: &[String],
     exit: Option<crate::model::ProgramExit>,
 ) -> u8 {
     let (Some(code), Some(exit)) = (failed, exit) else {
         return if crossed { 1 } else { 0 };
     };
-    let why = crate::analysis::exit_sentence(&info.command, &exit);
+    let why = crate::analysis::exit_sentence(command, &exit);
     let threshold = if crossed {
         "; the --fail-if crossed above would have exited 1"
     } else {
@@ -397,7 +434,12 @@ fn unread(
             path.display()
         );
     }
-    Ok(exit_code(failure_code(&exit), crossed, &info, Some(exit)))
+    Ok(exit_code(
+        failure_code(&exit),
+        crossed,
+        &info.command,
+        Some(exit),
+    ))
 }
 
 /// A signal ended the run: the program got it from the terminal too (Ctrl-C, a hang-up) or

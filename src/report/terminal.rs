@@ -205,6 +205,9 @@ pub fn summary(report: &Report) -> String {
             printable(&crate::analysis::exit_sentence(&t.command, &exit), 200)
         );
     }
+    for exec in &p.execs {
+        let _ = writeln!(s, "  {}", printable(&exec.sentence(), 300));
+    }
     if r.state_samples > 0 {
         // The 95% half-width of a share estimated from n independent samples, at its widest
         // (a share of one half): what sampling alone can be off by.

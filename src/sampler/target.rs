@@ -25,6 +25,8 @@ pub struct Target {
     /// The offsets the target is read with.
     pub layout: Layout,
     pub(super) stacks: StackSource,
+    /// What tells an exec; `None` when `/proc/<pid>/mem` could not be opened.
+    pub(super) image: Option<super::procfs::Image>,
 }
 
 /// Why a process could not be opened as a target; the caller turns each into advice.
@@ -150,6 +152,7 @@ impl Target {
             false => Some(python::StackReader::new(pid).map_err(OpenError::NotReady)?),
         };
         let stacks = StackSource::new(py_spy, frame_reader);
+        let image = super::procfs::Image::open(pid, runtime).ok();
         Ok(Target {
             pid,
             python,
@@ -159,6 +162,7 @@ impl Target {
             runtime,
             layout,
             stacks,
+            image,
         })
     }
 }
