@@ -15,6 +15,8 @@ use crate::model::{
 
 /// Native modules an accumulator keeps names for: ids beyond are a hostile recording's.
 const MAX_MODULES: usize = 4096;
+/// The most execs a profile keeps.
+const MAX_EXECS: usize = 64;
 
 #[derive(Debug, Default)]
 struct GilCounts {
@@ -77,6 +79,7 @@ pub struct Accumulator {
     state_samples: u64,
     stack_samples: u64,
     failed_state: u64,
+    execs: Vec<crate::model::Exec>,
     failed_stack: u64,
     first_at: Option<Duration>,
     last_at: Duration,
@@ -236,6 +239,12 @@ impl Accumulator {
             }
             Sample::Failed { stacks: true } => self.failed_stack += 1,
             Sample::Failed { stacks: false } => self.failed_state += 1,
+            Sample::Exec(exec) => {
+                // Bounded: a hostile recording could hold any number.
+                if self.execs.len() < MAX_EXECS {
+                    self.execs.push(exec);
+                }
+            }
         }
     }
 
@@ -572,6 +581,7 @@ impl Accumulator {
             stacks: self.stacks,
             timeline: self.timeline,
             exit: None,
+            execs: self.execs,
         }
     }
 }

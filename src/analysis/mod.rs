@@ -300,6 +300,8 @@ pub struct Profile {
     pub timeline: Timeline,
     /// How the launched program ended (`record` only; set by [`program_ended`]).
     pub exit: Option<crate::model::ProgramExit>,
+    /// Each exec of the target during the run, in order.
+    pub execs: Vec<crate::model::Exec>,
 }
 
 impl Profile {

@@ -328,6 +328,36 @@ pub enum Sample {
     Failed {
         stacks: bool,
     },
+    /// The process exec'd: it runs another program from here on (sent by whoever follows
+    /// the target, not by the sampler).
+    Exec(Exec),
+}
+
+/// An `exec` of the target: what it ran before and after, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Exec {
+    #[serde(with = "nanos")]
+    pub at: Duration,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+    /// The new program's CPython version; `None` when it is not Python (sampling stopped).
+    pub python: Option<String>,
+}
+
+impl Exec {
+    /// One sentence for people: "exec'd at 1.2 s: `a` → `b` (CPython 3.12.1)".
+    pub fn sentence(&self) -> String {
+        let what = match &self.python {
+            Some(v) => format!("CPython {v}"),
+            None => "not Python: sampling stopped there".into(),
+        };
+        format!(
+            "exec'd at {:.1} s: `{}` → `{}` ({what})",
+            self.at.as_secs_f64(),
+            self.before.join(" "),
+            self.after.join(" ")
+        )
+    }
 }
 
 /// The whole machine's CPU time so far (`/proc/stat`'s first line), in seconds summed over

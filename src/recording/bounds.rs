@@ -322,6 +322,19 @@ impl Bounds {
                 name: name(&mut self.dropped, n),
             }),
             failed @ Sample::Failed { .. } => Some(failed),
+            Sample::Exec(mut exec) => {
+                if !self.time(p, exec.at) {
+                    return None;
+                }
+                for words in [&mut exec.before, &mut exec.after] {
+                    words.truncate(MAX_ARGS);
+                    for w in words.iter_mut() {
+                        *w = name(&mut self.dropped, std::mem::take(w));
+                    }
+                }
+                exec.python = exec.python.map(|v| name(&mut self.dropped, v));
+                Some(Sample::Exec(exec))
+            }
             // Written as `stacks` lines, with frames by id; the reader refuses this form.
             Sample::Stacks(_) => None,
         }

@@ -166,7 +166,7 @@ impl Tape {
     fn keep(&mut self, result: Result<()>) {
         if let Err(e) = result {
             if let Some(w) = self.0.take() {
-                eprintln!(
+                crate::sayln!(
                     "gilscope: warning: stopped recording to {} ({e:#}); the run goes on",
                     w.path().display()
                 );
@@ -200,7 +200,7 @@ impl Tape {
         match w.finish() {
             Ok(()) => Some(path),
             Err(e) => {
-                eprintln!(
+                crate::sayln!(
                     "gilscope: warning: the recording {} is incomplete ({e:#})",
                     path.display()
                 );

@@ -60,6 +60,19 @@ struct ProcessDoc<'a> {
     top_native_callers: &'a [Site],
     /// How the launched program ended (`record`); `null` when gilscope attached to it.
     exit: Option<Exit>,
+    /// Each exec of the process during the run: `at` (s), `before`, `after` (command
+    /// lines), `python` (the new program's version; `null` when it is not Python).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    execs: Vec<ExecDoc<'a>>,
+}
+
+/// One exec of the process.
+#[derive(Serialize)]
+struct ExecDoc<'a> {
+    at_s: f64,
+    before: &'a [String],
+    after: &'a [String],
+    python: Option<&'a str>,
 }
 
 /// `exit`: the program's status and when it ended.
@@ -259,6 +272,16 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
             stopped_by_gilscope: e.stopped,
             failed: e.failed(),
         }),
+        execs: p
+            .execs
+            .iter()
+            .map(|e| ExecDoc {
+                at_s: e.at.as_secs_f64(),
+                before: &e.before,
+                after: &e.after,
+                python: e.python.as_deref(),
+            })
+            .collect(),
     }
 }
 

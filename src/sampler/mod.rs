@@ -57,6 +57,9 @@ pub enum End {
     Stopped,
     /// The target exited.
     TargetExited,
+    /// The target exec'd: the process goes on with another program, which must be opened
+    /// again. Reads that failed around the exec are not counted.
+    Exec,
 }
 
 /// Sampling rates.
@@ -82,6 +85,8 @@ pub struct Sampler {
     /// `CLOCK_MONOTONIC` at the run's time zero (samples' `at` count from it), in ns: what
     /// ties gilscope's samples to other tools' timestamps (bpftrace's `nsecs`, perf).
     pub monotonic_zero_ns: u64,
+    /// The run's time zero, which samples' `at` count from.
+    pub zero: Instant,
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Result<(End, Counters)>>,
 }
@@ -94,12 +99,22 @@ pub struct Counters {
 
 impl Sampler {
     pub fn start(target: Target, rates: Rates) -> Result<Sampler> {
+        Sampler::start_at(target, rates, Instant::now(), procfs::monotonic_ns())
+    }
+
+    /// Starts sampling with the time zero of an earlier sampler (the same run, after an
+    /// exec), so that the samples go on in one timeline.
+    pub fn start_at(
+        target: Target,
+        rates: Rates,
+        zero: Instant,
+        monotonic_zero_ns: u64,
+    ) -> Result<Sampler> {
         // Bounded, so a stalled consumer slows the sampler instead of growing memory.
         let (tx, rx) = sync_channel(64);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let start = Instant::now();
-        let monotonic_zero_ns = procfs::monotonic_ns();
+        let start = zero;
         let handle = std::thread::Builder::new()
             .name("gilscope-sampler".into())
             .spawn(move || run(target, rates, start, &flag, &tx))
@@ -107,6 +122,7 @@ impl Sampler {
         Ok(Sampler {
             samples: rx,
             monotonic_zero_ns,
+            zero,
             stop,
             handle,
         })
@@ -163,6 +179,10 @@ fn run(
         if tick > 0 {
             timer.wait();
         }
+        if exec_seen(&target) {
+            end = End::Exec;
+            break;
+        }
         let at = start.elapsed();
         let mem = Remote(&target.process);
 
@@ -188,6 +208,10 @@ fn run(
                     }
                 }
                 Err(_) if !procfs::is_alive(pid) => break,
+                Err(_) if exec_seen(&target) => {
+                    end = End::Exec;
+                    break;
+                }
                 Err(_) => {
                     next_refresh = refreshed_at + REFRESH_RETRY;
                     out.push(Sample::Failed { stacks: false });
@@ -198,6 +222,10 @@ fn run(
 
         let Some(mut state) = read_state(&mem, pid, &mut table, at) else {
             if !procfs::is_alive(pid) {
+                break;
+            }
+            if exec_seen(&target) {
+                end = End::Exec;
                 break;
             }
             // The holder may be a thread we do not know yet: read the thread list soon.
@@ -256,6 +284,10 @@ fn run(
                         stacks,
                     });
                 }
+                Err(_) if exec_seen(&target) => {
+                    end = End::Exec;
+                    break;
+                }
                 Err(_) => {
                     out.push(Sample::Failed { stacks: true });
                 }
@@ -294,7 +326,11 @@ fn run(
             last_cpu = Some(Instant::now());
         }
     }
-    if let Some(last) = pending {
+    if end == End::Exec {
+        // The last tick may have read the new image at the old addresses, and the reads
+        // that failed just before were the exec's (its threads ending): neither counts.
+        out.batch.retain(|s| !matches!(s, Sample::Failed { .. }));
+    } else if let Some(last) = pending {
         last.send(&mut out);
     }
     out.flush();
@@ -304,6 +340,14 @@ fn run(
             late_ticks: timer.late,
         },
     ))
+}
+
+/// Whether the target exec'd (its image is gone while the process lives on).
+fn exec_seen(target: &Target) -> bool {
+    target
+        .image
+        .as_ref()
+        .is_some_and(|i| i.replaced() && procfs::is_alive(target.pid))
 }
 
 /// How recent an instruction-pointer sample must be to say where the holder is now.

@@ -114,6 +114,33 @@ impl TaskFiles {
     }
 }
 
+/// The program image a process ran when it was opened: its `/proc/<pid>/mem`, which the
+/// kernel ties to that image's memory. After an `exec` the process has new memory, and reads
+/// through this file find nothing, while reads by pid go on into the new image (garbage at
+/// the old addresses): the one sure sign of an exec, whatever the new binary and addresses.
+#[derive(Debug)]
+pub struct Image {
+    mem: File,
+    /// An address mapped in the image (its `_PyRuntime`).
+    probe: u64,
+}
+
+impl Image {
+    pub fn open(pid: i32, probe: u64) -> std::io::Result<Image> {
+        Ok(Image {
+            mem: File::open(format!("/proc/{pid}/mem"))?,
+            probe,
+        })
+    }
+
+    /// Whether the image is gone: the process exec'd, or it is exiting (tell them apart
+    /// with [`is_alive`] and by opening it again).
+    pub fn replaced(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.mem.read_at(&mut byte, self.probe), Ok(0))
+    }
+}
+
 /// The thread ids of a process, from `/proc/<pid>/task`.
 pub fn task_ids(pid: i32) -> std::io::Result<Vec<Tid>> {
     let mut tids = Vec::new();
@@ -196,6 +223,32 @@ mod tests {
         assert_eq!(parse_machine_cpu("cpu0 1 2 3 4 5 6 7 8", 0.01), None);
         assert_eq!(parse_machine_cpu("cpu 1 2", 0.01), None);
         assert!(machine_cpu(clock_tick_s()).is_some_and(|m| m.total_s > 0.0));
+    }
+
+    #[test]
+    fn an_image_is_replaced_by_an_exec_and_not_before() {
+        use std::process::Command;
+        // A shell that waits for a line, then execs into another program.
+        let mut child = Command::new("sh")
+            .args(["-c", "read line; exec sleep 30"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let start = u64::from_str_radix(maps.split('-').next().unwrap(), 16).unwrap();
+        let image = Image::open(pid, start).unwrap();
+        assert!(!image.replaced());
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !image.replaced() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(image.replaced(), "the exec was not seen");
+        assert!(is_alive(pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::python::{self, PythonInfo};
 use super::stacks::StackSource;
 use crate::gil::debug_offsets::{self, DebugOffsets, Preamble};
 use crate::gil::frames::{self, FrameLayout};
-use crate::gil::{Layout, Memory};
+use crate::gil::{layout, Layout, Memory};
 
 /// A Python process gilscope has opened and understood, ready to sample.
 pub struct Target {
@@ -25,6 +25,8 @@ pub struct Target {
     /// The offsets the target is read with.
     pub layout: Layout,
     pub(super) stacks: StackSource,
+    /// What tells an exec; `None` when `/proc/<pid>/mem` could not be opened.
+    pub(super) image: Option<super::procfs::Image>,
 }
 
 /// Why a process could not be opened as a target; the caller turns each into advice.
@@ -127,12 +129,15 @@ impl Target {
                     published = Some(offsets.layout().map_err(|e| {
                         OpenError::Unsupported(format!("{} ({e:#})", python.version))
                     })?);
-                    // For the threads of subinterpreters, which py-spy does not read.
                     frame_reader = FrameLayout::new(&offsets)
                         .ok()
                         .map(frames::StackReader::new);
                 }
             }
+        }
+        if python.minor < 13 {
+            frame_reader =
+                layout::frame_layout(python.major, python.minor).map(frames::StackReader::new);
         }
         let layout_from_debug_offsets = published.is_some();
         let layout = published.unwrap_or(table);
@@ -147,6 +152,7 @@ impl Target {
             false => Some(python::StackReader::new(pid).map_err(OpenError::NotReady)?),
         };
         let stacks = StackSource::new(py_spy, frame_reader);
+        let image = super::procfs::Image::open(pid, runtime).ok();
         Ok(Target {
             pid,
             python,
@@ -156,6 +162,7 @@ impl Target {
             runtime,
             layout,
             stacks,
+            image,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! accumulator of its own; processes that are not Python (a shell between, a helper binary)
 //! are passed over, but their children are still followed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,8 @@ use crate::model::TargetInfo;
 use crate::recording::Tape;
 use crate::report::Subprocess;
 use crate::sampler::{Rates, Sampler, Target};
+
+use super::tree::{cmdline, descendants, parents, working_dir};
 
 /// How often `/proc` is scanned for new descendants.
 const SCAN_EVERY: Duration = Duration::from_millis(100);
@@ -62,6 +64,11 @@ impl Children {
             ended: Vec::new(),
             passed_over: 0,
         }
+    }
+
+    /// Leaves `pid` out: it is profiled already (the target a wrapper started).
+    pub fn skip(&mut self, pid: i32) {
+        self.seen.insert(pid);
     }
 
     /// Finds new descendants, starts samplers for those that opened as Python, and moves
@@ -156,93 +163,5 @@ impl Children {
             .collect();
         done.sort_by_key(|p| p.info.pid);
         done
-    }
-}
-
-/// Every process's parent, from `/proc/<pid>/stat`.
-fn parents() -> HashMap<i32, i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return HashMap::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read(e.path().join("stat")).ok()?;
-            Some((pid, parent_in_stat(&stat)?))
-        })
-        .collect()
-}
-
-/// The parent pid in a `/proc/<pid>/stat` line, counted from the last `)` since the command
-/// name may hold anything.
-fn parent_in_stat(stat: &[u8]) -> Option<i32> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    rest.split_ascii_whitespace().nth(1)?.parse().ok()
-}
-
-/// The descendants of `root` in a pid → parent map, nearest first.
-fn descendants(root: i32, parents: &HashMap<i32, i32>) -> Vec<i32> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (&pid, &parent) in parents {
-        children.entry(parent).or_default().push(pid);
-    }
-    let mut out = Vec::new();
-    let mut queue = vec![root];
-    while let Some(pid) = queue.pop() {
-        if let Some(kids) = children.get(&pid) {
-            let mut kids = kids.clone();
-            kids.sort_unstable();
-            for kid in kids {
-                if kid != root && !out.contains(&kid) {
-                    out.push(kid);
-                    queue.push(kid);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The command line of a process, for the report.
-/// The working directory of process `pid` as the process sees it: `/proc/<pid>/cwd`, made
-/// relative to `/proc/<pid>/root` when it runs in a chroot or container.
-pub fn working_dir(pid: i32) -> Option<String> {
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-    let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
-    let inside = cwd.strip_prefix(&root).ok()?;
-    Some(format!("/{}", inside.display()))
-}
-
-pub fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parent_is_read_after_the_command_name() {
-        assert_eq!(parent_in_stat(b"42 (a) b (c)) S 7 42 42 0"), Some(7));
-        assert_eq!(parent_in_stat(b"garbage"), None);
-    }
-
-    #[test]
-    fn descendants_are_found_through_every_generation() {
-        // 1 ─ 10 ─ 11 ─ 12, and 10 ─ 13; 20 is not ours.
-        let parents = HashMap::from([(10, 1), (11, 10), (12, 11), (13, 10), (20, 2), (1, 0)]);
-        let mut found = descendants(1, &parents);
-        found.sort_unstable();
-        assert_eq!(found, [10, 11, 12, 13]);
-        assert!(descendants(12, &parents).is_empty());
     }
 }
