@@ -439,3 +439,61 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
         passed(py, "hostile names escaped in every format");
     }
 }
+
+/// `gilscope dump` prints a live process's threads and stacks to a terminal: the same names,
+/// escaped, each thread's name and each frame on one line of its own.
+#[test]
+fn dump_prints_hostile_names_escaped() {
+    let _turn = exclusive();
+    let py = pythons()[0];
+    let target = Running::start(py, "hostile_bytes.py", &["--seconds", "60"]);
+    let pid = target.pid.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The ready file is written at the start barrier; the workers reach spin() soon after.
+    let dump = loop {
+        let out = gilscope(dir.path(), &["dump", &pid]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let dump = String::from_utf8(out.stdout).expect("dump is UTF-8");
+        if dump.matches("    spin\\x1b[31mred").count() >= 9 {
+            break dump;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: the workers never reached spin():\n{dump}",
+            py.label
+        );
+    };
+    assert_clean(&format!("{}: dump", py.label), &dump, &['\n']);
+    for (kind, _) in KINDS {
+        let name: String = shown(&format!("t_{kind}{}", text_of(kind).replace('\u{0}', "")))
+            .chars()
+            .take(20)
+            .collect();
+        assert!(
+            dump.lines()
+                .any(|l| l.starts_with("Thread ") && l.contains(&format!(" \"{name}"))),
+            "{}: no line for thread t_{kind}:\n{dump:.4000}",
+            py.label
+        );
+    }
+    let frame = dump
+        .lines()
+        .find(|l| l.starts_with("    f_bidi"))
+        .unwrap_or_else(|| panic!("{}: no f_bidi frame:\n{dump:.4000}", py.label));
+    assert!(
+        frame.starts_with("    f_bidi\\u{202e}evil\\u{2066}\\u{200f}\\u{61c} (bidi\\u{202e}evil"),
+        "{frame}"
+    );
+    // The JSON keeps the names as read.
+    let out = gilscope(dir.path(), &["dump", "--json", &pid]);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    let mut all = Vec::new();
+    strings(&json, &mut all);
+    assert!(
+        all.iter().any(|s| s.contains("\u{1b}[31mred")),
+        "{}",
+        py.label
+    );
+    passed(py, "dump escapes hostile names");
+}
