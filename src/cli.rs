@@ -1,5 +1,6 @@
 //! The command line: clap types at the edge, converted to plain [`RunOptions`].
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,7 +19,13 @@ use crate::threshold::Threshold;
              shows which threads hold the GIL, which wait for it, and which code makes them wait.",
     after_help = "Exit codes: 0 ok; 1 a --fail-if threshold was crossed; 2 usage or runtime \
                   error. `record` passes on the command's own status when it fails (its exit \
-                  code, or 128+signal)."
+                  code, or 128+signal). SIGINT (Ctrl-C), SIGTERM and SIGHUP end a run: \
+                  gilscope stops sampling, passes the signal on to the program it launched \
+                  (SIGKILL after a few seconds), writes every report, then exits as usual \
+                  after SIGINT, and 128+signal after SIGTERM (143) or SIGHUP (129). If \
+                  gilscope is killed, the program it launched is killed with it. With -o -, \
+                  the launched program's stdout goes to stderr, so stdout holds the report \
+                  alone."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,13 +41,15 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
         /// The command to run, after `--`: gilscope record -- python3 app.py --its-flags
+        /// (passed on byte for byte, whatever their encoding).
         #[arg(
             required = true,
             trailing_var_arg = true,
             allow_hyphen_values = true,
-            value_name = "COMMAND"
+            value_name = "COMMAND",
+            value_parser = clap::value_parser!(OsString)
         )]
-        command: Vec<String>,
+        command: Vec<OsString>,
     },
     /// Profile a running Python process until Ctrl-C, --duration, or its exit.
     Attach {
@@ -79,7 +88,7 @@ pub struct RunArgs {
     /// thread); metrics are counted from these.
     #[arg(long, default_value_t = 250.0, value_name = "HZ")]
     pub state_rate: f64,
-    /// Stop after this many seconds (record stops the program then).
+    /// Stop after this many seconds, at most 30 days (record stops the program then).
     #[arg(short, long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Also profile the program's child processes as they start and end (a multiprocessing
@@ -135,6 +144,9 @@ pub struct OutputOptions {
 }
 
 const MAX_RATE: f64 = 10_000.0;
+/// The longest `--duration`: 30 days, far beyond any profile, and far from where the seconds
+/// stop fitting a [`Duration`].
+const MAX_DURATION_S: f64 = 30.0 * 24.0 * 3600.0;
 
 impl RunArgs {
     pub fn options(&self, out: &OutputArgs) -> Result<RunOptions, UserError> {
@@ -146,9 +158,10 @@ impl RunArgs {
             }
         }
         let duration = match self.duration {
-            Some(s) if !(s > 0.0 && s.is_finite()) => {
+            Some(s) if !(s > 0.0 && s <= MAX_DURATION_S) => {
                 return Err(UserError::Usage(format!(
-                    "--duration must be a positive number of seconds, not {s}"
+                    "--duration must be a positive number of seconds, at most \
+                     {MAX_DURATION_S} (30 days), not {s}"
                 )))
             }
             Some(s) => Some(Duration::from_secs_f64(s)),
@@ -293,6 +306,40 @@ mod tests {
             panic!()
         };
         assert_eq!(run.options(&out).unwrap().rates.state_hz, 5000.0);
+    }
+
+    #[test]
+    fn durations_are_bounded_and_arguments_are_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let duration = |d: &str| {
+            let Command::Attach { run, out, .. } =
+                parse(&["attach", "-d", d, "1"]).unwrap().command
+            else {
+                panic!()
+            };
+            run.options(&out).map(|o| o.duration)
+        };
+        assert_eq!(
+            duration("2592000").unwrap(),
+            Some(Duration::from_secs(2_592_000))
+        );
+        for bad in ["2592000.5", "1e20", "1e30", "inf", "NaN", "0"] {
+            let err = duration(bad).unwrap_err().to_string();
+            assert!(err.contains("at most 2592000 (30 days)"), "{bad}: {err}");
+        }
+        let bad = OsString::from(std::ffi::OsStr::from_bytes(b"bad\xff.py"));
+        let cli = Cli::try_parse_from([
+            OsString::from("gilscope"),
+            "record".into(),
+            "--".into(),
+            "python3".into(),
+            bad.clone(),
+        ])
+        .unwrap();
+        let Command::Record { command, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(command, [OsString::from("python3"), bad]);
     }
 
     #[test]

@@ -12,33 +12,43 @@ pub enum UserError {
     #[error("no process has pid {0}: check the pid (for example with `pgrep -a python`)")]
     NoSuchProcess(i32),
 
-    #[error(
-        "permission denied: gilscope may not read process {pid}{owner}. Run it as root \
-         (sudo gilscope …), or as the process's own user with kernel.yama.ptrace_scope=0 \
-         (now {scope}), or grant it CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep \
-         $(which gilscope)); in a container, start it with --cap-add SYS_PTRACE. \
-         `gilscope record -- python app.py` needs none of this, since the program is its child"
-    )]
+    /// `advice` is the likeliest fix first, for who gilscope runs as (see
+    /// [`crate::attach`]): as root, what else can refuse root.
+    #[error("permission denied: gilscope may not read process {pid}{owner}. {advice}")]
     PermissionDenied {
         pid: i32,
         owner: String,
-        scope: String,
+        advice: String,
     },
 
+    /// `what` is its executable, or its name when that cannot be read; `detail` is the
+    /// reader's own wording, kept for debugging, not shown.
     #[error(
-        "process {pid} ({exe}) is not a CPython process gilscope can read ({detail}); \
-         point gilscope at a python process"
+        "process {pid} ({what}) is not a CPython process: no Python interpreter was found in \
+         it; point gilscope at a python process (`pgrep -a python` lists them)"
     )]
     NotPython {
         pid: i32,
-        exe: String,
+        what: String,
         detail: String,
     },
+
+    #[error(
+        "process {pid} ({name}) is a kernel thread, not a Python process; point gilscope at a \
+         python process (`pgrep -a python` lists them)"
+    )]
+    KernelThread { pid: i32, name: String },
 
     #[error(
         "process {pid} runs CPython {version}, which gilscope cannot read; supported: {SUPPORTED}"
     )]
     UnsupportedVersion { pid: i32, version: String },
+
+    #[error(
+        "{signal} ended the run before gilscope could read process {pid}'s interpreter, so \
+         there is nothing to report"
+    )]
+    StoppedBeforeAttach { pid: i32, signal: &'static str },
 
     #[error("process {pid} exited before gilscope could attach, so there is nothing to report")]
     ExitedBeforeAttach { pid: i32 },

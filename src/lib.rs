@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod attach;
 pub mod cli;
+pub mod console;
 pub mod dump;
 pub mod error;
 pub mod family;
@@ -21,4 +22,5 @@ pub mod recording;
 pub mod report;
 pub mod sampler;
 pub mod session;
+pub mod signals;
 pub mod threshold;

@@ -2,7 +2,11 @@
 //!
 //! Exit codes: 0 ok; 1 a `--fail-if` threshold was crossed; 2 a usage or runtime error;
 //! `record` passes on the status of a command that failed on its own (its exit code, or
-//! 128 + the signal that killed it).
+//! 128 + the signal that killed it). A run that SIGTERM or SIGHUP ended writes its reports
+//! and exits 128 + the signal (143, 129), as shells report a process a signal ended; one
+//! that SIGINT (Ctrl-C) ended exits as if it had reached its end. A closed standard output
+//! or error (`| head`) is not an error: the reports are written first, and gilscope exits
+//! quietly.
 
 use std::process::ExitCode;
 
@@ -31,7 +35,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("gilscope: error: {err:#}");
+            gilscope::sayln!("gilscope: error: {err:#}");
             ExitCode::from(2)
         }
     }

@@ -1,6 +1,9 @@
 //! `record`: launch the program, stop it when gilscope ends the run, and pass on how it ended.
 
-use std::process::{Child, Command, ExitStatus};
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::UserError;
@@ -10,7 +13,9 @@ use crate::model::ProgramExit;
 pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
 
 /// A program gilscope launched. If it is dropped while still running (gilscope failed
-/// before the end of the run), it is stopped: gilscope leaves no orphan behind.
+/// before the end of the run), it is stopped: gilscope leaves no orphan behind. If gilscope
+/// itself is killed (SIGKILL, or a crash), the kernel sends the program SIGKILL
+/// (`PR_SET_PDEATHSIG`), so it does not run on unnoticed with no one to report it.
 pub struct Program {
     child: Child,
     status: Option<ExitStatus>,
@@ -20,19 +25,52 @@ pub struct Program {
 }
 
 impl Program {
-    /// Starts `command` with the terminal's stdin, stdout and stderr, untouched.
-    pub fn spawn(command: &[String]) -> Result<Program, UserError> {
+    /// Starts `command` with the terminal's stdin, stdout and stderr, untouched; with
+    /// `stdout_to_stderr` (the report goes to standard output), its stdout is gilscope's
+    /// stderr, so that standard output holds the report alone.
+    ///
+    /// Call it from the main thread: the kernel's parent-death signal follows the thread that
+    /// spawned the program, not the process.
+    pub fn spawn(command: &[OsString], stdout_to_stderr: bool) -> Result<Program, UserError> {
+        let shown = || {
+            command
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let cannot = |e: std::io::Error| UserError::CannotStart {
+            command: shown(),
+            reason: e.to_string(),
+        };
         let (program, args) = command
             .split_first()
             .ok_or_else(|| UserError::Usage("record needs a command to run".into()))?;
-        let child =
-            Command::new(program)
-                .args(args)
-                .spawn()
-                .map_err(|e| UserError::CannotStart {
-                    command: command.join(" "),
-                    reason: e.to_string(),
-                })?;
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        if stdout_to_stderr {
+            let err = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(cannot)?;
+            cmd.stdout(Stdio::from(err));
+        }
+        // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+        // (prctl, getppid) and allocates nothing.
+        let parent = std::process::id() as libc::pid_t;
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // gilscope died before prctl took effect: the signal will never come.
+                if libc::getppid() != parent {
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(cannot)?;
         Ok(Program {
             child,
             status: None,
@@ -88,14 +126,30 @@ impl Program {
         }
     }
 
+    /// Sends it `signal`, unless it has ended (its pid may then belong to another process).
+    pub fn signal(&mut self, signal: libc::c_int) {
+        if self.exited().is_none() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our own unreaped
+            // child.
+            unsafe { libc::kill(self.pid(), signal) };
+        }
+    }
+
     /// Ends it: SIGTERM, then SIGKILL after [`TERMINATE_GRACE`].
     pub fn stop(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.exited() {
             return Ok(status);
         }
-        // SAFETY: kill has no memory-safety preconditions; the pid is our own unreaped child.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         if let Some(status) = self.wait_for(TERMINATE_GRACE) {
+            return Ok(status);
+        }
+        self.kill()
+    }
+
+    /// Ends it now: SIGKILL.
+    pub fn kill(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.exited() {
             return Ok(status);
         }
         self.child.kill()?;
@@ -148,14 +202,15 @@ mod tests {
 
     #[test]
     fn its_exit_says_its_status_and_how_long_it_lived() {
-        let mut program = Program::spawn(&["sh".into(), "-c".into(), "exit 4".into()]).unwrap();
+        let mut program =
+            Program::spawn(&["sh".into(), "-c".into(), "exit 4".into()], false).unwrap();
         assert!(program.wait_for(Duration::from_secs(10)).is_some());
         let exit = program.exit(false).unwrap();
         assert_eq!((exit.code, exit.signal), (Some(4), None));
         assert!(exit.failed());
         assert!(exit.after_s > 0.0 && exit.after_s < 10.0, "{exit:?}");
         assert_eq!(exit.status_text(), "exited with status 4");
-        let mut killed = Program::spawn(&["sleep".into(), "60".into()]).unwrap();
+        let mut killed = Program::spawn(&["sleep".into(), "60".into()], false).unwrap();
         // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
         unsafe { libc::kill(killed.pid(), libc::SIGKILL) };
         assert!(killed.wait_for(Duration::from_secs(10)).is_some());
@@ -166,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_dropped_program_is_stopped() {
-        let program = Program::spawn(&["sleep".into(), "60".into()]).unwrap();
+        let program = Program::spawn(&["sleep".into(), "60".into()], false).unwrap();
         let pid = program.pid();
         drop(program);
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));

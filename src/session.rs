@@ -1,10 +1,9 @@
 //! One profiling run for the command line: launch or attach, sample until the end, print the
 //! summary, write the report, and decide the exit code.
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -15,24 +14,27 @@ use crate::cli::{OutputOptions, RunOptions};
 use crate::error::UserError;
 use crate::family::{self, Children};
 use crate::model::TargetInfo;
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::progress::Progress;
 use crate::record::{failure_code, Program};
 use crate::recording;
 use crate::report::{terminal, Format, Report};
 use crate::sampler::{End, Sampler};
+use crate::signals::{self, Stop};
 use crate::threshold;
 
 /// How long a just-launched program may take before its interpreter can be read.
 const LAUNCH_PATIENCE: Duration = Duration::from_secs(10);
 /// How long `attach` retries a process whose interpreter is not readable yet.
 const ATTACH_PATIENCE: Duration = Duration::from_secs(2);
-/// How long to wait for a program that got Ctrl-C along with gilscope before stopping it.
+/// How long a program that got the signal which ended the run (from the terminal, or passed
+/// on by gilscope) may take to exit before gilscope stops it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
 /// What to profile.
 pub enum Launch {
-    Record(Vec<String>),
+    /// The command line, as raw bytes: arguments need not be UTF-8.
+    Record(Vec<OsString>),
     Attach(i32),
 }
 
@@ -41,14 +43,19 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     let out = &options.out;
     if !out.quiet {
         for note in &options.notes {
-            eprintln!("gilscope: note: {note}");
+            crate::sayln!("gilscope: note: {note}");
         }
     }
-    let new_file = out
-        .output
-        .as_deref()
-        .filter(|p| *p != Path::new("-") && !p.exists());
     // Checked before the program starts, not after a long run.
+    if let (Some(rec), Some(report)) = (&options.recording, file_output(out)) {
+        if output::same_file(rec, report) {
+            return Err(UserError::Usage(format!(
+                "--recording and -o both name {}: give the report another path",
+                rec.display()
+            ))
+            .into());
+        }
+    }
     let outputs = prepare(out)?;
     let recording =
         match &options.recording {
@@ -63,25 +70,64 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     let new_recording = options.recording.as_deref().filter(|_| recording.is_some());
     let result = profile(launch, options, outputs, recording);
     if result.is_err() {
-        // Leave no empty report or recording behind a run that produced none.
-        for path in new_file.into_iter().chain(new_recording) {
+        // Leave no empty recording behind a run that produced none (a report file appears
+        // only once it is written whole).
+        if let Some(path) = new_recording {
             let _ = std::fs::remove_file(path);
         }
     }
     result
 }
 
+/// The file `-o` names, if it names one.
+fn file_output(out: &OutputOptions) -> Option<&Path> {
+    out.output.as_deref().filter(|p| *p != Path::new("-"))
+}
+
 /// `gilscope report FILE`: the reports of a recording, as the live run would have written
 /// them.
 pub fn report(file: &Path, out: &OutputOptions) -> Result<u8> {
+    if file.is_dir() {
+        return Err(UserError::BadRecording {
+            path: file.to_path_buf(),
+            reason: "it is a directory; give the file that --recording wrote".into(),
+        }
+        .into());
+    }
+    let same_as_recording = |report: &Path| {
+        if output::same_file(file, report) {
+            Err(UserError::Usage(format!(
+                "the report would overwrite the recording {}: give -o another path",
+                file.display()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(report) = file_output(out) {
+        same_as_recording(report)?;
+    }
     let outputs = prepare(out)?;
     let replayed = recording::replay(file).map_err(|e| UserError::BadRecording {
         path: file.to_path_buf(),
         reason: format!("{e:#}"),
     })?;
-    if !replayed.complete && !out.quiet {
-        eprintln!(
-            "gilscope: {} ends early (the run was cut short); reporting what it holds",
+    if out.output.is_none() {
+        for &format in &out.formats {
+            same_as_recording(&output::default_path(replayed.target.pid, format))?;
+        }
+    }
+    // Printed even with -q: the report covers less than the run, or less than the file.
+    if let Some(why) = &replayed.cut_short {
+        crate::sayln!(
+            "gilscope: warning: {} ends early ({why}: the run was cut short); reporting what \
+             it holds",
+            file.display()
+        );
+    }
+    for warning in &replayed.warnings {
+        crate::sayln!(
+            "gilscope: warning: {}: {warning}, to keep the replay bounded",
             file.display()
         );
     }
@@ -110,16 +156,17 @@ fn deliver(report: &Report, outputs: Vec<(Format, Output)>, out: &OutputOptions)
         .into_iter()
         .map(|(format, output)| Ok((format, output.open(report.target.pid, format)?)))
         .collect::<Result<Vec<_>, UserError>>()?;
-    if !quiet {
-        eprint!("{}", terminal::summary(report));
-    }
+    // The reports first: a terminal that went away must not cost them.
     let mut written = Vec::new();
     for (format, destination) in destinations {
         written.extend(destination.write(format.renderer().as_ref(), report)?);
     }
+    if !quiet {
+        crate::say!("{}", terminal::summary(report));
+    }
     if !quiet && !written.is_empty() {
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("\nWrote {}", names.join(", "));
+        crate::sayln!("\nWrote {}", names.join(", "));
     }
     let processes: Vec<(i32, &crate::analysis::Profile)> =
         std::iter::once((report.target.pid, report.profile))
@@ -128,7 +175,7 @@ fn deliver(report: &Report, outputs: Vec<(Format, Output)>, out: &OutputOptions)
     let crossed = threshold::check(&out.thresholds, &processes);
     for c in &crossed {
         // Printed even with -q: it is why the job fails.
-        eprintln!("gilscope: {c}");
+        crate::sayln!("gilscope: {c}");
     }
     Ok(!crossed.is_empty())
 }
@@ -139,17 +186,18 @@ fn profile(
     outputs: Vec<(Format, Output)>,
     mut recording: Option<recording::Writer>,
 ) -> Result<u8> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // Ctrl-C ends the run with a report instead of killing gilscope; a second handler
-        // cannot be installed, which only matters to tests that run twice in one process.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-    }
+    // SIGINT, SIGTERM and SIGHUP end the run with its reports instead of killing gilscope;
+    // installed before the program starts, so that none is lost in between.
+    signals::install()?;
 
     let (pid, mut program, command) = match launch {
-        Launch::Record(command) => {
-            let program = Program::spawn(&command)?;
+        Launch::Record(argv) => {
+            let to_stderr = options.out.output.as_deref() == Some(Path::new("-"));
+            let program = Program::spawn(&argv, to_stderr)?;
+            let command = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
             (program.pid(), Some(program), command)
         }
         Launch::Attach(pid) => {
@@ -205,10 +253,12 @@ fn profile(
     let mut tape = recording::Tape::new(recording.take());
     tape.process(0, &info, cpu_count);
     if !options.out.quiet {
-        eprintln!(
+        crate::sayln!(
             "gilscope: sampling pid {pid} (CPython {}{build}) at {:.0} Hz, stacks at {:.0} Hz; \
              Ctrl-C to stop",
-            info.python, info.state_hz, info.stack_hz
+            info.python,
+            info.state_hz,
+            info.stack_hz
         );
     }
     let mut acc = Accumulator::with_cwd(info.cwd.clone());
@@ -238,8 +288,7 @@ fn profile(
         if let Some(p) = progress.as_mut() {
             p.tick();
         }
-        if interrupted.load(Ordering::Relaxed)
-            || options.duration.is_some_and(|d| started.elapsed() >= d)
+        if signals::received().is_some() || options.duration.is_some_and(|d| started.elapsed() >= d)
         {
             stopped_by_us = true;
             break;
@@ -257,10 +306,11 @@ fn profile(
         acc.push(s);
     }
     let subprocesses = children.map_or_else(Vec::new, |c| c.finish(&mut tape));
-    match program.as_mut() {
-        Some(p) if interrupted.load(Ordering::Relaxed) => _ = after_interrupt(p)?,
-        Some(p) => _ = p.stop()?,
-        None => {}
+    let stop = signals::received();
+    match (program.as_mut(), stop) {
+        (Some(p), Some(stop)) => _ = after_signal(p, stop)?,
+        (Some(p), None) => _ = p.stop()?,
+        (None, _) => {}
     }
     let exit = program.as_mut().and_then(|p| p.exit(stopped_by_us));
     tape.end_with(0, counters.late_ticks, exit);
@@ -276,11 +326,11 @@ fn profile(
         subprocesses: &subprocesses,
     };
     if !options.out.quiet && end == End::TargetExited && program.is_none() {
-        eprintln!("gilscope: process {pid} exited; reporting what was collected");
+        crate::sayln!("gilscope: process {pid} exited; reporting what was collected");
     }
     let crossed = deliver(&report, outputs, &options.out)?;
     if let (Some(path), false) = (recorded, options.out.quiet) {
-        eprintln!(
+        crate::sayln!(
             "Recorded {} (gilscope report {0} renders it again)",
             path.display()
         );
@@ -289,7 +339,12 @@ fn profile(
     // A program that failed on its own passes its status on; one gilscope stopped does not.
     // A crossed threshold fails an otherwise good run.
     let failed = exit.as_ref().and_then(failure_code);
-    Ok(exit_code(failed, crossed, &info, exit))
+    let code = exit_code(failed, crossed, &info, exit);
+    Ok(match stop.and_then(|s| s.exit_code()) {
+        // A run that SIGTERM or SIGHUP ended says so in its status, as shells expect.
+        Some(signalled) => signalled,
+        None => code,
+    })
 }
 
 /// gilscope's exit code: the program's own failure status, else 1 for a crossed threshold.
@@ -310,7 +365,7 @@ fn exit_code(
     } else {
         ""
     };
-    eprintln!("gilscope: exit status {code}, the program's own: {why}{threshold}");
+    crate::sayln!("gilscope: exit status {code}, the program's own: {why}{threshold}");
     code
 }
 
@@ -337,7 +392,7 @@ fn unread(
     };
     let crossed = deliver(&report, outputs, &options.out)?;
     if let (Some(path), false) = (recorded, options.out.quiet) {
-        eprintln!(
+        crate::sayln!(
             "Recorded {} (gilscope report {0} renders it again)",
             path.display()
         );
@@ -345,17 +400,30 @@ fn unread(
     Ok(exit_code(failure_code(&exit), crossed, &info, Some(exit)))
 }
 
-/// The terminal sent Ctrl-C to the program too: let it finish its own way, then stop it.
-fn after_interrupt(program: &mut Program) -> std::io::Result<std::process::ExitStatus> {
+/// A signal ended the run: the program got it from the terminal too (Ctrl-C, a hang-up) or
+/// gets it passed on now (`kill`, `timeout`, `docker stop` sent it to gilscope alone). It may
+/// finish its own way for [`INTERRUPT_GRACE`]; then it is stopped (SIGTERM, then SIGKILL). A
+/// second signal stops it at once.
+fn after_signal(program: &mut Program, stop: Stop) -> std::io::Result<std::process::ExitStatus> {
+    if !stop.from_terminal {
+        program.signal(stop.signal);
+    }
     if let Some(status) = program.wait_for(Duration::from_millis(200)) {
         return Ok(status);
     }
-    eprintln!(
-        "gilscope: interrupted; waiting up to {} s for the program to exit",
+    crate::sayln!(
+        "gilscope: {}; waiting up to {} s for the program to exit (again to stop it now)",
+        stop.name(),
         INTERRUPT_GRACE.as_secs()
     );
-    match program.wait_for(INTERRUPT_GRACE) {
-        Some(status) => Ok(status),
-        None => program.stop(),
+    let deadline = Instant::now() + INTERRUPT_GRACE;
+    while Instant::now() < deadline {
+        if let Some(status) = program.wait_for(Duration::from_millis(50)) {
+            return Ok(status);
+        }
+        if signals::received().is_some_and(|s| s.count > stop.count) {
+            return program.kill();
+        }
     }
+    program.stop()
 }
