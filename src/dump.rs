@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::model::{Frame, GilEnabled, GilReading, ThreadState, Tid};
+use crate::report::text;
 use crate::sampler::{snapshot, Snapshot, ThreadSnapshot};
 
 /// How long a process that is still starting is given to become readable.
@@ -101,19 +102,11 @@ impl<'a> Document<'a> {
     }
 }
 
-/// Drops control characters and cuts to [`MAX_TEXT`] characters, so a hostile thread name,
-/// file name or command line cannot garble the terminal.
+/// A hostile thread name, file name or command line made safe for the terminal
+/// ([`text::terminal`]): control and bidi characters shown as escapes, at most [`MAX_TEXT`]
+/// characters.
 fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TEXT)
-        .collect();
-    if s.chars().filter(|c| !c.is_control()).count() > MAX_TEXT {
-        out.pop();
-        out.push('…');
-    }
-    out
+    text::terminal(s, MAX_TEXT)
 }
 
 /// The text dump: the process, its GILs, then every thread with its stack.
@@ -279,7 +272,7 @@ mod tests {
         );
         assert!(
             s.contains(
-                "Thread 1236 \"worker-[31m1\" (interpreter 0): waiting for the GIL, off CPU\n    \
+                "Thread 1236 \"worker-\\x1b[31m1\" (interpreter 0): waiting for the GIL, off CPU\n    \
                  compute (app.py:22)\n    run (threading.py:1010)\n"
             ),
             "{s}"
@@ -290,7 +283,7 @@ mod tests {
 
     #[test]
     fn printable_cuts_long_strings_and_drops_control_characters() {
-        assert_eq!(printable("a\nb\u{7}c"), "abc");
+        assert_eq!(printable("a\nb\u{7}c\u{202e}"), "a\\nb\\x07c\\u{202e}");
         let long = "x".repeat(500);
         let cut = printable(&long);
         assert_eq!(cut.chars().count(), MAX_TEXT);

@@ -83,10 +83,7 @@ impl Progress {
         let holder: String = self
             .holder
             .as_deref()
-            .map(|f| {
-                let f: String = f.chars().filter(|c| !c.is_control()).take(40).collect();
-                format!(", held by {f}()")
-            })
+            .map(|f| format!(", held by {}()", crate::report::text::terminal(f, 40)))
             .unwrap_or_default();
         format!(
             "gilscope: {:.0} s, {} samples; last second: GIL held {:.0}%, {:.1} threads \
@@ -155,6 +152,6 @@ mod tests {
         assert!(line.contains("GIL held 75%"), "{line}");
         assert!(line.contains("1.0 threads waiting"), "{line}");
         // A hostile function name cannot send escape sequences to the terminal.
-        assert!(line.contains("held by compute[31m()"), "{line}");
+        assert!(line.contains("held by compute\\x1b[31m()"), "{line}");
     }
 }

@@ -117,9 +117,17 @@ pub fn report(file: &Path, out: &OutputOptions) -> Result<u8> {
             same_as_recording(&output::default_path(replayed.target.pid, format))?;
         }
     }
-    if !replayed.complete && !out.quiet {
+    // Printed even with -q: the report covers less than the run, or less than the file.
+    if let Some(why) = &replayed.cut_short {
         crate::sayln!(
-            "gilscope: {} ends early (the run was cut short); reporting what it holds",
+            "gilscope: warning: {} ends early ({why}: the run was cut short); reporting what \
+             it holds",
+            file.display()
+        );
+    }
+    for warning in &replayed.warnings {
+        crate::sayln!(
+            "gilscope: warning: {}: {warning}, to keep the replay bounded",
             file.display()
         );
     }

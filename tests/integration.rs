@@ -20,69 +20,72 @@ use serde_json::Value;
 #[test]
 fn gil_bound_workers_hold_and_wait_on_every_interpreter() {
     let _turn = exclusive();
-    for py in pythons() {
-        let (json, summary) =
-            record_json(py, "gil_bound.py", &["--threads", "4", "--seconds", "3"]);
-        let g = gil0(&json);
-        let who = &py.label;
-        assert!(f(&g["held"]) >= 0.9, "{who}: held {}", g["held"]);
-        assert!(
-            f(&g["speedup_ceiling"]) >= 2.5,
-            "{who}: ceiling {}",
-            g["speedup_ceiling"]
-        );
-        assert!(
-            f(&g["switches_per_s"]) > 20.0,
-            "{who}: switches {}",
-            g["switches_per_s"]
-        );
-        assert_eq!(f(&g["switch_interval_ms"]), 5.0, "{who}");
-        assert_eq!(verdict_kind(&json), "gil-bound", "{who}: {summary}");
-        let workers = threads_named(&json, "worker-");
-        assert_eq!(workers.len(), 4, "{who}: {:?}", json["threads"]);
-        for w in workers {
-            let s = &w["states"];
+    on_every_python(
+        "gil_bound_workers_hold_and_wait_on_every_interpreter",
+        |py| {
+            let (json, summary) =
+                record_json(py, "gil_bound.py", &["--threads", "4", "--seconds", "3"]);
+            let g = gil0(&json);
+            let who = &py.label;
+            assert!(f(&g["held"]) >= 0.9, "{who}: held {}", g["held"]);
             assert!(
-                f(&s["waiting"]) >= 0.4,
-                "{who}: {} waiting {}",
-                w["name"],
-                s["waiting"]
+                f(&g["speedup_ceiling"]) >= 2.5,
+                "{who}: ceiling {}",
+                g["speedup_ceiling"]
             );
             assert!(
-                f(&s["holding"]) >= 0.1,
-                "{who}: {} holding {}",
-                w["name"],
-                s["holding"]
+                f(&g["switches_per_s"]) > 20.0,
+                "{who}: switches {}",
+                g["switches_per_s"]
             );
-            // Every state the JSON has, whatever the model's states are.
-            let total: f64 = s.as_object().unwrap().values().map(f).sum();
-            assert!((total - 1.0).abs() < 1e-6, "{who}: shares sum to {total}");
-            assert!(
-                f(&w["cpu_s"]) > 0.1,
-                "{who}: {} cpu {}",
-                w["name"],
-                w["cpu_s"]
+            assert_eq!(f(&g["switch_interval_ms"]), 5.0, "{who}");
+            assert_eq!(verdict_kind(&json), "gil-bound", "{who}: {summary}");
+            let workers = threads_named(&json, "worker-");
+            assert_eq!(workers.len(), 4, "{who}: {:?}", json["threads"]);
+            for w in workers {
+                let s = &w["states"];
+                assert!(
+                    f(&s["waiting"]) >= 0.4,
+                    "{who}: {} waiting {}",
+                    w["name"],
+                    s["waiting"]
+                );
+                assert!(
+                    f(&s["holding"]) >= 0.1,
+                    "{who}: {} holding {}",
+                    w["name"],
+                    s["holding"]
+                );
+                // Every state the JSON has, whatever the model's states are.
+                let total: f64 = s.as_object().unwrap().values().map(f).sum();
+                assert!((total - 1.0).abs() < 1e-6, "{who}: shares sum to {total}");
+                assert!(
+                    f(&w["cpu_s"]) > 0.1,
+                    "{who}: {} cpu {}",
+                    w["name"],
+                    w["cpu_s"]
+                );
+            }
+            assert_eq!(json["top_holders"][0]["function"], "compute", "{who}");
+            assert_eq!(
+                json["target"]["python"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .nth(1)
+                    .unwrap(),
+                py.version.1.to_string()
             );
-        }
-        assert_eq!(json["top_holders"][0]["function"], "compute", "{who}");
-        assert_eq!(
-            json["target"]["python"]
-                .as_str()
-                .unwrap()
-                .split('.')
-                .nth(1)
-                .unwrap(),
-            py.version.1.to_string()
-        );
-        assert!(summary.contains("GIL-bound"), "{who}: {summary}");
-        passed(py, "GIL-bound threads");
-    }
+            assert!(summary.contains("GIL-bound"), "{who}: {summary}");
+            passed(py, "GIL-bound threads");
+        },
+    )
 }
 
 #[test]
 fn io_bound_threads_leave_the_gil_free() {
     let _turn = exclusive();
-    for py in pythons() {
+    on_every_python("io_bound_threads_leave_the_gil_free", |py| {
         let (json, _) = record_json(py, "io_bound.py", &["--seconds", "2"]);
         let who = &py.label;
         assert!(
@@ -107,42 +110,45 @@ fn io_bound_threads_leave_the_gil_free() {
             );
         }
         passed(py, "I/O-bound threads");
-    }
+    })
 }
 
 #[test]
 fn native_code_that_releases_the_gil_reads_native_not_gil_bound() {
     let _turn = exclusive();
-    for py in pythons() {
-        let (json, _) = record_json(py, "native_release.py", &["--seconds", "2"]);
-        let who = &py.label;
-        assert_ne!(json["verdict"]["kind"], "gil-bound", "{who}");
-        assert_not_held_off_cpu(&json, who);
-        let workers = threads_named(&json, "native-");
-        assert_eq!(workers.len(), 4, "{who}");
-        // Four threads on this machine's two CPUs: each runs C code about half the time
-        // and waits for a CPU the rest.
-        for t in workers {
-            let s = &t["states"];
+    on_every_python(
+        "native_code_that_releases_the_gil_reads_native_not_gil_bound",
+        |py| {
+            let (json, _) = record_json(py, "native_release.py", &["--seconds", "2"]);
+            let who = &py.label;
+            assert_ne!(json["verdict"]["kind"], "gil-bound", "{who}");
+            assert_not_held_off_cpu(&json, who);
+            let workers = threads_named(&json, "native-");
+            assert_eq!(workers.len(), 4, "{who}");
+            // Four threads on this machine's two CPUs: each runs C code about half the time
+            // and waits for a CPU the rest.
+            for t in workers {
+                let s = &t["states"];
+                assert!(
+                    f(&s["native"]) + f(&s["ready"]) >= 0.8 && f(&s["native"]) >= 0.25,
+                    "{who}: {} {s}",
+                    t["name"],
+                );
+            }
             assert!(
-                f(&s["native"]) + f(&s["ready"]) >= 0.8 && f(&s["native"]) >= 0.25,
-                "{who}: {} {s}",
-                t["name"],
+                f(&gil0(&json)["held"]) <= 0.5,
+                "{who}: held {}",
+                gil0(&json)["held"]
             );
-        }
-        assert!(
-            f(&gil0(&json)["held"]) <= 0.5,
-            "{who}: held {}",
-            gil0(&json)["held"]
-        );
-        passed(py, "native code");
-    }
+            passed(py, "native code");
+        },
+    )
 }
 
 #[test]
 fn a_single_busy_thread_is_single_thread_cpu_bound() {
     let _turn = exclusive();
-    for py in pythons() {
+    on_every_python("a_single_busy_thread_is_single_thread_cpu_bound", |py| {
         let (json, _) = record_json(py, "single_busy.py", &["--seconds", "2"]);
         let who = &py.label;
         let g = gil0(&json);
@@ -158,13 +164,13 @@ fn a_single_busy_thread_is_single_thread_cpu_bound() {
         assert!(f(&busy[0]["states"]["holding"]) >= 0.9, "{who}");
         assert_eq!(json["top_holders"][0]["function"], "spin", "{who}");
         passed(py, "single busy thread");
-    }
+    })
 }
 
 #[test]
 fn one_cpu_thread_with_bursty_threads_makes_them_wait() {
     let _turn = exclusive();
-    for py in pythons() {
+    on_every_python("one_cpu_thread_with_bursty_threads_makes_them_wait", |py| {
         let (json, _) = record_json(py, "cpu_plus_bursty.py", &["--seconds", "2"]);
         let who = &py.label;
         let cpu = threads_named(&json, "cpu-1");
@@ -185,13 +191,13 @@ fn one_cpu_thread_with_bursty_threads_makes_them_wait() {
             "{who}: {kind}"
         );
         passed(py, "CPU + bursty threads");
-    }
+    })
 }
 
 #[test]
 fn a_gil_held_off_cpu_is_a_finding_with_its_stack() {
     let _turn = exclusive();
-    for py in pythons() {
+    on_every_python("a_gil_held_off_cpu_is_a_finding_with_its_stack", |py| {
         let (json, summary) = record_json(py, "gil_offcpu.py", &["--seconds", "3"]);
         let who = &py.label;
         let finding = json["findings"]
@@ -224,73 +230,79 @@ fn a_gil_held_off_cpu_is_a_finding_with_its_stack() {
         }
         assert!(summary.contains("Findings"), "{who}: {summary}");
         passed(py, "GIL held off CPU");
-    }
+    })
 }
 
 #[test]
 fn a_changed_switch_interval_is_read_from_the_gil_and_reported() {
     let _turn = exclusive();
-    for py in pythons() {
-        let args = [
-            "--threads",
-            "2",
-            "--seconds",
-            "1.5",
-            "--switch-interval-ms",
-            "2",
-        ];
-        let (json, _) = record_json(py, "gil_bound.py", &args);
-        let who = &py.label;
-        assert_eq!(f(&gil0(&json)["switch_interval_ms"]), 2.0, "{who}");
-        assert!(
-            finding_kinds(&json).contains(&"switch-interval"),
-            "{who}: {}",
-            json["findings"]
-        );
-        passed(py, "switch interval");
-    }
+    on_every_python(
+        "a_changed_switch_interval_is_read_from_the_gil_and_reported",
+        |py| {
+            let args = [
+                "--threads",
+                "2",
+                "--seconds",
+                "1.5",
+                "--switch-interval-ms",
+                "2",
+            ];
+            let (json, _) = record_json(py, "gil_bound.py", &args);
+            let who = &py.label;
+            assert_eq!(f(&gil0(&json)["switch_interval_ms"]), 2.0, "{who}");
+            assert!(
+                finding_kinds(&json).contains(&"switch-interval"),
+                "{who}: {}",
+                json["findings"]
+            );
+            passed(py, "switch interval");
+        },
+    )
 }
 
 #[test]
 fn attach_profiles_a_running_process_and_writes_the_report() {
     let _turn = exclusive();
-    for py in pythons() {
-        let target = Running::start(py, "gil_bound.py", &["--seconds", "30"]);
-        let dir = tempfile::tempdir().unwrap();
-        let pid = target.pid.to_string();
-        let out = gilscope(dir.path(), &["attach", "--duration", "1.5", &pid]);
-        let stderr = text(&out.stderr);
-        assert!(out.status.success(), "{}: {stderr}", py.label);
-        assert!(stderr.contains("GIL-bound"), "{}: {stderr}", py.label);
-        // Attaching never stops the target: it is still running afterwards.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        assert!(!state.contains(") T "), "{}: target left stopped", py.label);
-        let svg = std::fs::read_to_string(dir.path().join(format!("gilscope-{pid}.svg")))
-            .unwrap_or_else(|e| panic!("{}: default report: {e}", py.label));
-        let doc = roxmltree::Document::parse(&svg)
-            .unwrap_or_else(|e| panic!("{}: the report is not well-formed: {e}", py.label));
-        let texts: String = doc.descendants().filter_map(|n| n.text()).collect();
-        assert!(texts.contains("GIL-bound"), "{}: no verdict", py.label);
-        assert!(texts.contains("[waiting for GIL]"), "{}", py.label);
-        // Frames name their file as the program's working directory sees it.
-        assert!(
-            doc.descendants()
-                .filter_map(|n| n.text())
-                .any(|t| t.starts_with("compute (") && t.contains("gil_bound.py:")),
-            "{}",
-            py.label
-        );
-        for worker in ["worker-1", "worker-4"] {
-            assert!(texts.contains(worker), "{}: no lane for {worker}", py.label);
-        }
-        // Waiting is red, holding green: the state colours.
-        assert!(
-            svg.contains("#dc322f") && svg.contains("#3caa50"),
-            "{}",
-            py.label
-        );
-        passed(py, "attach + report");
-    }
+    on_every_python(
+        "attach_profiles_a_running_process_and_writes_the_report",
+        |py| {
+            let target = Running::start(py, "gil_bound.py", &["--seconds", "30"]);
+            let dir = tempfile::tempdir().unwrap();
+            let pid = target.pid.to_string();
+            let out = gilscope(dir.path(), &["attach", "--duration", "1.5", &pid]);
+            let stderr = text(&out.stderr);
+            assert!(out.status.success(), "{}: {stderr}", py.label);
+            assert!(stderr.contains("GIL-bound"), "{}: {stderr}", py.label);
+            // Attaching never stops the target: it is still running afterwards.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            assert!(!state.contains(") T "), "{}: target left stopped", py.label);
+            let svg = std::fs::read_to_string(dir.path().join(format!("gilscope-{pid}.svg")))
+                .unwrap_or_else(|e| panic!("{}: default report: {e}", py.label));
+            let doc = roxmltree::Document::parse(&svg)
+                .unwrap_or_else(|e| panic!("{}: the report is not well-formed: {e}", py.label));
+            let texts: String = doc.descendants().filter_map(|n| n.text()).collect();
+            assert!(texts.contains("GIL-bound"), "{}: no verdict", py.label);
+            assert!(texts.contains("[waiting for GIL]"), "{}", py.label);
+            // Frames name their file as the program's working directory sees it.
+            assert!(
+                doc.descendants()
+                    .filter_map(|n| n.text())
+                    .any(|t| t.starts_with("compute (") && t.contains("gil_bound.py:")),
+                "{}",
+                py.label
+            );
+            for worker in ["worker-1", "worker-4"] {
+                assert!(texts.contains(worker), "{}: no lane for {worker}", py.label);
+            }
+            // Waiting is red, holding green: the state colours.
+            assert!(
+                svg.contains("#dc322f") && svg.contains("#3caa50"),
+                "{}",
+                py.label
+            );
+            passed(py, "attach + report");
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -513,6 +525,67 @@ fn gdb_offsets(lib: &Path, exprs: &[String]) -> Option<Vec<usize>> {
     (values.len() == exprs.len()).then_some(values)
 }
 
+/// The stack reader's table row for `py` (3.8–3.12) against the debug information of `lib`.
+fn check_frame_layout(py: &Python, lib: &Path) {
+    use gilscope::gil::frames::{FrameRoot, LineFormat};
+    use gilscope::gil::layout::frame_layout;
+    let (major, minor) = py.version;
+    let l = frame_layout(major.into(), minor.into()).unwrap();
+    let off = |ty: &str, field: &str| format!("(long)&(({ty}*)0)->{field}");
+    let (frame, previous, code, instr) = if minor >= 11 {
+        ("_PyInterpreterFrame", "previous", "f_code", "prev_instr")
+    } else {
+        ("PyFrameObject", "f_back", "f_code", "f_lasti")
+    };
+    let table = match l.lines {
+        LineFormat::Lnotab => "co_lnotab",
+        _ => "co_linetable",
+    };
+    let mut checks: Vec<(String, usize)> = vec![
+        (off(frame, previous), l.previous),
+        (off(frame, code), l.executable),
+        (off(frame, instr), l.instr_ptr),
+        (off("PyObject", "ob_type"), l.ob_type),
+        (off("PyTypeObject", "tp_name"), l.tp_name),
+        (off("PyTypeObject", "tp_flags"), l.tp_flags),
+        (off("PyCodeObject", "co_filename"), l.co_filename),
+        (off("PyCodeObject", "co_name"), l.co_name),
+        (off("PyCodeObject", table), l.co_linetable),
+        (off("PyCodeObject", "co_firstlineno"), l.co_firstlineno),
+        (off("PyBytesObject", "ob_base.ob_size"), l.bytes_size),
+        (off("PyBytesObject", "ob_sval"), l.bytes_data),
+        (off("PyASCIIObject", "length"), l.str_length),
+        (off("PyASCIIObject", "state"), l.str_state),
+        ("sizeof(PyASCIIObject)".into(), l.ascii_data),
+        ("sizeof(PyCompactUnicodeObject)".into(), l.compact_data),
+    ];
+    match l.root {
+        FrameRoot::CFrame(cframe) => {
+            checks.push((off("PyThreadState", "cframe"), cframe));
+            checks.push((off("_PyCFrame", "current_frame"), l.current_frame));
+        }
+        FrameRoot::ThreadState => checks.push((off("PyThreadState", "frame"), l.current_frame)),
+    }
+    if minor >= 11 {
+        checks.push((off(frame, "owner"), l.owner.unwrap()));
+        checks.push((off("PyCodeObject", "co_qualname"), l.co_qualname.unwrap()));
+        checks.push((off("PyCodeObject", "co_code_adaptive"), l.co_code_adaptive));
+        // The highest owner 3.11 has; 3.12's shim owner.
+        let owner = if minor == 11 {
+            ("(int)FRAME_OWNED_BY_FRAME_OBJECT", l.max_owner)
+        } else {
+            ("(int)FRAME_OWNED_BY_CSTACK", l.shim_owner)
+        };
+        checks.push((owner.0.into(), owner.1.into()));
+    }
+    let exprs: Vec<String> = checks.iter().map(|(e, _)| e.clone()).collect();
+    let v = gdb_offsets(lib, &exprs)
+        .unwrap_or_else(|| panic!("{}: gdb could not read the frame fields", py.label));
+    for ((expr, ours), theirs) in checks.iter().zip(&v) {
+        assert_eq!(theirs, ours, "{}: frames: {expr}", py.label);
+    }
+}
+
 #[test]
 fn layout_matches_debug_info() {
     use gilscope::gil::layout::{gil_struct, GilPlace, Layout};
@@ -607,6 +680,9 @@ fn layout_matches_debug_info() {
         for ((expr, theirs), ours) in exprs.iter().zip(&v).zip(&ours) {
             assert_eq!(theirs, ours, "{}: {expr}", py.label);
         }
+        if minor <= 12 {
+            check_frame_layout(py, &lib);
+        }
         checked += 1;
     }
     eprintln!("layout: checked {checked} interpreters against their debug information");
@@ -681,49 +757,52 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
 #[test]
 fn an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed() {
     let _turn = exclusive();
-    for py in pythons() {
-        let who = &py.label;
-        let (busy, summary) = record_json(
-            py,
-            "asyncio_loop.py",
-            &["--seconds", "2", "--busy-ms", "5", "--sleep-ms", "0"],
-        );
-        assert_eq!(verdict_kind(&busy), "single-thread-cpu", "{who}: {summary}");
-        assert!(
-            f(&gil0(&busy)["contended"]) <= 0.05,
-            "{who}: {}",
-            gil0(&busy)
-        );
-        let looping = threads_named(&busy, "event-loop");
-        assert!(
-            f(&looping[0]["states"]["holding"]) >= 0.8,
-            "{who}: {}",
-            looping[0]
-        );
-        // First, or after the advice about a starved run.
-        let advice = &busy["verdict"]["advice"];
-        assert!(
-            advice
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a.as_str().unwrap().contains("asyncio event loop")),
-            "{who}: {advice}"
-        );
+    on_every_python(
+        "an_asyncio_event_loop_reads_busy_or_idle_and_the_gil_is_not_blamed",
+        |py| {
+            let who = &py.label;
+            let (busy, summary) = record_json(
+                py,
+                "asyncio_loop.py",
+                &["--seconds", "2", "--busy-ms", "5", "--sleep-ms", "0"],
+            );
+            assert_eq!(verdict_kind(&busy), "single-thread-cpu", "{who}: {summary}");
+            assert!(
+                f(&gil0(&busy)["contended"]) <= 0.05,
+                "{who}: {}",
+                gil0(&busy)
+            );
+            let looping = threads_named(&busy, "event-loop");
+            assert!(
+                f(&looping[0]["states"]["holding"]) >= 0.8,
+                "{who}: {}",
+                looping[0]
+            );
+            // First, or after the advice about a starved run.
+            let advice = &busy["verdict"]["advice"];
+            assert!(
+                advice
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.as_str().unwrap().contains("asyncio event loop")),
+                "{who}: {advice}"
+            );
 
-        let (idle, summary) = record_json(
-            py,
-            "asyncio_loop.py",
-            &["--seconds", "2", "--busy-ms", "1", "--sleep-ms", "50"],
-        );
-        assert_eq!(verdict_kind(&idle), "mostly-idle", "{who}: {summary}");
-        let looping = threads_named(&idle, "event-loop");
-        assert!(
-            // Off CPU in the selector's epoll_wait(): waiting on I/O.
-            f(&looping[0]["states"]["io"]) >= 0.6,
-            "{who}: {}",
-            looping[0]
-        );
-        passed(py, "asyncio");
-    }
+            let (idle, summary) = record_json(
+                py,
+                "asyncio_loop.py",
+                &["--seconds", "2", "--busy-ms", "1", "--sleep-ms", "50"],
+            );
+            assert_eq!(verdict_kind(&idle), "mostly-idle", "{who}: {summary}");
+            let looping = threads_named(&idle, "event-loop");
+            assert!(
+                // Off CPU in the selector's epoll_wait(): waiting on I/O.
+                f(&looping[0]["states"]["io"]) >= 0.6,
+                "{who}: {}",
+                looping[0]
+            );
+            passed(py, "asyncio");
+        },
+    )
 }

@@ -170,29 +170,6 @@ fn line_of(fixture: &str, code: &str) -> usize {
         .unwrap_or_else(|| panic!("no {code:?} in {fixture}"))
 }
 
-/// Runs `check` on every interpreter with a GIL, going on past one that fails so a run says
-/// which pass and which fail; panics at the end naming the failures (each one's message is
-/// printed when it happens).
-fn on_every_python(test: &str, check: impl Fn(&'static Python)) {
-    let mut failed = Vec::new();
-    for py in pythons() {
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(py)));
-        if run.is_err() {
-            failed.push(py.label.clone());
-        }
-    }
-    let all = pythons().len();
-    eprintln!(
-        "{test}: passed on {} of {all} interpreters",
-        all - failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "{test} failed on:\n  {}",
-        failed.join("\n  ")
-    );
-}
-
 /// Busy-loop processes beside the fixture, each wanting a whole CPU; killed on drop.
 struct Hogs(Vec<Child>);
 
@@ -330,7 +307,7 @@ fn http_clients_are_io_bound_on_their_sockets() {
 #[test]
 fn cpu_hogs_beside_native_threads_starve_them_and_are_named() {
     let _turn = exclusive();
-    on_every_python(
+    on_every_python_strict(
         "cpu_hogs_beside_native_threads_starve_them_and_are_named",
         |py| {
             let who = py.label.as_str();
@@ -518,7 +495,7 @@ fn a_cpu_quota_starves_threads_and_the_summary_names_the_quota() {
             return;
         }
     };
-    on_every_python(
+    on_every_python_strict(
         "a_cpu_quota_starves_threads_and_the_summary_names_the_quota",
         |py| {
             let who = py.label.as_str();

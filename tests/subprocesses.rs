@@ -16,7 +16,8 @@ fn subprocesses(json: &Value) -> &Vec<Value> {
 #[test]
 fn a_process_pool_runs_in_parallel_each_worker_with_its_own_gil() {
     let _turn = exclusive();
-    for py in pythons() {
+    let test = "a_process_pool_runs_in_parallel_each_worker_with_its_own_gil";
+    on_every_python(test, |py| {
         let who = &py.label;
         let before = machine_ticks();
         let (json, summary) = record_json_with(
@@ -57,7 +58,7 @@ fn a_process_pool_runs_in_parallel_each_worker_with_its_own_gil() {
             "{who}: {summary}"
         );
         passed(py, "subprocesses");
-    }
+    });
 }
 
 #[test]

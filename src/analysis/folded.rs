@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::Profile;
-use crate::model::{Frame, ThreadState};
+use crate::model::{Frame, ThreadState, MAX_NAME_CHARS};
+use crate::report::text;
 
 /// One folded line: frames outermost first, joined by `;`, and its weight.
 pub type FoldedLine = (String, u64);
@@ -24,19 +25,10 @@ pub enum View {
 }
 
 /// A frame or thread name made safe for the folded format, whose separators are `;` between
-/// frames and the last space before the count. Target strings are hostile: control
-/// characters and separators are replaced, and very long names are cut.
+/// frames and the last space before the count ([`text::folded`]): target strings are hostile.
+/// Names stay as long as the model keeps them ([`MAX_NAME_CHARS`]), escapes included.
 fn clean(s: &str) -> String {
-    const MAX: usize = 200;
-    let mut out: String = s
-        .chars()
-        .map(|c| if c == ';' || c.is_control() { '_' } else { c })
-        .take(MAX)
-        .collect();
-    if s.chars().count() > MAX {
-        out.push('…');
-    }
-    out
+    text::folded(s, MAX_NAME_CHARS)
 }
 
 /// How frames name their files.
@@ -56,7 +48,7 @@ pub fn frame_label(f: &Frame, paths: Paths) -> String {
         Paths::Full => f.file.as_str(),
         Paths::Shown(cwd) => super::code::display_path(&f.file, cwd),
     };
-    clean(&format!("{} ({}:{})", f.function, file, f.line))
+    format!("{} ({}:{})", clean(&f.function), clean(file), f.line)
 }
 
 fn join(root: Option<String>, frames: &[Frame], top: Option<&str>, paths: Paths) -> String {
@@ -122,9 +114,16 @@ mod tests {
 
     #[test]
     fn separators_and_control_characters_cannot_split_a_frame() {
-        assert_eq!(clean("a;b\nc d"), "a_b_c d");
+        assert_eq!(clean("a;b\nc d"), "a\\x3bb\\nc d");
         let long = "x".repeat(10_000);
-        assert_eq!(clean(&long).chars().count(), 201);
+        assert_eq!(clean(&long).chars().count(), MAX_NAME_CHARS);
+        // A long function keeps its file and line.
+        let f = Frame {
+            function: long,
+            file: "a;b.py".into(),
+            line: 7,
+        };
+        assert!(frame_label(&f, Paths::Full).ends_with("… (a\\x3bb.py:7)"));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! [`super::debug_offsets`] reads them and the table is only the fallback. The 3.14 and 3.15
 //! rows were read from Debian's builds through that struct, since those builds are stripped.
 
+use super::frames::{FrameLayout, FrameRoot, LineFormat, Position};
+
 /// The CPython versions gilscope reads, for messages.
 pub const SUPPORTED: &str = "3.8 to 3.15, and free-threaded 3.13t";
 
@@ -152,6 +154,112 @@ impl Layout {
     }
 }
 
+/// How to walk the stacks of CPython `3.minor` before 3.13 (from 3.13 on, the offsets come
+/// from `_Py_DebugOffsets`), or `None` for a version without a row. Read with gdb from each
+/// pyenv build's debug information, e.g.
+/// `gdb -batch -ex 'p/d &((PyFrameObject*)0)->f_back' libpython3.9.so.1.0`, and checked again
+/// by the test `layout_matches_debug_info`.
+pub fn frame_layout(major: u64, minor: u64) -> Option<FrameLayout> {
+    // What every version from 3.8 has in the same place: `ob_type`, `tp_name`, `tp_flags`,
+    // `bytes.ob_size`, `bytes.ob_sval`, `str.length`, `str.state`, and `kind` after
+    // `interned:2` in `state`.
+    let common = FrameLayout {
+        root: FrameRoot::ThreadState,
+        current_frame: 0,
+        previous: 0,
+        executable: 0,
+        instr_ptr: 0,
+        position: Position::Pointer,
+        owner: None,
+        shim_owner: 3,
+        max_owner: 3,
+        ob_type: 8,
+        tp_name: 24,
+        tp_flags: 168,
+        co_filename: 0,
+        co_name: 0,
+        co_qualname: None,
+        co_linetable: 0,
+        lines: LineFormat::Locations,
+        co_firstlineno: 0,
+        co_code_adaptive: 0,
+        bytes_size: 16,
+        bytes_data: 32,
+        str_state: 32,
+        str_length: 16,
+        // 3.8–3.11: a `PyASCIIObject` ends with `wchar_t *wstr`, a `PyCompactUnicodeObject`
+        // adds `utf8_length`, `utf8` and `wstr_length`.
+        ascii_data: 48,
+        compact_data: 72,
+        kind_shift: 2,
+    };
+    // 3.8–3.10: `PyFrameObject`s from `tstate->frame`, each with `f_back`, `f_code`, and
+    // `int f_lasti`; `PyCodeObject` with `co_filename`, `co_name` (no `co_qualname` yet),
+    // `co_lnotab` (3.10: `co_linetable`) and `int co_firstlineno`.
+    let frame_objects = FrameLayout {
+        current_frame: 24,
+        previous: 24,
+        executable: 32,
+        co_filename: 104,
+        co_name: 112,
+        co_linetable: 120,
+        co_firstlineno: 40,
+        ..common
+    };
+    let layout = match (major, minor) {
+        (3, 8) | (3, 9) => FrameLayout {
+            instr_ptr: 104,
+            position: Position::LastiBytes,
+            lines: LineFormat::Lnotab,
+            ..frame_objects
+        },
+        (3, 10) => FrameLayout {
+            instr_ptr: 96,
+            position: Position::LastiUnits,
+            lines: LineFormat::Linetable310,
+            ..frame_objects
+        },
+        // `_PyInterpreterFrame`s from `tstate->cframe->current_frame`, running
+        // `prev_instr`; 3.11 has no shim frames (its owners are 0 to 2).
+        (3, 11) => FrameLayout {
+            root: FrameRoot::CFrame(56),
+            current_frame: 8,
+            previous: 48,
+            executable: 32,
+            instr_ptr: 56,
+            owner: Some(69),
+            max_owner: 2,
+            co_filename: 112,
+            co_name: 120,
+            co_qualname: Some(128),
+            co_linetable: 136,
+            co_firstlineno: 72,
+            co_code_adaptive: 184,
+            ..common
+        },
+        // 3.12 drops `wstr`: a `PyASCIIObject` is 40 bytes, a compact one 56.
+        (3, 12) => FrameLayout {
+            root: FrameRoot::CFrame(56),
+            current_frame: 0,
+            previous: 8,
+            executable: 0,
+            instr_ptr: 56,
+            owner: Some(70),
+            co_filename: 112,
+            co_name: 120,
+            co_qualname: Some(128),
+            co_linetable: 136,
+            co_firstlineno: 68,
+            co_code_adaptive: 192,
+            ascii_data: 40,
+            compact_data: 56,
+            ..common
+        },
+        _ => return None,
+    };
+    Some(layout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +270,17 @@ mod tests {
         assert!(Layout::for_version(2, 7).is_none());
         assert!(Layout::for_version(3, 16).is_none());
         assert!(Layout::for_version(3, 12).is_some());
+    }
+
+    #[test]
+    fn every_version_before_3_13_has_a_frame_layout() {
+        for minor in 8..=12 {
+            assert!(frame_layout(3, minor).is_some(), "3.{minor}");
+        }
+        assert!(frame_layout(3, 7).is_none());
+        assert!(
+            frame_layout(3, 13).is_none(),
+            "3.13+ publishes its own offsets"
+        );
     }
 }

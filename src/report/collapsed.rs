@@ -53,16 +53,6 @@ pub fn lines(report: &Report, view: View, shown: bool) -> Vec<String> {
 /// `process 1234 (worker.py)`: the root frame of one process's stacks, made safe for the
 /// folded format.
 pub(super) fn process_frame(info: &TargetInfo) -> String {
-    let name: String = super::program_name(info)
-        .chars()
-        .map(|c| {
-            if c == ';' || c == ' ' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .take(60)
-        .collect();
+    let name = super::text::folded(super::program_name(info), 60);
     format!("process {} ({name})", info.pid)
 }

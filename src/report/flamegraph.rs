@@ -15,7 +15,7 @@ use inferno::flamegraph::{self as inferno_fg, Options, TextTruncateDirection};
 
 use super::colour::Rgb;
 use super::flametree::{self, Tree};
-use super::{code_rgb, Paint, Render, Report};
+use super::{code_rgb, text, Paint, Render, Report};
 use crate::analysis::View;
 
 pub struct Flamegraph(pub View);
@@ -88,7 +88,7 @@ impl Render for Flamegraph {
             write!(
                 out,
                 r#"<?xml version="1.0" standalone="no"?><svg xmlns="http://www.w3.org/2000/svg" width="900" height="70"><text x="10" y="25" font-family="monospace" font-size="14">{}</text><text x="10" y="50" font-family="monospace" font-size="12">{note}</text></svg>"#,
-                escape(&title)
+                text::xml(&title)
             )?;
             return Ok(());
         }
@@ -107,7 +107,9 @@ impl Render for Flamegraph {
         // The root ("all") is the frame with no name: all of the process's samples.
         palette.insert("", rgb_color(super::colour::PROCESS_RGB));
         let mut options = Options::default();
-        options.title = title;
+        // inferno escapes markup but passes every other character; frame names come
+        // escaped from the folded lines ([`text::folded`]).
+        options.title = text::xml_for_inferno(&title).into_owned();
         options.subtitle = Some(subtitle.into());
         options.count_name = count_name.into();
         // Colours follow frame names, not a random sequence, so that the same profile
@@ -188,7 +190,7 @@ fn with_legend(svg: &[u8], paints: &[Paint], note: &str) -> Result<String> {
         let _ = write!(
             legend,
             "<g class=\"key\"><title>{}</title>",
-            escape(&paint.meaning())
+            text::xml(&paint.meaning())
         );
         let fills = paint.fills();
         let stripe = 12.0 / fills.len() as f64;
@@ -206,7 +208,7 @@ fn with_legend(svg: &[u8], paints: &[Paint], note: &str) -> Result<String> {
             "<text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
             x + 17.0,
             y + 12.5,
-            escape(label)
+            text::xml(label)
         );
         x += w;
     }
@@ -215,7 +217,7 @@ fn with_legend(svg: &[u8], paints: &[Paint], note: &str) -> Result<String> {
         legend,
         "<text x=\"{XPAD}\" y=\"{:.1}\" fill=\"rgb(100,100,100)\">{}</text></g>",
         y + 10.0,
-        escape(note)
+        text::xml(note)
     );
     let new_height = (y + 22.0).ceil();
     // The document's height and viewBox, and inferno's background, grow to hold the legend.
@@ -246,14 +248,6 @@ fn no_stubs(head: &str) -> String {
         "if (w < 2 * fontsize * fontwidth) {",
         "if (w < 5 * fontsize * fontwidth) {",
     )
-}
-
-/// Escapes text for SVG.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

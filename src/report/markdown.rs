@@ -2,50 +2,29 @@
 //! annotations): the verdict, the GIL metrics, the threads, the findings and the code that
 //! makes others wait, as tables.
 //!
-//! Markdown renders inline HTML, so every string from the target is escaped: `<`, `>` and
-//! `&` become entities, Markdown's own punctuation is backslash-escaped, `|` cannot end a
-//! table cell, control characters and newlines are dropped, and long strings are cut.
+//! Markdown renders inline HTML, so every string from the target is escaped
+//! ([`text::markdown`], [`text::markdown_code`]): `<`, `>` and `&` become entities, Markdown's
+//! own punctuation is backslash-escaped, `|` cannot end a table cell, control and bidi
+//! characters and newlines are shown as escapes, and long strings are cut.
 
 use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Render, Report};
+use super::{text, Render, Report};
 use crate::analysis::{Profile, Site};
 use crate::model::TargetInfo;
 
 pub struct Markdown;
 
-/// Text from the target (or text that quotes it), safe inside a Markdown table cell or
-/// line, cut at `max` characters.
-fn md_cut(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in s.chars().filter(|c| !c.is_control()).take(max) {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
 /// A name from the target: a function, file, thread or command.
 fn md(s: &str) -> String {
-    md_cut(s, 120)
+    text::markdown(s, 120)
 }
 
 /// gilscope's own sentences, which quote names from the target.
 fn md_text(s: &str) -> String {
-    md_cut(s, 2000)
+    text::markdown(s, 2000)
 }
 
 fn pct(x: f64) -> String {
@@ -56,11 +35,11 @@ fn pct(x: f64) -> String {
 /// one, the function and its hottest line.
 fn site(s: &Site) -> String {
     format!(
-        "| {} | {} | {} | `{}` | {}:{} |",
+        "| {} | {} | {} | {} | {}:{} |",
         pct(s.inclusive_share),
         pct(s.share),
         s.inclusive_samples,
-        md(&s.function).replace('`', "'"),
+        text::markdown_code(&s.function, 120),
         md(&s.path_shown),
         s.line
     )
@@ -283,6 +262,15 @@ mod tests {
             "{escaped}"
         );
         let long = md(&"a".repeat(10_000));
-        assert!(long.chars().count() <= 121);
+        assert!(long.chars().count() <= 120);
+        // A site's function is code that no backtick, pipe or markup can end.
+        let mut p = crate::report::testing::every_state(500);
+        p.top_holders[0].function = "a`b|c\u{202e}".into();
+        let row = site(&p.top_holders[0]);
+        assert!(
+            row.contains("| <code>a\\`b\\|c\\\\u{202e}</code> |"),
+            "{row}"
+        );
+        assert_eq!(row.replace("\\|", "").matches('|').count(), 6, "{row}");
     }
 }

@@ -14,6 +14,7 @@ mod pprof;
 mod speedscope;
 mod svg;
 pub mod terminal;
+pub(crate) mod text;
 
 use std::io::Write;
 

@@ -19,14 +19,6 @@ pub struct Perfetto;
 /// The name of the per-process counter track.
 pub const HANDOFFS: &str = "GIL handoffs/s";
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Document {
-    trace_events: Vec<Event>,
-    display_time_unit: &'static str,
-    other_data: Map<String, Value>,
-}
-
 /// One trace event; the fields a phase does not use are left out.
 #[derive(Serialize)]
 struct Event {
@@ -80,6 +72,8 @@ impl Process<'_> {
 }
 
 impl Render for Perfetto {
+    /// Streamed: each event is written as it is made, in time order (a merge of the
+    /// per-thread tracks, each already in order), so memory stays that of one event per track.
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
         let zero = report.target.monotonic_zero_ns;
         let processes: Vec<Process> = std::iter::once((report.target, report.profile))
@@ -94,31 +88,122 @@ impl Render for Perfetto {
                 },
             })
             .collect();
-        let mut events = Vec::new();
-        for (rank, p) in processes.iter().enumerate() {
-            metadata(p, rank, &mut events);
-        }
-        let mut timed = Vec::new();
-        for p in &processes {
-            state_slices(p, &mut timed);
-            stack_samples(p, &mut timed);
-            handoffs(p, &mut timed);
-        }
-        // Stable: equal keys keep the order built (state slices before samples).
-        timed.sort_by(|a, b| {
-            a.ts.total_cmp(&b.ts)
-                .then(a.pid.cmp(&b.pid))
-                .then(a.tid.cmp(&b.tid))
-        });
-        events.extend(timed);
-        let doc = Document {
-            trace_events: events,
-            display_time_unit: "ms",
-            other_data: other_data(report),
+        out.write_all(b"{\"traceEvents\":[")?;
+        let mut first = true;
+        let mut put = |out: &mut dyn Write, e: &Event| -> Result<()> {
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, e)?;
+            Ok(())
         };
-        serde_json::to_writer(&mut *out, &doc)?;
-        writeln!(out)?;
+        for (rank, p) in processes.iter().enumerate() {
+            metadata(p, rank, &mut |e| put(out, &e))?;
+        }
+        let limits = Limits::of(&processes);
+        // The tracks, in the order the events were once built and sorted stably in: per
+        // process, its threads' state slices, its stack samples, its handoff counter.
+        let mut tracks: Vec<Box<dyn Iterator<Item = Event> + '_>> = Vec::new();
+        let mut lanes_left = MAX_STATE_TRACKS;
+        for p in &processes {
+            for lane in &p.profile.timeline.lanes {
+                if lanes_left == 0 {
+                    break;
+                }
+                lanes_left -= 1;
+                tracks.push(Box::new(state_slices(p, lane)));
+            }
+            tracks.push(Box::new(stack_samples(p, limits.stack_stride)));
+            tracks.push(Box::new(handoffs(p)));
+        }
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<Head>> = tracks
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(track, t)| t.next().map(|e| std::cmp::Reverse(Head::of(e, track))))
+            .collect();
+        while let Some(std::cmp::Reverse(head)) = heads.pop() {
+            put(out, &head.event)?;
+            if let Some(e) = tracks[head.track].next() {
+                heads.push(std::cmp::Reverse(Head::of(e, head.track)));
+            }
+        }
+        out.write_all(b"],\"displayTimeUnit\":\"ms\",\"otherData\":")?;
+        serde_json::to_writer(&mut *out, &other_data(report, &limits))?;
+        writeln!(out, "}}")?;
         Ok(())
+    }
+}
+
+/// Threads with a track of state slices, over all processes: each has at most one slice per
+/// timeline bucket, so the slices stay a few hundred thousand events at most.
+const MAX_STATE_TRACKS: usize = 512;
+/// Stack samples drawn as instants, over all processes; beyond, every n-th is kept.
+const MAX_INSTANTS: usize = 100_000;
+
+/// What the trace leaves out to stay within its bounds.
+struct Limits {
+    /// Keep one stack sample in this many.
+    stack_stride: usize,
+    /// Threads without a state track.
+    untracked: usize,
+}
+
+impl Limits {
+    fn of(processes: &[Process]) -> Limits {
+        let lanes: usize = processes
+            .iter()
+            .map(|p| p.profile.timeline.lanes.len())
+            .sum();
+        let stacks: usize = processes
+            .iter()
+            .map(|p| p.profile.timeline.stacks.len())
+            .sum();
+        Limits {
+            stack_stride: stacks.div_ceil(MAX_INSTANTS).max(1),
+            untracked: lanes.saturating_sub(MAX_STATE_TRACKS),
+        }
+    }
+}
+
+/// The next event of a track, ordered as a stable sort by time, process and thread would
+/// order it: ties go to the track built first.
+struct Head {
+    event: Event,
+    track: usize,
+}
+
+impl Head {
+    fn of(event: Event, track: usize) -> Head {
+        Head { event, track }
+    }
+
+    fn key(&self) -> (f64, i32, Option<Tid>, usize) {
+        (self.event.ts, self.event.pid, self.event.tid, self.track)
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.key(), other.key());
+        a.0.total_cmp(&b.0)
+            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
     }
 }
 
@@ -136,20 +221,20 @@ fn tids(profile: &Profile) -> BTreeSet<Tid> {
 }
 
 /// Names and order of the process and its threads.
-fn metadata(p: &Process, rank: usize, events: &mut Vec<Event>) {
+fn metadata(p: &Process, rank: usize, put: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
     let pid = p.info.pid;
-    events.push(Event::metadata(
+    put(Event::metadata(
         "process_name",
         pid,
         None,
         json!({ "name": process_name(p.info) }),
-    ));
-    events.push(Event::metadata(
+    ))?;
+    put(Event::metadata(
         "process_sort_index",
         pid,
         None,
         json!({ "sort_index": rank }),
-    ));
+    ))?;
     for (i, tid) in tids(p.profile).into_iter().enumerate() {
         let label = p
             .profile
@@ -158,19 +243,20 @@ fn metadata(p: &Process, rank: usize, events: &mut Vec<Event>) {
             .find(|t| t.tid == tid)
             .map(|t| t.label())
             .unwrap_or_else(|| format!("thread {tid}"));
-        events.push(Event::metadata(
+        put(Event::metadata(
             "thread_name",
             pid,
             Some(tid),
             json!({ "name": label }),
-        ));
-        events.push(Event::metadata(
+        ))?;
+        put(Event::metadata(
             "thread_sort_index",
             pid,
             Some(tid),
             json!({ "sort_index": i }),
-        ));
+        ))?;
     }
+    Ok(())
 }
 
 fn process_name(info: &TargetInfo) -> String {
@@ -181,23 +267,35 @@ fn process_name(info: &TargetInfo) -> String {
     }
 }
 
-/// Per thread, one complete event for each run of slices with the same dominant state;
-/// slices the thread was not seen in make none.
-fn state_slices(p: &Process, events: &mut Vec<Event>) {
+/// A thread's track: one complete event for each run of slices with the same dominant
+/// state, in time order; slices the thread was not seen in make none.
+fn state_slices<'a>(
+    p: &'a Process<'a>,
+    lane: &'a crate::analysis::Lane,
+) -> impl Iterator<Item = Event> + 'a {
     let timeline = &p.profile.timeline;
-    for lane in &timeline.lanes {
-        let mut run: Option<(ThreadState, usize)> = None;
-        for i in 0..=timeline.buckets {
-            let state = (i < timeline.buckets).then(|| lane.dominant(i)).flatten();
-            if let Some((current, from)) = run {
-                if state == Some(current) {
-                    continue;
+    let mut run: Option<(ThreadState, usize)> = None;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i <= timeline.buckets {
+            let at = i;
+            i += 1;
+            let state = (at < timeline.buckets).then(|| lane.dominant(at)).flatten();
+            let ended = match run {
+                Some((current, from)) if state != Some(current) => {
+                    Some(slice(p, timeline, lane, current, from, at))
                 }
-                events.push(slice(p, timeline, lane, current, from, i));
+                _ => None,
+            };
+            if ended.is_some() || run.is_none() {
+                run = state.map(|s| (s, at));
             }
-            run = state.map(|s| (s, i));
+            if ended.is_some() {
+                return ended;
+            }
         }
-    }
+        None
+    })
 }
 
 /// The complete event of slices `from..to` of a lane, all with `state` dominant.
@@ -234,9 +332,14 @@ fn slice(
     }
 }
 
-/// An instant event on its thread for every timed stack sample.
-fn stack_samples(p: &Process, events: &mut Vec<Event>) {
-    for sample in &p.profile.timeline.stacks {
+/// An instant event on its thread for every `stride`-th timed stack sample, ordered by time
+/// and then thread.
+fn stack_samples<'a>(p: &'a Process<'a>, stride: usize) -> impl Iterator<Item = Event> + 'a {
+    let all = &p.profile.timeline.stacks;
+    let mut order: Vec<u32> = (0..all.len() as u32).step_by(stride.max(1)).collect();
+    order.sort_by_key(|&k| (all[k as usize].at, all[k as usize].tid));
+    order.into_iter().map(move |k| {
+        let sample = &all[k as usize];
         let frames = p.profile.stacks.get(sample.stack);
         let mut args = json!({
             "stack": frames
@@ -249,7 +352,7 @@ fn stack_samples(p: &Process, events: &mut Vec<Event>) {
         if let Some(f) = frames.last() {
             args["location"] = json!(format!("{}:{}", f.file, f.line));
         }
-        events.push(Event {
+        Event {
             name: match frames.last() {
                 Some(f) => f.function.clone(),
                 None => sample.state.frame_label().into(),
@@ -262,17 +365,17 @@ fn stack_samples(p: &Process, events: &mut Vec<Event>) {
             tid: Some(sample.tid),
             s: Some("t"),
             args,
-        });
-    }
+        }
+    })
 }
 
 /// The process's counter: GIL handoffs per second in each slice.
-fn handoffs(p: &Process, events: &mut Vec<Event>) {
+fn handoffs<'a>(p: &'a Process<'a>) -> impl Iterator<Item = Event> + 'a {
     let timeline = &p.profile.timeline;
     let width = timeline.width.as_secs_f64();
-    for i in 0..timeline.buckets {
+    (0..timeline.buckets).map(move |i| {
         let n = timeline.handoffs.get(i).copied().unwrap_or(0);
-        events.push(Event {
+        Event {
             name: HANDOFFS.into(),
             cat: Some("gil"),
             ph: "C",
@@ -282,12 +385,12 @@ fn handoffs(p: &Process, events: &mut Vec<Event>) {
             tid: None,
             s: None,
             args: json!({ "value": if width > 0.0 { n as f64 / width } else { 0.0 } }),
-        });
-    }
+        }
+    })
 }
 
 /// Facts about the run, as strings (some viewers show `otherData` as text).
-fn other_data(report: &Report) -> Map<String, Value> {
+fn other_data(report: &Report, limits: &Limits) -> Map<String, Value> {
     let t = report.target;
     let mut data = Map::new();
     let mut put = |k: &str, v: String| {
@@ -316,6 +419,24 @@ fn other_data(report: &Report) -> Map<String, Value> {
                 .map(|s| s.info.pid.to_string())
                 .collect::<Vec<_>>()
                 .join(" "),
+        );
+    }
+    if limits.untracked > 0 {
+        put(
+            "untracked_threads",
+            format!(
+                "{} threads have no state track: the trace draws at most {MAX_STATE_TRACKS}",
+                limits.untracked
+            ),
+        );
+    }
+    if limits.stack_stride > 1 {
+        put(
+            "stack_samples",
+            format!(
+                "one stack sample in {} is shown: the trace holds at most {MAX_INSTANTS}",
+                limits.stack_stride
+            ),
         );
     }
     data

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{text, Report};
 use crate::analysis::Site;
 
 fn pct(x: f64) -> String {
@@ -12,16 +12,14 @@ fn pct(x: f64) -> String {
 /// Above this share of late ticks, the summary warns that CPU scarcity biases the shares.
 const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
 
-/// Cuts a target-controlled string to `max` characters and drops control characters, so a
-/// hostile thread name cannot garble the terminal.
+/// A target string, or a sentence that quotes one, for the terminal ([`text::terminal`]): no
+/// escape sequence, control or bidi character, no newline; at most `max` characters.
 fn printable(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
-    if s.chars().count() > max {
-        out.pop();
-        out.push('…');
-    }
-    out
+    text::terminal(s, max)
 }
+
+/// gilscope's sentences (verdicts, advice, findings) quote names from the target.
+const SENTENCE: usize = 2000;
 
 /// The columns of [`site_line`].
 fn site_header() -> String {
@@ -182,9 +180,9 @@ pub fn summary(report: &Report) -> String {
         ""
     };
     let python = if t.python.is_empty() {
-        "not read (it exited first)"
+        "not read (it exited first)".to_string()
     } else {
-        &t.python
+        printable(&t.python, 40)
     };
     let _ = writeln!(
         s,
@@ -245,10 +243,11 @@ pub fn summary(report: &Report) -> String {
         );
     }
     let v = &p.verdict;
-    let _ = writeln!(s, "\n{}", v.summary);
-    let _ = writeln!(s, "  rule: {}", v.rule);
+    let _ = writeln!(s, "\n{}", printable(&v.summary, SENTENCE));
+    let _ = writeln!(s, "  rule: {}", printable(&v.rule, SENTENCE));
     for (i, a) in v.advice.iter().enumerate() {
-        let _ = writeln!(s, "  {} {a}", if i == 0 { "next:" } else { "     " });
+        let next = if i == 0 { "next:" } else { "     " };
+        let _ = writeln!(s, "  {next} {}", printable(a, SENTENCE));
     }
 
     if !p.gils.is_empty() {
@@ -311,8 +310,8 @@ pub fn summary(report: &Report) -> String {
     if !p.findings.is_empty() {
         let _ = writeln!(s, "\nFindings");
         for f in &p.findings {
-            let _ = writeln!(s, "  - {}", f.summary);
-            let _ = writeln!(s, "    next: {}", f.advice);
+            let _ = writeln!(s, "  - {}", printable(&f.summary, SENTENCE));
+            let _ = writeln!(s, "    next: {}", printable(&f.advice, SENTENCE));
             site_table(&f.sites, 3, "    ", &mut s);
         }
     }

@@ -1,6 +1,11 @@
-//! Where Python stacks come from: the py-spy library for builds with a GIL, and gilscope's own
-//! reader of CPython's published debug offsets ([`crate::gil::frames`]) for free-threaded
-//! builds, which py-spy cannot read (its issue #711).
+//! Where Python stacks come from: gilscope's own reader ([`crate::gil::frames`]) for every
+//! CPython it supports, and the py-spy library only for thread names (CPython before 3.14
+//! does not name its OS threads) and as a fallback for a build the own reader cannot lay out.
+//!
+//! py-spy drops a frame whose function name is 4096 characters or more or whose file name is
+//! not UTF-8, and so blames its caller; the own reader keeps such a frame with its names
+//! decoded lossily and capped. It also reads free-threaded builds (py-spy's issue #711) and
+//! every interpreter's threads, where py-spy reads one interpreter.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -10,7 +15,7 @@ use anyhow::{Context, Result};
 use super::python;
 use super::threads::ThreadTable;
 use crate::gil::{frames, Memory};
-use crate::model::{Frame, Tid};
+use crate::model::Frame;
 
 /// One thread's stack as read.
 #[derive(Clone, Debug)]
@@ -26,15 +31,14 @@ pub struct RawStack {
 
 /// The readers a target's stacks can come from.
 pub struct StackSource {
-    /// py-spy, for builds with a GIL: it also knows 3.13's thread names, which the OS does
-    /// not. It reads one interpreter only.
+    /// py-spy, for builds with a GIL: it knows the thread names `threading` gave, which the
+    /// OS does not. It reads one interpreter only.
     pub py_spy: Option<python::StackReader>,
-    /// gilscope's own reader, wherever CPython publishes debug offsets (3.13+): every
-    /// interpreter, and free-threaded builds.
+    /// gilscope's own reader: every interpreter, and free-threaded builds.
     pub own: Option<frames::StackReader>,
-    /// Threads py-spy has named, and when it was last asked for names while the own reader
-    /// reads the stacks.
-    named: HashSet<Tid>,
+    /// Threads py-spy has named, by `pthread_t` and OS thread id (a `pthread_t` is reused by
+    /// a later thread), and when it was last asked for names.
+    named: HashSet<(u64, Option<i32>)>,
     names_asked: Option<Instant>,
 }
 
@@ -52,30 +56,31 @@ impl StackSource {
         }
     }
 
-    /// The stacks of every Python thread. py-spy reads them while the process has one
-    /// interpreter; the own reader once it has several (py-spy would miss the threads of all
-    /// but one) or when py-spy cannot read the build at all. A torn read fails the whole
-    /// call; the caller counts it as one failed stack sample.
+    /// The stacks of every Python thread: from the own reader, or py-spy where the own
+    /// reader has no layout. A torn read fails the whole call; the caller counts it as one
+    /// failed stack sample.
     pub fn read(&mut self, mem: &dyn Memory, table: &ThreadTable) -> Result<Vec<RawStack>> {
         let mut stacks = match (&mut self.own, &mut self.py_spy) {
-            (Some(own), Some(_)) if table.interpreters > 1 => read_own(own, mem, table)?,
-            (_, Some(py_spy)) => py_spy.read()?,
-            (Some(own), None) => read_own(own, mem, table)?,
+            (Some(own), _) => read_own(own, mem, table)?,
+            (None, Some(py_spy)) => py_spy.read()?,
             (None, None) => Vec::new(),
         };
-        self.add_names(&mut stacks);
+        if self.own.is_some() {
+            self.add_names(&mut stacks);
+        }
         Ok(stacks)
     }
 
     /// Names the own reader's stacks from py-spy (at most every [`NAMES_EVERY`], while some
-    /// thread has no name yet): CPython 3.13 does not name its OS threads.
+    /// thread has no name yet): CPython before 3.14 does not name its OS threads. Threads
+    /// are matched by `pthread_t`, which both readers know on every version.
     fn add_names(&mut self, stacks: &mut [RawStack]) {
         for s in stacks.iter().filter(|s| s.name.is_some()) {
-            self.named.extend(s.tid);
+            self.named.insert((s.pthread, s.tid));
         }
         let unnamed = stacks
             .iter()
-            .any(|s| s.tid.is_some_and(|t| !self.named.contains(&t)));
+            .any(|s| !self.named.contains(&(s.pthread, s.tid)));
         let due = self.names_asked.is_none_or(|t| t.elapsed() >= NAMES_EVERY);
         let Some(py_spy) = self.py_spy.as_mut().filter(|_| unnamed && due) else {
             return;
@@ -83,12 +88,10 @@ impl StackSource {
         self.names_asked = Some(Instant::now());
         let Ok(named) = py_spy.read() else { return };
         for n in named {
-            let (Some(tid), Some(name)) = (n.tid, n.name) else {
-                continue;
-            };
-            if let Some(s) = stacks.iter_mut().find(|s| s.tid == Some(tid)) {
+            let Some(name) = n.name else { continue };
+            if let Some(s) = stacks.iter_mut().find(|s| s.pthread == n.pthread) {
                 s.name = Some(name);
-                self.named.insert(tid);
+                self.named.insert((s.pthread, s.tid));
             }
         }
     }

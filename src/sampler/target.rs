@@ -9,7 +9,7 @@ use super::python::{self, PythonInfo};
 use super::stacks::StackSource;
 use crate::gil::debug_offsets::{self, DebugOffsets, Preamble};
 use crate::gil::frames::{self, FrameLayout};
-use crate::gil::{Layout, Memory};
+use crate::gil::{layout, Layout, Memory};
 
 /// A Python process gilscope has opened and understood, ready to sample.
 pub struct Target {
@@ -127,12 +127,15 @@ impl Target {
                     published = Some(offsets.layout().map_err(|e| {
                         OpenError::Unsupported(format!("{} ({e:#})", python.version))
                     })?);
-                    // For the threads of subinterpreters, which py-spy does not read.
                     frame_reader = FrameLayout::new(&offsets)
                         .ok()
                         .map(frames::StackReader::new);
                 }
             }
+        }
+        if python.minor < 13 {
+            frame_reader =
+                layout::frame_layout(python.major, python.minor).map(frames::StackReader::new);
         }
         let layout_from_debug_offsets = published.is_some();
         let layout = published.unwrap_or(table);

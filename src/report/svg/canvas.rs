@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::model::ThreadState;
-use crate::report::Paint;
+use crate::report::{text, Paint};
 
 /// The page is this wide whatever the run; its height follows the content.
 pub const WIDTH: f64 = 1200.0;
@@ -100,48 +100,16 @@ fn is_wide(c: char) -> bool {
         | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1FAFF | 0x20000..=0x3FFFD)
 }
 
-/// Characters that may not reach the file: control characters (XML 1.0 forbids most of them,
-/// and a newline would break a line of text), the two non-characters XML forbids, and the
-/// bidirectional overrides that could make a name read as something else.
-fn allowed(c: char) -> bool {
-    !c.is_control()
-        && !matches!(c,
-            '\u{FFFE}' | '\u{FFFF}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}')
-}
-
-/// Escapes text for an SVG text node or attribute, dropping characters that may not be there.
+/// Escapes text for an SVG text node or attribute ([`text::xml`]): markup as entities, the
+/// characters XML forbids (and controls, bidi overrides) as visible escapes.
 pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if allowed(c) => out.push(c),
-            _ => {}
-        }
-    }
-    out
+    text::xml(s)
 }
 
-/// A target string made fit to show: no forbidden characters, at most [`MAX_CHARS`] of them.
+/// A target string made fit to show: every character that may not be drawn as itself
+/// visibly escaped ([`text::visible`]), at most [`MAX_CHARS`] characters.
 pub fn clean(s: &str) -> String {
-    clean_to(s, MAX_CHARS)
-}
-
-fn clean_to(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in s.chars().filter(|&c| allowed(c)).enumerate() {
-        if n == max {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-    }
-    out
+    text::visible_cut(s, MAX_CHARS)
 }
 
 /// `s` cleaned and cut with an ellipsis to draw within `px` in `font`; empty when not even
@@ -171,7 +139,7 @@ pub fn fit(s: &str, px: f64, font: Font) -> String {
 /// `s` cleaned and broken into lines that draw within `px`, at spaces; a word longer than a
 /// line is cut.
 pub fn wrap(s: &str, px: f64, font: Font) -> Vec<String> {
-    let s = clean_to(&s.replace('\n', " "), MAX_PARAGRAPH);
+    let s = text::visible_cut(s, MAX_PARAGRAPH);
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in s.split(' ').filter(|w| !w.is_empty()) {
@@ -418,9 +386,9 @@ mod tests {
     fn escaping_leaves_no_markup_and_no_control_characters() {
         assert_eq!(
             esc("</svg><script>a&'\"\u{1}\u{7f}\u{202e}x"),
-            "&lt;/svg&gt;&lt;script&gt;a&amp;&#39;&quot;x"
+            "&lt;/svg&gt;&lt;script&gt;a&amp;&#39;&quot;\\x01\\x7f\\u{202e}x"
         );
-        assert_eq!(clean(&"x".repeat(10_000)).chars().count(), MAX_CHARS + 1);
+        assert_eq!(clean(&"x".repeat(10_000)).chars().count(), MAX_CHARS);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! [`crate::report::flametree`]'s rule, shared with the standalone flame graphs; the legend
 //! names what was drawn.
 
-use super::canvas::{esc, fit, hex, ink_on, Canvas, Font, CONTENT, DIM, MARGIN};
+use super::canvas::{clean, esc, fit, hex, ink_on, Canvas, Font, CONTENT, DIM, MARGIN};
 use crate::analysis::View;
 use crate::report::flametree::{self, Node, Tree};
 use crate::report::{code_rgb, Paint, Report};
@@ -84,7 +84,7 @@ pub fn draw(c: &mut Canvas, report: &Report, view: View) {
                 c.raw(&format!(
                     "<g><title>{} — {} {unit}, {share:.2}%</title><rect x=\"{child_x:.1}\" \
                      y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    esc(&node.name),
+                    esc(&clean(&node.name)),
                     node.count,
                     (w - 0.6).max(0.3),
                     FRAME_H - 1.0,

@@ -500,7 +500,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         .collect();
     c.begin_picture("threads");
     c.legend(&drawn);
-    let n = p.threads.len();
+    let n = p.threads.len().min(MAX_ROWS);
     let row = (320.0 / n as f64).clamp(12.0, 22.0).floor();
     let label_font = Font::sans((row - 3.0).min(13.0));
     let cell_font = Font::sans((row - 5.0).clamp(8.0, 11.0));
@@ -514,7 +514,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
     );
     c.y += 15.0;
     c.raw("<g class=\"data\">\n");
-    for t in &p.threads {
+    for t in p.threads.iter().take(MAX_ROWS) {
         let label = thread_label(t, interp, LABEL_W, label_font);
         let bar_h = row - 3.0;
         let base = c.y + bar_h / 2.0 + label_font.size * 0.35;
@@ -556,7 +556,32 @@ pub fn threads(c: &mut Canvas, report: &Report) {
         c.y += row;
     }
     c.raw("</g>\n");
+    left_out(c, p.threads.len(), ("thread", "threads"));
     c.end_picture();
+}
+
+/// Rows a table draws at most (threads, processes): the rest are one line that says how many
+/// were left out, so that the report stays small however many ran.
+const MAX_ROWS: usize = 64;
+
+/// The line under a table of `all` rows (of `one`, or `many`) that drew [`MAX_ROWS`] of them.
+fn left_out(c: &mut Canvas, all: usize, (one, many): (&str, &str)) {
+    let hidden = all.saturating_sub(MAX_ROWS);
+    if hidden == 0 {
+        return;
+    }
+    c.text(
+        MARGIN,
+        c.y + 12.0,
+        Font::sans(11.0),
+        &dim(),
+        &format!(
+            "… {hidden} more {} not shown: the table shows {MAX_ROWS} at most (the JSON report \
+             lists them all)",
+            if hidden == 1 { one } else { many }
+        ),
+    );
+    c.y += 16.0;
 }
 
 /// `--subprocesses`: one row per process, and what they add up to.
@@ -585,7 +610,7 @@ pub fn processes(c: &mut Canvas, report: &Report) {
     c.text(waiters_r, base, head, end, "avg waiters");
     c.text(cores_r, base, head, end, "cores");
     c.y += head.size * 1.6;
-    for (info, p) in &all {
+    for (info, p) in all.iter().take(MAX_ROWS) {
         let base = c.y + font.size;
         let gil = p.main_gil();
         c.raw(&format!(
@@ -624,6 +649,7 @@ pub fn processes(c: &mut Canvas, report: &Report) {
         c.raw("</g>\n");
         c.y += font.size * 1.5;
     }
+    left_out(c, all.len(), ("process", "processes"));
     let Some(combined) = report.combined() else {
         return;
     };

@@ -18,6 +18,9 @@ const LANES_X: f64 = MARGIN + LABEL_W + 10.0;
 pub(super) const LANES_W: f64 = WIDTH - MARGIN - 70.0 - LANES_X;
 const TRACK_H: f64 = 22.0;
 const HANDOFF_FILL: &str = "#5a5a78";
+/// Lanes drawn, over all processes: beyond, a process's other threads are one row that says
+/// how many were left out, so the picture stays readable and small however many threads ran.
+const MAX_LANES: usize = 64;
 
 /// One process's part of the timeline.
 struct Block<'a> {
@@ -109,23 +112,34 @@ pub fn draw(c: &mut Canvas, report: &Report) {
         return;
     }
     let axis = Axis { t0, t1 };
+    // How many lanes each process draws: in order, until MAX_LANES are.
+    let mut left = MAX_LANES;
+    let shown: Vec<usize> = blocks
+        .iter()
+        .map(|b| {
+            let n = b.profile.timeline.lanes.len().min(left);
+            left -= n;
+            n
+        })
+        .collect();
     let drawn: BTreeSet<Paint> = blocks
         .iter()
-        .flat_map(|b| {
-            b.profile
-                .timeline
-                .lanes
-                .iter()
-                .flat_map(|lane| runs(b, lane, &axis).into_iter().map(|r| r.0))
+        .zip(&shown)
+        .flat_map(|(b, &n)| {
+            b.lanes(Font::sans(12.0))
+                .into_iter()
+                .take(n)
+                .flat_map(|(_, lane)| runs(b, lane, &axis).into_iter().map(|r| r.0))
+                .collect::<Vec<_>>()
         })
         .collect();
     c.begin_picture("timeline");
     c.legend(&drawn.into_iter().collect::<Vec<_>>());
-    let total_lanes: usize = blocks.iter().map(|b| b.profile.timeline.lanes.len()).sum();
+    let total_lanes: usize = shown.iter().sum();
     let lane_h = (360.0 / total_lanes.max(1) as f64).clamp(6.0, 18.0).floor();
     let top = c.y;
     let multi = blocks.len() > 1;
-    for block in &blocks {
+    for (block, &n) in blocks.iter().zip(&shown) {
         if multi {
             c.y += 6.0;
             let p = block.profile;
@@ -139,7 +153,7 @@ pub fn draw(c: &mut Canvas, report: &Report) {
             c.line(MARGIN, font, "", &fit(&title, CONTENT, font));
         }
         handoff_track(c, block, &axis);
-        lanes(c, block, &axis, lane_h);
+        lanes(c, block, &axis, lane_h, n);
     }
     time_axis(c, &axis, top);
     c.end_picture();
@@ -247,14 +261,16 @@ fn handoff_track(c: &mut Canvas, block: &Block, axis: &Axis) {
     c.y += TRACK_H + 3.0;
 }
 
-/// One lane per thread: runs of slices with the same dominant state as one rectangle each.
-fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
+/// One lane per thread, the first `shown` of them: runs of slices with the same dominant state
+/// as one rectangle each; then one row that says how many threads were left out.
+fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64, shown: usize) {
     let gap = if lane_h >= 8.0 { 1.0 } else { 0.0 };
     // Labels on every lane when they can be read, else on every few.
     let stride = (9.0 / lane_h).ceil().max(1.0) as usize;
     let font = Font::sans((lane_h * stride as f64 - 2.0).min(12.0));
     c.raw("<g class=\"data\">\n");
-    for (k, (label, lane)) in block.lanes(font).iter().enumerate() {
+    let all = block.lanes(font);
+    for (k, (label, lane)) in all.iter().take(shown).enumerate() {
         let y = c.y;
         if k % stride == 0 {
             c.text(
@@ -309,6 +325,22 @@ fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64) {
         c.y += lane_h;
     }
     c.raw("</g>\n");
+    let hidden = all.len() - shown.min(all.len());
+    if hidden > 0 {
+        let font = Font::sans(11.0);
+        c.text(
+            MARGIN,
+            c.y + 12.0,
+            font,
+            &format!(r#" fill="{DIM}""#),
+            &format!(
+                "… {hidden} more thread{} not drawn: the timeline shows {MAX_LANES} lanes at \
+                 most (the JSON report lists every thread)",
+                if hidden == 1 { "" } else { "s" }
+            ),
+        );
+        c.y += 16.0;
+    }
 }
 
 /// Appends a rectangle to a path's data: `M x y h w v h h -w z`.
@@ -317,27 +349,38 @@ fn box_path(d: &mut String, x: f64, y: f64, w: f64, h: f64) {
     let _ = write!(d, "M{x:.1} {y:.1}h{w:.1}v{h:.1}h-{w:.1}z");
 }
 
-/// A step between ticks that gives at most about eight of them.
+/// A step between ticks that gives at most about eight of them, for any span: past the
+/// steps a clock reads (seconds to days), a day times a power of ten.
 fn tick_step(span: f64) -> f64 {
-    const STEPS: [f64; 22] = [
+    const STEPS: [f64; 26] = [
         0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0,
-        60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+        60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0,
     ];
-    STEPS
-        .into_iter()
-        .find(|&s| span / s <= 8.0)
-        .unwrap_or(7200.0)
+    if let Some(step) = STEPS.into_iter().find(|&s| span / s <= 8.0) {
+        return step;
+    }
+    let mut step = 86400.0;
+    while span / step > 8.0 && step.is_finite() {
+        step *= 10.0;
+    }
+    step
 }
 
-/// `1.5 s`, `45 s`, `5 min`.
+/// `1.5 s`, `45 s`, `5 min`, `2 h`, `3 d`.
 fn tick_label(t: f64, step: f64) -> String {
-    if step >= 60.0 {
-        let min = t / 60.0;
-        if (min - min.round()).abs() < 1e-9 {
-            format!("{min:.0} min")
+    let unit = |value: f64, name: &str| {
+        if (value - value.round()).abs() < 1e-9 {
+            format!("{value:.0} {name}")
         } else {
-            format!("{min:.1} min")
+            format!("{value:.1} {name}")
         }
+    };
+    if step >= 86400.0 {
+        unit(t / 86400.0, "d")
+    } else if step >= 7200.0 {
+        unit(t / 3600.0, "h")
+    } else if step >= 60.0 {
+        unit(t / 60.0, "min")
     } else {
         let decimals = if step >= 1.0 {
             0
@@ -405,5 +448,11 @@ mod tests {
         assert_eq!(tick_label(600.0, 600.0), "10 min");
         assert_eq!(tick_label(90.0, 30.0), "90 s");
         assert!(3600.0 / tick_step(3600.0) <= 8.0);
+        assert_eq!(tick_label(7200.0, 7200.0), "2 h");
+        // Any span gives a few ticks, even five centuries.
+        for span in [1e5, 1e7, 1e9, 1.8e10, 1e300] {
+            let step = tick_step(span);
+            assert!(span / step <= 8.0, "{span}: {step}");
+        }
     }
 }

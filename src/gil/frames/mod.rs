@@ -1,16 +1,26 @@
-//! One thread's Python stack, read with nothing but CPython's own `_Py_DebugOffsets` (3.13+):
-//! the frame chain from `PyThreadState.current_frame`, each frame's code object, and its line
-//! from the code object's location table (`Objects/locations.md` in CPython).
+//! One thread's Python stack, read by gilscope itself for every CPython it supports: the
+//! frame chain from the thread state, each frame's code object, and its line from the code
+//! object's line table ([`lines`]).
 //!
-//! py-spy's library cannot read free-threaded builds; this reader has no table of its own, so
-//! it reads a free-threaded 3.13t as it reads a build with a GIL. Frames are reported as
-//! py-spy reports them: the function is `co_name` (not `co_qualname`), so that flame graphs
-//! from both readers agree, and the file is `co_filename` as CPython holds it.
+//! - 3.13+: `_PyInterpreterFrame`s from `PyThreadState.current_frame`, every offset from
+//!   CPython's own `_Py_DebugOffsets` ([`FrameLayout::new`]), free-threaded 3.13t included.
+//! - 3.11, 3.12: `_PyInterpreterFrame`s from `tstate->cframe->current_frame`.
+//! - 3.8 to 3.10: `PyFrameObject`s from `tstate->frame`, linked by `f_back`.
+//!
+//! The offsets of 3.8 to 3.12 come from gilscope's table ([`crate::gil::layout::frames`]),
+//! read from each version's debug information. Frames are reported as py-spy reported them:
+//! the function is `co_qualname` from 3.11 on (`K.meth`), `co_name` before, and the file is
+//! `co_filename`. Unlike py-spy,
+//! a frame is never dropped for its names: they are decoded lossily and capped
+//! ([`strings`]), and one that cannot be read at all shows as [`UNREADABLE_NAME`].
 //!
 //! Reads target memory only through [`Memory`]. Everything read is hostile input: a failed
-//! read, a list that loops, an owner no CPython has or a name that is not a string is an error
-//! (one failed sample), never a panic or a hang. Frames that are not Python code (shims, and
-//! executables that are not code objects) are left out, as py-spy leaves them out.
+//! read, a list that loops, an owner no CPython has is an error (one failed sample), never a
+//! panic or a hang. Frames that are not Python code (shims, and executables that are not
+//! code objects) are left out, as py-spy leaves them out.
+
+mod lines;
+mod strings;
 
 use std::collections::HashMap;
 
@@ -19,57 +29,92 @@ use anyhow::{bail, Context, Result};
 use super::debug_offsets::DebugOffsets;
 use super::Memory;
 use crate::model::Frame;
+pub use lines::LineFormat;
+use lines::{line_at, LineRun};
+use strings::{read_bytes, read_str};
 
 /// Bounds on what garbage can make the reader do.
 const MAX_FRAMES: usize = 4096;
-const MAX_STR_CHARS: usize = 4096;
 const MAX_LINETABLE: usize = 1 << 20;
 const MAX_CACHED_CODE: usize = 4096;
 
-/// `_PyInterpreterFrame.owner` from which on a frame is a shim with no Python code, skipped
-/// as py-spy skips it: `FRAME_OWNED_BY_CSTACK` (3) in 3.13, `FRAME_OWNED_BY_INTERPRETER` (3)
-/// and `FRAME_OWNED_BY_CSTACK` (4) in 3.14. Larger values are garbage.
-const SHIM_OWNERS: std::ops::RangeInclusive<u8> = 3..=4;
+/// What a frame shows for a name that cannot be read as a string.
+pub const UNREADABLE_NAME: &str = "<unreadable name>";
 
 /// `Py_TPFLAGS_HEAPTYPE`: `PyCode_Type` is a static type, a class named `code` is not.
 const HEAP_TYPE: u64 = 1 << 9;
 
-/// The offsets a stack walk follows, resolved once from `_Py_DebugOffsets`.
+/// How the thread state leads to its innermost frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameRoot {
+    /// 3.8–3.10 (`tstate->frame`) and 3.13+ (`tstate->current_frame`): a pointer in the
+    /// thread state at [`FrameLayout::current_frame`].
+    ThreadState,
+    /// 3.11, 3.12: `tstate->cframe` at this offset, a `_PyCFrame` holding the pointer at
+    /// [`FrameLayout::current_frame`].
+    CFrame(usize),
+}
+
+/// What a frame's instruction field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// 3.11+: a pointer to a 2-byte code unit in `co_code_adaptive` (3.11, 3.12:
+    /// `prev_instr`, the one running; 3.13+: `instr_ptr`), as py-spy reads both.
+    Pointer,
+    /// 3.8, 3.9: `int f_lasti`, a byte offset in `co_code`.
+    LastiBytes,
+    /// 3.10: `int f_lasti`, counted in 2-byte code units.
+    LastiUnits,
+}
+
+/// The offsets a stack walk follows: from `_Py_DebugOffsets` (3.13+) or gilscope's table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameLayout {
-    current_frame: usize,
-    previous: usize,
-    executable: usize,
-    instr_ptr: usize,
-    owner: usize,
-    /// Bytes of a `_PyInterpreterFrame` read to hold the fields above.
-    frame_len: usize,
-    ob_type: usize,
-    tp_name: usize,
-    tp_flags: usize,
-    co_filename: usize,
-    co_name: usize,
-    co_linetable: usize,
-    co_firstlineno: usize,
-    co_code_adaptive: usize,
-    /// Bytes of a `PyCodeObject` read to hold the fields above and `ob_type`.
-    code_len: usize,
-    bytes_size: usize,
-    bytes_data: usize,
-    str_state: usize,
-    str_length: usize,
+    pub root: FrameRoot,
+    pub current_frame: usize,
+    /// `previous` (`f_back` before 3.11), `f_executable` (`f_code` before 3.13) and the
+    /// instruction field ([`Position`]).
+    pub previous: usize,
+    pub executable: usize,
+    pub instr_ptr: usize,
+    pub position: Position,
+    /// `_PyInterpreterFrame.owner` (3.11+): a frame whose owner is at least `shim_owner` is
+    /// a shim with no Python code, skipped as py-spy skips it (`FRAME_OWNED_BY_CSTACK`, 3, in
+    /// 3.12 and 3.13; `FRAME_OWNED_BY_INTERPRETER`, 3, and `_CSTACK`, 4, in 3.14); one above
+    /// `max_owner` is garbage.
+    pub owner: Option<usize>,
+    pub shim_owner: u8,
+    pub max_owner: u8,
+    pub ob_type: usize,
+    pub tp_name: usize,
+    pub tp_flags: usize,
+    pub co_filename: usize,
+    pub co_name: usize,
+    /// `co_qualname` (3.11+), the function's name as frames show it when it can be read.
+    pub co_qualname: Option<usize>,
+    /// `co_linetable` (`co_lnotab` in 3.8, 3.9), in [`FrameLayout::lines`]'s format.
+    pub co_linetable: usize,
+    pub lines: LineFormat,
+    pub co_firstlineno: usize,
+    /// Where the bytecode starts inside the code object (3.11+; 0 before, unused).
+    pub co_code_adaptive: usize,
+    pub bytes_size: usize,
+    pub bytes_data: usize,
+    pub str_state: usize,
+    pub str_length: usize,
     /// Where the characters start: after a `PyASCIIObject` for compact ASCII strings, after
     /// a `PyCompactUnicodeObject` for other compact strings.
-    ascii_data: usize,
-    compact_data: usize,
+    pub ascii_data: usize,
+    pub compact_data: usize,
     /// The bit of `state` where `kind:3` starts (then `compact:1`, `ascii:1`): 2, after
     /// `interned:2`; 8 in free-threaded 3.14+, where `interned` is an `unsigned char`.
-    kind_shift: u32,
+    pub kind_shift: u32,
 }
 
 impl FrameLayout {
-    /// Resolves every offset the walk needs. Fails when one is missing or lies outside its
-    /// structure, and for free-threaded 3.14+ (see below).
+    /// Resolves every offset the walk needs from CPython's `_Py_DebugOffsets` (3.13+).
+    /// Fails when one is missing or lies outside its structure, and for free-threaded 3.14+
+    /// (see below).
     pub fn new(offsets: &DebugOffsets) -> Result<FrameLayout> {
         let frame = |field| offsets.offset("interpreter_frame", field);
         let code = |field| offsets.offset("code_object", field);
@@ -80,19 +125,6 @@ impl FrameLayout {
         if offsets.free_threaded && offsets.get("code_object", "co_tlbc").unwrap_or(0) != 0 {
             bail!("thread-local bytecode not supported (free-threaded CPython 3.14+)");
         }
-        let (previous, executable, instr_ptr, owner) = (
-            frame("previous")?,
-            frame("executable")?,
-            frame("instr_ptr")?,
-            frame("owner")?,
-        );
-        let (ob_type, co_filename, co_name, co_linetable, co_firstlineno) = (
-            offsets.offset("pyobject", "ob_type")?,
-            code("filename")?,
-            code("name")?,
-            code("linetable")?,
-            code("firstlineno")?,
-        );
         let ascii_data = string("asciiobject_size")?;
         // 3.15 publishes the size of a `PyCompactUnicodeObject`; before, it is a
         // `PyASCIIObject` followed by `utf8_length` and `utf8` (two words).
@@ -102,33 +134,25 @@ impl FrameLayout {
         };
         let minor = (offsets.version >> 16) & 0xff;
         Ok(FrameLayout {
+            root: FrameRoot::ThreadState,
             current_frame: offsets.offset("thread_state", "current_frame")?,
-            previous,
-            executable,
-            instr_ptr,
-            owner,
-            frame_len: [previous + 8, executable + 8, instr_ptr + 8, owner + 1]
-                .into_iter()
-                .max()
-                .unwrap_or(0),
-            ob_type,
+            previous: frame("previous")?,
+            executable: frame("executable")?,
+            instr_ptr: frame("instr_ptr")?,
+            position: Position::Pointer,
+            owner: Some(frame("owner")?),
+            shim_owner: 3,
+            max_owner: 4,
+            ob_type: offsets.offset("pyobject", "ob_type")?,
             tp_name: offsets.offset("type_object", "tp_name")?,
             tp_flags: offsets.offset("type_object", "tp_flags")?,
-            co_filename,
-            co_name,
-            co_linetable,
-            co_firstlineno,
+            co_filename: code("filename")?,
+            co_name: code("name")?,
+            co_qualname: Some(code("qualname")?),
+            co_linetable: code("linetable")?,
+            lines: LineFormat::Locations,
+            co_firstlineno: code("firstlineno")?,
             co_code_adaptive: code("co_code_adaptive")?,
-            code_len: [
-                ob_type + 8,
-                co_filename + 8,
-                co_name + 8,
-                co_linetable + 8,
-                co_firstlineno + 4,
-            ]
-            .into_iter()
-            .max()
-            .unwrap_or(0),
             bytes_size: offsets.offset("bytes_object", "ob_size")?,
             bytes_data: offsets.offset("bytes_object", "ob_sval")?,
             str_state: string("state")?,
@@ -141,6 +165,38 @@ impl FrameLayout {
                 2
             },
         })
+    }
+
+    /// Bytes of a frame read to hold the fields the walk reads.
+    fn frame_len(&self) -> usize {
+        let instr = match self.position {
+            Position::Pointer => 8,
+            Position::LastiBytes | Position::LastiUnits => 4,
+        };
+        [
+            self.previous + 8,
+            self.executable + 8,
+            self.instr_ptr + instr,
+            self.owner.map_or(0, |o| o + 1),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+
+    /// Bytes of a code object read to hold the fields the walk reads, `ob_type` included.
+    fn code_len(&self) -> usize {
+        [
+            self.ob_type + 8,
+            self.co_filename + 8,
+            self.co_name + 8,
+            self.co_qualname.map_or(0, |q| q + 8),
+            self.co_linetable + 8,
+            self.co_firstlineno + 4,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
     }
 }
 
@@ -157,6 +213,9 @@ pub struct StackReader {
     code: HashMap<CodeKey, CodeInfo>,
     /// `PyCode_Type`'s address, once a frame has shown it.
     code_type: Option<u64>,
+    /// Reused for every frame and code object read.
+    frame_buf: Vec<u8>,
+    code_buf: Vec<u8>,
 }
 
 /// A code object as the cache knows it. Freed code's address can be reused by new code;
@@ -167,6 +226,8 @@ struct CodeKey {
     addr: u64,
     filename: u64,
     name: u64,
+    /// 0 before 3.11.
+    qualname: u64,
     linetable: u64,
     firstlineno: i32,
 }
@@ -183,6 +244,8 @@ impl StackReader {
             layout,
             code: HashMap::new(),
             code_type: None,
+            frame_buf: vec![0u8; layout.frame_len()],
+            code_buf: vec![0u8; layout.code_len()],
         }
     }
 
@@ -191,75 +254,108 @@ impl StackReader {
     /// not a code object, are left out.
     pub fn read_stack(&mut self, mem: &dyn Memory, tstate: u64) -> Result<Vec<Frame>> {
         let l = self.layout;
-        let mut addr = mem
-            .read_u64(at(tstate, l.current_frame))
-            .context("reading tstate->current_frame")?;
-        let mut buf = vec![0u8; l.frame_len];
-        let mut frames = Vec::new();
-        let mut walked = 0;
-        while addr != 0 {
-            walked += 1;
-            if walked > MAX_FRAMES {
-                bail!("more than {MAX_FRAMES} frames: the frame list is garbage");
-            }
-            mem.read(addr, &mut buf)
-                .with_context(|| format!("reading the frame at {addr:#x}"))?;
-            let owner = buf[l.owner];
-            if owner > *SHIM_OWNERS.end() {
-                bail!("the frame at {addr:#x} has owner {owner}: garbage");
-            }
-            if !SHIM_OWNERS.contains(&owner) {
-                // 3.14+ holds a `_PyStackRef` whose low bits are tags; a 3.13 `PyObject*`
-                // is aligned, so masking it changes nothing.
-                let code = word(&buf, l.executable) & !3;
-                let instr_ptr = word(&buf, l.instr_ptr);
-                if let Some(frame) = self.frame(mem, code, instr_ptr)? {
-                    frames.push(frame);
+        let holder = match l.root {
+            FrameRoot::ThreadState => tstate,
+            FrameRoot::CFrame(cframe) => {
+                let cframe = mem
+                    .read_u64(at(tstate, cframe))
+                    .context("reading tstate->cframe")?;
+                if cframe == 0 {
+                    return Ok(Vec::new());
                 }
+                cframe
             }
-            addr = word(&buf, l.previous);
-        }
+        };
+        let mut addr = mem
+            .read_u64(at(holder, l.current_frame))
+            .context("reading the thread's current frame")?;
+        let mut buf = std::mem::take(&mut self.frame_buf);
+        let result = self.walk(mem, &mut addr, &mut buf);
+        self.frame_buf = buf;
+        let mut frames = result?;
         frames.reverse();
         Ok(frames)
     }
 
-    /// The frame running `instr_ptr` in the code object at `code`; `None` when `code` is not
-    /// a code object.
-    fn frame(&mut self, mem: &dyn Memory, code: u64, instr_ptr: u64) -> Result<Option<Frame>> {
+    /// The frames from the one at `addr` outwards, innermost first.
+    fn walk(&mut self, mem: &dyn Memory, addr: &mut u64, buf: &mut [u8]) -> Result<Vec<Frame>> {
+        let l = self.layout;
+        let mut frames = Vec::new();
+        let mut walked = 0;
+        while *addr != 0 {
+            walked += 1;
+            if walked > MAX_FRAMES {
+                bail!("more than {MAX_FRAMES} frames: the frame list is garbage");
+            }
+            let at_frame = *addr;
+            mem.read(at_frame, buf)
+                .with_context(|| format!("reading the frame at {at_frame:#x}"))?;
+            *addr = word(buf, l.previous);
+            let owner = l.owner.map_or(0, |o| buf[o]);
+            if owner > l.max_owner {
+                bail!("the frame at {at_frame:#x} has owner {owner}: garbage");
+            }
+            if owner >= l.shim_owner {
+                continue;
+            }
+            // 3.14+ holds a `_PyStackRef` whose low bits are tags; an older `PyObject*` is
+            // aligned, so masking it changes nothing.
+            let code = word(buf, l.executable) & !3;
+            let index = match l.position {
+                Position::Pointer => {
+                    let base = at(code, l.co_code_adaptive);
+                    (word(buf, l.instr_ptr).wrapping_sub(base) as i64) / 2
+                }
+                Position::LastiBytes => i64::from(int(buf, l.instr_ptr)),
+                Position::LastiUnits => 2 * i64::from(int(buf, l.instr_ptr)),
+            };
+            if let Some(frame) = self.frame(mem, code, index)? {
+                frames.push(frame);
+            }
+        }
+        Ok(frames)
+    }
+
+    /// The frame at `index` (as [`lines::line_at`] counts) in the code object at `code`;
+    /// `None` when `code` is not a code object.
+    fn frame(&mut self, mem: &dyn Memory, code: u64, index: i64) -> Result<Option<Frame>> {
         let l = self.layout;
         if code == 0 {
             return Ok(None);
         }
-        let mut head = vec![0u8; l.code_len];
-        mem.read(code, &mut head)
+        let head = &mut self.code_buf;
+        mem.read(code, head)
             .with_context(|| format!("reading the code object at {code:#x}"))?;
-        if !self.is_code_type(mem, word(&head, l.ob_type))? {
-            return Ok(None);
-        }
         let key = CodeKey {
             addr: code,
-            filename: word(&head, l.co_filename),
-            name: word(&head, l.co_name),
-            linetable: word(&head, l.co_linetable),
-            firstlineno: i32::from_le_bytes(
-                head[l.co_firstlineno..l.co_firstlineno + 4]
-                    .try_into()
-                    .unwrap(),
-            ),
+            filename: word(head, l.co_filename),
+            name: word(head, l.co_name),
+            qualname: l.co_qualname.map_or(0, |q| word(head, q)),
+            linetable: word(head, l.co_linetable),
+            firstlineno: int(head, l.co_firstlineno),
         };
+        let ty = word(head, l.ob_type);
+        if !self.is_code_type(mem, ty)? {
+            return Ok(None);
+        }
         if !self.code.contains_key(&key) {
-            let info = read_code(mem, &l, &key)
+            let (info, complete) = read_code(mem, &l, &key)
                 .with_context(|| format!("reading the code object at {code:#x}"))?;
+            if !complete {
+                // A name that could not be read now may be readable at the next sample.
+                let line = line_at(&info.lines, index, key.firstlineno);
+                return Ok(Some(Frame {
+                    function: info.function,
+                    file: info.file,
+                    line,
+                }));
+            }
             if self.code.len() >= MAX_CACHED_CODE {
                 self.code.clear();
             }
             self.code.insert(key, info);
         }
         let info = &self.code[&key];
-        // `instr_ptr` counts 2-byte code units from `co_code_adaptive` (with a GIL, and in
-        // 3.13t; free-threaded 3.14+ is refused by `FrameLayout::new`).
-        let base = at(code, l.co_code_adaptive);
-        let index = (instr_ptr.wrapping_sub(base) as i64) / 2;
         Ok(Some(Frame {
             function: info.function.clone(),
             file: info.file.clone(),
@@ -292,177 +388,24 @@ impl StackReader {
     }
 }
 
-/// Names and line table of a code object, which [`StackReader::frame`] has checked is one.
-fn read_code(mem: &dyn Memory, l: &FrameLayout, key: &CodeKey) -> Result<CodeInfo> {
-    let function = read_str(mem, l, key.name).context("reading co_name")?;
-    let file = read_str(mem, l, key.filename).context("reading co_filename")?;
+/// Names and line table of a code object, which [`StackReader::frame`] has checked is one,
+/// and whether both names were read (a placeholder is not worth remembering). The function
+/// is its qualified name where there is one, else `co_name`.
+fn read_code(mem: &dyn Memory, l: &FrameLayout, key: &CodeKey) -> Result<(CodeInfo, bool)> {
+    let qualname = match l.co_qualname {
+        Some(_) => read_str(mem, l, key.qualname).ok(),
+        None => None,
+    };
+    let function = qualname.or_else(|| read_str(mem, l, key.name).ok());
+    let file = read_str(mem, l, key.filename).ok();
+    let complete = function.is_some() && file.is_some();
     let table = read_bytes(mem, l, key.linetable, MAX_LINETABLE).context("reading co_linetable")?;
-    Ok(CodeInfo {
-        function,
-        file,
-        lines: decode_linetable(&table, key.firstlineno),
-    })
-}
-
-/// The contents of the `bytes` object at `addr`, its first `cap` bytes when longer.
-fn read_bytes(mem: &dyn Memory, l: &FrameLayout, addr: u64, cap: usize) -> Result<Vec<u8>> {
-    let size = mem.read_u64(at(addr, l.bytes_size))? as i64;
-    if size < 0 {
-        bail!("a bytes object of {size} bytes at {addr:#x}");
-    }
-    let mut data = vec![0u8; (size as u64).min(cap as u64) as usize];
-    mem.read(at(addr, l.bytes_data), &mut data)
-        .with_context(|| format!("reading {} bytes at {addr:#x}", data.len()))?;
-    Ok(data)
-}
-
-/// The `str` at `addr`, its first [`MAX_STR_CHARS`] characters when longer. Only compact
-/// strings (all that code objects hold) are read; anything else is an error.
-fn read_str(mem: &dyn Memory, l: &FrameLayout, addr: u64) -> Result<String> {
-    let mut head = vec![0u8; (l.str_state + 4).max(l.str_length + 8)];
-    mem.read(addr, &mut head)
-        .with_context(|| format!("reading the str at {addr:#x}"))?;
-    let length = word(&head, l.str_length) as i64;
-    let state = u32::from_le_bytes(head[l.str_state..l.str_state + 4].try_into().unwrap());
-    let kind = (state >> l.kind_shift) & 7;
-    let compact = (state >> (l.kind_shift + 3)) & 1 == 1;
-    let ascii = (state >> (l.kind_shift + 4)) & 1 == 1;
-    if !compact || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) || length < 0 {
-        bail!("the str at {addr:#x} is not a compact string (state {state:#x}, length {length})");
-    }
-    let data = at(addr, if ascii { l.ascii_data } else { l.compact_data });
-    let mut raw = vec![0u8; (length as usize).min(MAX_STR_CHARS) * kind as usize];
-    mem.read(data, &mut raw)
-        .with_context(|| format!("reading the characters of the str at {addr:#x}"))?;
-    Ok(decode_str(&raw, kind))
-}
-
-/// Characters of `kind` bytes each (latin-1, UCS-2, UCS-4); invalid ones become U+FFFD.
-fn decode_str(raw: &[u8], kind: u32) -> String {
-    let char_of = |c: u32| char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER);
-    match kind {
-        1 => raw.iter().map(|&b| char::from(b)).collect(),
-        2 => raw
-            .chunks_exact(2)
-            .map(|c| char_of(u16::from_le_bytes([c[0], c[1]]).into()))
-            .collect(),
-        _ => raw
-            .chunks_exact(4)
-            .map(|c| char_of(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-            .collect(),
-    }
-}
-
-/// Code units sharing one line: those from the previous run's `end` up to this `end`.
-/// `line` is `None` for code with no location.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct LineRun {
-    end: u64,
-    line: Option<i64>,
-}
-
-/// Decodes a 3.11+ location table into runs of code units. Each entry starts with a byte
-/// `1 cccc lll`: code `c`, covering `l + 1` code units. The line starts at `co_firstlineno`
-/// and each entry's delta applies to it; an entry with no location leaves it unchanged.
-/// Garbage ends the table: the runs decoded up to there are kept.
-fn decode_linetable(table: &[u8], firstlineno: i32) -> Vec<LineRun> {
-    let mut runs = Vec::new();
-    let mut line = i64::from(firstlineno);
-    let mut end = 0u64;
-    let mut at = 0;
-    while let Some((units, delta, next)) = entry(table, at) {
-        end += units;
-        runs.push(LineRun {
-            end,
-            line: delta.map(|d| {
-                line = line.saturating_add(d);
-                line
-            }),
-        });
-        at = next;
-    }
-    runs
-}
-
-/// The location entry at `at`: the code units it covers, its line delta (`None`: no
-/// location) and where the next entry starts. `None` at the end or on a malformed entry.
-fn entry(table: &[u8], at: usize) -> Option<(u64, Option<i64>, usize)> {
-    let first = *table.get(at)?;
-    if first & 0x80 == 0 {
-        return None;
-    }
-    let units = u64::from(first & 7) + 1;
-    let mut next = at + 1;
-    let delta = match (first >> 3) & 15 {
-        // No location.
-        15 => None,
-        // Long form: line delta, end line delta, column + 1, end column + 1.
-        14 => {
-            let delta = svarint(table, &mut next)?;
-            for _ in 0..3 {
-                varint(table, &mut next)?;
-            }
-            Some(delta)
-        }
-        // No column: line delta.
-        13 => Some(svarint(table, &mut next)?),
-        // One line: the code is the line delta + 10, then column and end column.
-        code @ 10..=12 => {
-            skip(table, &mut next, 2)?;
-            Some(i64::from(code) - 10)
-        }
-        // Short form: same line, one byte of columns.
-        _ => {
-            skip(table, &mut next, 1)?;
-            Some(0)
-        }
+    let info = CodeInfo {
+        function: function.unwrap_or_else(|| UNREADABLE_NAME.into()),
+        file: file.unwrap_or_else(|| UNREADABLE_NAME.into()),
+        lines: lines::decode(l.lines, &table, key.firstlineno),
     };
-    Some((units, delta, next))
-}
-
-/// Steps over `n` bytes, if the table has them.
-fn skip(table: &[u8], at: &mut usize, n: usize) -> Option<()> {
-    *at += n;
-    (*at <= table.len()).then_some(())
-}
-
-/// An unsigned varint: 6-bit chunks, least significant first, bit 6 set when another
-/// chunk follows.
-fn varint(table: &[u8], at: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = *table.get(*at)?;
-        *at += 1;
-        value |= u64::from(byte & 63) << shift;
-        if byte & 64 == 0 {
-            return Some(value);
-        }
-        shift += 6;
-        if shift >= 64 {
-            return None;
-        }
-    }
-}
-
-/// A signed varint: a varint whose lowest bit is the sign.
-fn svarint(table: &[u8], at: &mut usize) -> Option<i64> {
-    let v = varint(table, at)?;
-    let magnitude = (v >> 1) as i64;
-    Some(if v & 1 == 1 { -magnitude } else { magnitude })
-}
-
-/// The line of code unit `index` as CPython's `PyCode_Addr2Line` gives it: `co_firstlineno`
-/// before the code, 0 for code with no location (where CPython says `None`; py-spy reports
-/// the line before it) or past the table's end.
-fn line_at(runs: &[LineRun], index: i64, firstlineno: i32) -> u32 {
-    let line = if index < 0 {
-        Some(i64::from(firstlineno))
-    } else {
-        let i = runs.partition_point(|r| r.end <= index as u64);
-        runs.get(i).and_then(|r| r.line)
-    };
-    line.and_then(|l| u32::try_from(l).ok()).unwrap_or(0)
+    Ok((info, complete))
 }
 
 fn at(base: u64, offset: usize) -> u64 {
@@ -474,10 +417,16 @@ fn word(buf: &[u8], offset: usize) -> u64 {
     u64::from_le_bytes(buf[offset..offset + 8].try_into().unwrap())
 }
 
+/// The `int` at `offset` of a buffer sized to hold it.
+fn int(buf: &[u8], offset: usize) -> i32 {
+    i32::from_le_bytes(buf[offset..offset + 4].try_into().unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gil::debug_offsets::{read_len, COOKIE};
+    use crate::model::MAX_NAME_CHARS;
 
     /// `_Py_DebugOffsets` after the cookie, as a free-threaded CPython 3.13.5 fills it in
     /// (read from a live process).
@@ -512,7 +461,7 @@ mod tests {
     fn layouts_come_from_the_published_offsets() {
         let l = layout_3_13t();
         assert_eq!((l.current_frame, l.previous, l.executable), (72, 8, 0));
-        assert_eq!((l.instr_ptr, l.owner, l.frame_len), (56, 70, 71));
+        assert_eq!((l.instr_ptr, l.owner, l.frame_len()), (56, Some(70), 71));
         assert_eq!((l.co_filename, l.co_name, l.co_linetable), (128, 136, 152));
         assert_eq!(
             (l.co_firstlineno, l.co_code_adaptive, l.ob_type),
@@ -520,7 +469,10 @@ mod tests {
         );
         assert_eq!((l.ascii_data, l.compact_data, l.kind_shift), (56, 72, 2));
         let l = FrameLayout::new(&offsets(OFFSETS_3_14)).unwrap();
-        assert_eq!((l.instr_ptr, l.owner, l.co_code_adaptive), (56, 74, 208));
+        assert_eq!(
+            (l.instr_ptr, l.owner, l.co_code_adaptive),
+            (56, Some(74), 208)
+        );
         assert_eq!((l.ascii_data, l.compact_data, l.kind_shift), (40, 56, 2));
     }
 
@@ -640,117 +592,15 @@ mod tests {
         m.put(0x3000, str_object(&l, (3 * KIND) | COMPACT, 1, b"xxx")); // kind 3
         m.put(
             0x4000,
-            str_object(&l, ASCII, 1 << 40, &[b'a'; MAX_STR_CHARS]),
+            str_object(&l, ASCII, 1 << 40, &[b'a'; MAX_NAME_CHARS + 1]),
         );
         m.put(0x5000, str_object(&l, ASCII, 4, b"sp")); // characters not readable
         for addr in [0x1000, 0x2000, 0x3000, 0x5000, 0x9000] {
             assert!(read_str(&m, &l, addr).is_err(), "{addr:#x}");
         }
-        assert_eq!(read_str(&m, &l, 0x4000).unwrap().len(), MAX_STR_CHARS);
-    }
-
-    #[test]
-    fn varints_are_six_bit_chunks_least_significant_first() {
-        let read = |bytes: &[u8]| varint(bytes, &mut 0);
-        assert_eq!(read(&[5]), Some(5));
-        assert_eq!(read(&[0x41, 0x02]), Some(1 | 2 << 6));
-        assert_eq!(read(&[0x7f, 0x7f, 0x01]), Some(63 | 63 << 6 | 1 << 12));
-        assert_eq!(read(&[0x41]), None, "truncated");
-        assert_eq!(read(&[0x7f; 20]), None, "longer than 64 bits");
-        let mut at = 0;
-        assert_eq!(varint(&[0x41, 0x02, 7], &mut at), Some(129));
-        assert_eq!(at, 2);
-        let signed = |bytes: &[u8]| svarint(bytes, &mut 0);
-        assert_eq!(signed(&[7]), Some(-3));
-        assert_eq!(signed(&[8]), Some(4));
-        assert_eq!(signed(&[0]), Some(0));
-        assert_eq!(signed(&[0x41, 0x02]), Some(-64));
-    }
-
-    /// The first byte of an entry: code `code`, covering `units` code units.
-    fn head(code: u8, units: u8) -> u8 {
-        0x80 | code << 3 | (units - 1)
-    }
-
-    fn lines_of(table: &[u8], firstlineno: i32, units: i64) -> Vec<u32> {
-        let runs = decode_linetable(table, firstlineno);
-        (0..units).map(|i| line_at(&runs, i, firstlineno)).collect()
-    }
-
-    #[test]
-    fn every_entry_form_decodes() {
-        let table = [
-            vec![head(0, 2), 0x00],               // short: same line
-            vec![head(11, 1), 5, 9],              // one line: +1
-            vec![head(13, 1), 6],                 // no column: +3
-            vec![head(15, 2)],                    // no location
-            vec![head(14, 3), 11, 0, 0x46, 1, 0], // long: -5, column 69
-            vec![head(12, 1), 0, 1],              // one line: +2
-            vec![head(9, 1), 0x7f],               // short, last column group
-        ]
-        .concat();
-        assert_eq!(
-            lines_of(&table, 10, 12),
-            [10, 10, 11, 14, 0, 0, 9, 9, 9, 11, 11, 0]
-        );
-        let runs = decode_linetable(&table, 10);
-        assert_eq!(
-            line_at(&runs, -1, 10),
-            10,
-            "before the code: co_firstlineno"
-        );
-        assert_eq!(line_at(&runs, i64::MAX, 10), 0, "past the table");
-    }
-
-    #[test]
-    fn a_real_table_gives_the_lines_cpython_gives() {
-        // `co_linetable` and `[p[0] for p in co_positions()]` of this function in 3.13t:
-        //   1 def f(a,
-        //   2       b):
-        //   3     x = (a +
-        //   4          b)
-        //   5     if x:
-        //   6         try:
-        //   7             return [i for i in range(x)]
-        //   8         except ValueError:
-        //   9             pass
-        //  10     return None
-        let hex = "8000e0090ad8090af103010a0b8041e60708f002030911dc1f24a0519c78d313289a78982192\
-                   419978d11328d00c28f006000c10f9f207001429f8dc0f19f300010911d80c10d80b0ff005010911fa";
-        let table: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        let expected = [
-            1, 3, 4, 3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-            7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 10, 0, 0, 7, 7, 7, 0, 8, 8, 8, 8, 8, 8, 8, 8, 8, 9,
-            10, 8, 0, 0, 0,
-        ];
-        assert_eq!(lines_of(&table, 1, 63), expected);
-    }
-
-    #[test]
-    fn garbage_tables_never_panic() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) as u32
-        };
-        for _ in 0..5000 {
-            let len = next() as usize % 48;
-            // Mostly entry heads, so that decoding goes deep.
-            let table: Vec<u8> = (0..len)
-                .map(|_| next() as u8 | if next() % 4 == 0 { 0 } else { 0x80 })
-                .collect();
-            let firstlineno = next() as i32;
-            let runs = decode_linetable(&table, firstlineno);
-            assert!(runs.len() <= table.len());
-            for index in [-1, 0, 1, 7, 100, i64::MAX] {
-                line_at(&runs, index, firstlineno);
-            }
-        }
+        let long = read_str(&m, &l, 0x4000).unwrap();
+        assert_eq!(long.chars().count(), MAX_NAME_CHARS);
+        assert!(long.ends_with("a…"), "{}", &long[long.len() - 8..]);
     }
 
     const CODE_TYPE: u64 = 0x10_000;
@@ -827,7 +677,7 @@ mod tests {
                     (l.previous, &previous.to_le_bytes()),
                     (l.executable, &executable.to_le_bytes()),
                     (l.instr_ptr, &instr_ptr.to_le_bytes()),
-                    (l.owner, &[owner]),
+                    (l.owner.unwrap(), &[owner]),
                 ],
             ),
         );
@@ -906,10 +756,90 @@ mod tests {
         // A previous frame that cannot be read.
         frame(&mut m, &l, 0xa0_000, 0x7000_0000, 0x40_000, 0, 0);
         assert!(StackReader::new(l).read_stack(&m, TSTATE).is_err());
-        // A code object whose name is not a string.
+        // A line table of a negative size.
         code(&mut m, &l, 0x40_000, "main", 10, &TABLE);
-        m.put(0x41_000, object(128, &[]));
+        m.put(
+            0x42_000,
+            object(l.bytes_data, &[(l.bytes_size, &(-1i64).to_le_bytes())]),
+        );
         frame(&mut m, &l, 0xa0_000, 0, 0x40_000, 0, 0);
         assert!(StackReader::new(l).read_stack(&m, TSTATE).is_err());
+    }
+
+    #[test]
+    fn a_name_that_is_not_a_string_keeps_its_frame_as_a_placeholder() {
+        let l = layout_3_13t();
+        let mut m = process(&l);
+        code(&mut m, &l, 0x40_000, "main", 10, &TABLE);
+        m.put(0x41_000, object(128, &[]));
+        tstate(&mut m, &l, 0xa0_000);
+        frame(&mut m, &l, 0xa0_000, 0, 0x40_000, 2, 0);
+        let mut reader = StackReader::new(l);
+        let stack = reader.read_stack(&m, TSTATE).unwrap();
+        assert_eq!(
+            stack,
+            [Frame {
+                function: UNREADABLE_NAME.into(),
+                ..at_line("main", 11)
+            }]
+        );
+        assert!(reader.code.is_empty(), "a placeholder is not remembered");
+        // Readable at the next sample: the name shows.
+        code(&mut m, &l, 0x40_000, "main", 10, &TABLE);
+        assert_eq!(
+            reader.read_stack(&m, TSTATE).unwrap(),
+            [at_line("main", 11)]
+        );
+    }
+
+    #[test]
+    fn long_and_surrogate_names_are_kept_capped_and_replaced() {
+        let l = layout_3_13t();
+        let mut m = process(&l);
+        let long = "f".repeat(5000);
+        code(&mut m, &l, 0x40_000, &long, 10, &TABLE);
+        // A file name as `surrogateescape` makes it of b"bad\xff.py".
+        m.put(
+            0x20_000,
+            str_object(
+                &l,
+                UCS2,
+                8,
+                &ucs2_units(&[0x62, 0x61, 0x64, 0xdcff, 0x2e, 0x70, 0x79, 0x21]),
+            ),
+        );
+        tstate(&mut m, &l, 0xa0_000);
+        frame(&mut m, &l, 0xa0_000, 0, 0x40_000, 0, 0);
+        let stack = StackReader::new(l).read_stack(&m, TSTATE).unwrap();
+        assert_eq!(stack.len(), 1);
+        assert_eq!(stack[0].function.chars().count(), MAX_NAME_CHARS);
+        assert!(stack[0].function.ends_with("f…"));
+        assert_eq!(stack[0].file, "bad\u{fffd}.py!");
+    }
+
+    #[test]
+    fn the_function_is_the_qualified_name_where_there_is_one() {
+        let l = layout_3_13t();
+        let mut m = process(&l);
+        code(&mut m, &l, 0x40_000, "meth", 10, &TABLE);
+        m.put(0x48_000, str_object(&l, ASCII, 6, b"K.meth"));
+        let mut head = object(l.co_code_adaptive + 64, &[]);
+        if let Some((_, bytes)) = m.0.iter().rev().find(|(at, _)| *at == 0x40_000) {
+            head.copy_from_slice(bytes);
+        }
+        let q = l.co_qualname.unwrap();
+        head[q..q + 8].copy_from_slice(&0x48_000u64.to_le_bytes());
+        m.put(0x40_000, head);
+        tstate(&mut m, &l, 0xa0_000);
+        frame(&mut m, &l, 0xa0_000, 0, 0x40_000, 0, 0);
+        let stack = read_stack(&m, &l, TSTATE).unwrap();
+        assert_eq!(stack, [at_line("K.meth", 10)]);
+        // Without a readable qualified name, `co_name`.
+        m.put(0x48_000, object(64, &[]));
+        assert_eq!(read_stack(&m, &l, TSTATE).unwrap(), [at_line("meth", 10)]);
+    }
+
+    fn ucs2_units(units: &[u16]) -> Vec<u8> {
+        units.iter().flat_map(|u| u.to_le_bytes()).collect()
     }
 }

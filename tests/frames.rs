@@ -1,0 +1,143 @@
+//! gilscope's own stack reader on real CPython processes: a frame is never dropped for its
+//! names. A function named with 5000 characters and one in a file whose name holds bytes
+//! that are not UTF-8 (both of which py-spy dropped, blaming the caller) show with their
+//! names capped or replaced, and the GIL is blamed on them, on every interpreter found.
+
+mod common;
+
+use common::*;
+use gilscope::model::MAX_NAME_CHARS;
+use serde_json::Value;
+
+/// The row of `list` for the function `is_it` accepts.
+fn row<'a>(json: &'a Value, list: &str, is_it: impl Fn(&str) -> bool) -> Option<&'a Value> {
+    json[list]
+        .as_array()?
+        .iter()
+        .find(|s| s["function"].as_str().is_some_and(&is_it))
+}
+
+/// Every interpreter found, free-threaded builds included.
+fn every_python() -> Vec<&'static Python> {
+    let mut all = pythons();
+    all.extend(free_threaded_pythons());
+    all
+}
+
+fn is_long(name: &str) -> bool {
+    name.starts_with("long_xxx")
+}
+
+#[test]
+fn long_and_non_utf8_names_keep_their_frames_and_the_blame() {
+    let _turn = exclusive();
+    let mut tested = Vec::new();
+    for py in every_python() {
+        let who = &py.label;
+        let (json, summary) = record_json(py, "hostile_frames.py", &["--seconds", "3"]);
+        // Without a GIL (free-threaded), the same frames are what runs.
+        let list = match py.free_threaded {
+            true => "top_running",
+            false => "top_holders",
+        };
+
+        // The long name: cut to the cap, ending in `…`, in its own file.
+        let long = row(&json, list, is_long)
+            .unwrap_or_else(|| panic!("{who}: no long-named frame: {}", json[list]));
+        let name = long["function"].as_str().unwrap();
+        assert_eq!(name.chars().count(), MAX_NAME_CHARS, "{who}");
+        assert!(name.ends_with("x…"), "{who}: {}", &name[name.len() - 10..]);
+        assert!(
+            long["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("hostile_frames.py"),
+            "{who}: {long}"
+        );
+
+        // The file name's two bad bytes: one U+FFFD each, the rest of the path intact.
+        let bad = row(&json, list, |f| f == "hot_in_bad_file")
+            .unwrap_or_else(|| panic!("{who}: no frame in the bad file: {}", json[list]));
+        let file = bad["file"].as_str().unwrap();
+        assert!(
+            file.ends_with("/bad\u{fffd}\u{fffd}name.py") && file.contains("gilscope-frames-"),
+            "{who}: {file:?}"
+        );
+
+        // Each holds the GIL about half the time (runs all the time, without a GIL), as its
+        // own code (self), not its caller's.
+        for (what, r) in [("long name", long), ("bad file", bad)] {
+            assert!(
+                (0.2..=0.85).contains(&f(&r["share"])),
+                "{who}: {what}: {r}\n{summary}"
+            );
+        }
+        for caller in ["calls_long_name", "calls_bad_file"] {
+            let own = row(&json, list, |f| f.ends_with(caller)).map_or(0.0, |r| f(&r["share"]));
+            assert!(
+                own < 0.1,
+                "{who}: {caller} blamed for {own}: {}",
+                json[list]
+            );
+        }
+        // And the verdict, when it names code, names one of the two.
+        let code = &json["verdict"]["code"];
+        if let Some(function) = code["function"].as_str() {
+            assert!(
+                is_long(function) || function == "hot_in_bad_file",
+                "{who}: the verdict names {function}"
+            );
+        }
+        passed(py, "frames with hostile names");
+        tested.push(who.clone());
+    }
+    assert!(!tested.is_empty(), "no interpreter found");
+    eprintln!("hostile frames read on: {}", tested.join(", "));
+}
+
+/// `dump --json` reads the same frames from a running program, innermost first.
+#[test]
+fn dump_shows_the_frames_py_spy_dropped() {
+    let _turn = exclusive();
+    for py in every_python() {
+        let who = &py.label;
+        let run = Running::start(py, "hostile_frames.py", &["--seconds", "20"]);
+        let dir = tempfile::tempdir().unwrap();
+        let out = gilscope(dir.path(), &["dump", "--json", &run.pid.to_string()]);
+        assert!(out.status.success(), "{who}: {}", text(&out.stderr));
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Threads by what they run, not their names: free-threaded 3.13t names no threads.
+        let stacks: Vec<Vec<(String, String)>> = json["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["frames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| {
+                        let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                        (s("function"), s("file"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let stack_of = |caller: &str| -> &Vec<(String, String)> {
+            stacks
+                .iter()
+                .find(|s| s.iter().any(|(f, _)| f.ends_with(caller)))
+                .unwrap_or_else(|| panic!("{who}: no thread in {caller}: {json}"))
+        };
+        let long = stack_of("calls_long_name");
+        assert!(is_long(&long[0].0), "{who}: {long:?}");
+        assert!(long[1].0.ends_with("calls_long_name"), "{who}: {long:?}");
+        let bad = stack_of("calls_bad_file");
+        assert_eq!(bad[0].0, "hot_in_bad_file", "{who}: {bad:?}");
+        assert!(
+            bad[0].1.ends_with("/bad\u{fffd}\u{fffd}name.py"),
+            "{who}: {bad:?}"
+        );
+        assert!(bad[1].0.ends_with("calls_bad_file"), "{who}: {bad:?}");
+    }
+}
