@@ -385,3 +385,31 @@ fn attach_to_a_program_that_execs_into_one_that_is_not_python_ends_with_the_sent
     );
     assert_few_failed(&json, &stderr, who);
 }
+
+#[test]
+fn a_subprocess_that_execs_is_profiled_before_and_after() {
+    let _turn = exclusive();
+    let py = plain_pythons()[0];
+    let who = &py.label;
+    let program = py.program.display().to_string();
+    let fx = py.fixture("follow_exec.py");
+    let parent = format!(
+        "import subprocess, sys; subprocess.run([sys.executable, {fx:?}, '--seconds', '1.5'])"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, json) =
+        record_in(dir.path(), &["--subprocesses"], &[&program, "-c", &parent]);
+    assert_eq!(code, Some(0), "{who}: {stderr}");
+    let others = json["subprocesses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{who}: no subprocesses: {stderr}"));
+    for f in ["before_exec_spin", "after_exec_work"] {
+        assert!(
+            others.iter().any(|p| functions(p).contains(f)),
+            "{who}: no subprocess ran {f}: {others:?}"
+        );
+    }
+    for p in others {
+        assert_few_failed(p, &stderr, who);
+    }
+}
