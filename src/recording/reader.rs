@@ -183,7 +183,7 @@ fn read(input: impl BufRead) -> Result<Replayed> {
         if text.trim().is_empty() {
             bail!("line {n} is blank, so the file was damaged after it was written");
         }
-        let parsed: Line = serde_json::from_str(text).map_err(|e| {
+        let parsed: Line = parse(text).map_err(|e| {
             anyhow::anyhow!(
                 "line {n} is not a recording line ({}), so the file was damaged after it was \
                  written",
@@ -322,6 +322,68 @@ fn read(input: impl BufRead) -> Result<Replayed> {
         cut_short,
         warnings: bounds.warnings(),
     })
+}
+
+/// The lines whose fields may be large, each read straight into its fields: serde reads an
+/// internally tagged enum by first copying the whole line into a tree of its values, which
+/// costs some twenty times the line, so only small lines go that way.
+#[derive(Deserialize)]
+struct StacksFields {
+    p: u32,
+    at_ns: u64,
+    waiters: u32,
+    stacks: Vec<super::StackLine>,
+}
+
+#[derive(Deserialize)]
+struct SampleFields {
+    p: u32,
+    sample: Sample,
+}
+
+#[derive(Deserialize)]
+struct ProcessFields {
+    p: u32,
+    target: TargetInfo,
+    cpu_count: usize,
+}
+
+/// The longest line read through the tagged enum (one whose tag is not first, as gilscope
+/// writes it, or a small kind of line).
+const MAX_TREE_LINE: usize = 64 << 10;
+
+/// One line, by its tag: gilscope writes `{"t":"…",` first.
+fn parse(text: &str) -> serde_json::Result<Line> {
+    if text.starts_with(r#"{"t":"stacks","#) {
+        let f: StacksFields = serde_json::from_str(text)?;
+        return Ok(Line::Stacks {
+            p: f.p,
+            at_ns: f.at_ns,
+            waiters: f.waiters,
+            stacks: f.stacks,
+        });
+    }
+    if text.starts_with(r#"{"t":"sample","#) {
+        let f: SampleFields = serde_json::from_str(text)?;
+        return Ok(Line::Sample {
+            p: f.p,
+            sample: f.sample,
+        });
+    }
+    if text.starts_with(r#"{"t":"process","#) {
+        let f: ProcessFields = serde_json::from_str(text)?;
+        return Ok(Line::Process {
+            p: f.p,
+            target: f.target,
+            cpu_count: f.cpu_count,
+        });
+    }
+    if text.len() > MAX_TREE_LINE && !text.starts_with(r#"{"t":"frame","#) {
+        return Err(serde::de::Error::custom(
+            "a long line that does not start with its type, as gilscope writes it",
+        ));
+    }
+    serde_json::from_str(text)
 }
 
 /// A frame a stack names: a frame past [`MAX_FRAMES`] was not kept, and is a placeholder.

@@ -167,10 +167,16 @@ fn raw(dir: &std::path::Path, lines: &[String], finish: bool) -> std::path::Path
     path
 }
 
+/// A line as gilscope writes it: its type first, then `fields`.
+fn tagged(t: &str, fields: serde_json::Value) -> String {
+    let rest = fields.to_string();
+    format!("{{\"t\":\"{t}\",{}\n", &rest[1..])
+}
+
 fn process_line() -> String {
-    format!(
-        "{}\n",
-        serde_json::json!({"t": "process", "p": 0, "target": target(), "cpu_count": 2})
+    tagged(
+        "process",
+        serde_json::json!({"p": 0, "target": target(), "cpu_count": 2}),
     )
 }
 
@@ -178,10 +184,10 @@ fn state_line(at_ns: u64, tids: impl Iterator<Item = i32>) -> String {
     let threads: Vec<_> = tids
         .map(|tid| serde_json::json!({"tid": tid, "state": "holding", "on_cpu": true, "gil": 0}))
         .collect();
-    format!(
-        "{}\n",
-        serde_json::json!({"t": "sample", "p": 0, "sample": {"State": {
-            "at": at_ns, "gils": [], "threads": threads}}})
+    tagged(
+        "sample",
+        serde_json::json!({"p": 0, "sample": {"State": {
+            "at": at_ns, "gils": [], "threads": threads}}}),
     )
 }
 
@@ -248,15 +254,15 @@ fn only_a_cut_off_end_is_cut_short() {
 fn replay_bounds_names_threads_and_times_and_says_what_it_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let long = "x".repeat(100_000);
-    let frame = format!(
-        "{}\n",
-        serde_json::json!({"t": "frame", "id": 0, "function": long, "file": long, "line": 1})
+    let frame = tagged(
+        "frame",
+        serde_json::json!({"id": 0, "function": long, "file": long, "line": 1}),
     );
     let deep = vec![0; 5000];
-    let stacks = format!(
-        "{}\n",
-        serde_json::json!({"t": "stacks", "p": 0, "at_ns": 2_000_000, "waiters": 0,
-            "stacks": [{"tid": 1, "state": "holding", "on_cpu": true, "frames": deep}]})
+    let stacks = tagged(
+        "stacks",
+        serde_json::json!({"p": 0, "at_ns": 2_000_000, "waiters": 0,
+            "stacks": [{"tid": 1, "state": "holding", "on_cpu": true, "frames": deep}]}),
     );
     let lines = [
         process_line(),
