@@ -283,7 +283,7 @@ fn profile(
         crate::sayln!(
             "gilscope: sampling pid {pid} (CPython {}{build}) at {:.0} Hz, stacks at {:.0} Hz; \
              Ctrl-C to stop",
-            info.python,
+            crate::report::text::terminal(&info.python, 64),
             info.state_hz,
             info.stack_hz
         );
@@ -442,12 +442,15 @@ fn unread(
     ))
 }
 
-/// A signal ended the run: the program got it from the terminal too (Ctrl-C, a hang-up) or
-/// gets it passed on now (`kill`, `timeout`, `docker stop` sent it to gilscope alone). It may
-/// finish its own way for [`INTERRUPT_GRACE`]; then it is stopped (SIGTERM, then SIGKILL). A
-/// second signal stops it at once.
+/// A signal ended the run: the program got it from the terminal too (Ctrl-C, a hang-up: the
+/// terminal signals the foreground process group, which the program is in unless it left
+/// it), or gets it passed on now (`kill`, `timeout`, `docker stop` signalled gilscope alone).
+/// It may finish its own way for [`INTERRUPT_GRACE`]; then it is stopped (SIGTERM, then
+/// SIGKILL). A second signal stops it at once.
 fn after_signal(program: &mut Program, stop: Stop) -> std::io::Result<std::process::ExitStatus> {
-    if !stop.from_terminal {
+    // SAFETY: getpgid and getpgrp have no memory-safety preconditions.
+    let same_group = unsafe { libc::getpgid(program.pid()) == libc::getpgrp() };
+    if !(stop.from_terminal && same_group) {
         program.signal(stop.signal);
     }
     if let Some(status) = program.wait_for(Duration::from_millis(200)) {

@@ -15,13 +15,6 @@ use common::*;
 use gilscope::model::MAX_NAME_CHARS;
 use serde_json::Value;
 
-/// Switch on once helper `reader` (issue #11 item 6) has landed: names decoded lossily and
-/// never dropped, and capped at [`MAX_NAME_CHARS`] where they are read. Until then py-spy,
-/// which reads the stacks of builds with a GIL, drops the frame of a function whose name has
-/// 4,096 characters or more and of a file whose name is not UTF-8, and names reach the
-/// reports uncapped; the checks below then hold wherever those frames are present.
-const READER_LANDED: bool = false;
-
 /// The fixture's kinds of hostile text, as in fixtures/hostile_bytes.py.
 const KINDS: &[(&str, &str)] = &[
     ("esc", "\u{1b}[31mred\u{1b}[0m\u{1b}]0;pwned\u{7}"),
@@ -239,7 +232,7 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
                     format!("{threads:?}")
                 )
             });
-            if *kind == "long" && READER_LANDED {
+            if *kind == "long" {
                 assert_eq!(name.chars().count(), MAX_NAME_CHARS, "{who}");
             }
         }
@@ -389,19 +382,18 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
                 missing.push(*kind);
             }
         }
-        // py-spy drops the frame of a 5,000-character function name: the long kind may
-        // miss its frame until the reader lands; nothing else may.
-        let may_miss: &[&str] = if READER_LANDED { &[] } else { &["long"] };
+        // py-spy dropped the frame of a 5,000-character function name; gilscope's reader
+        // keeps every frame.
         assert!(
-            missing.iter().all(|k| may_miss.contains(k)),
+            missing.is_empty(),
             "{who}: no stack of {missing:?} ends in its frames:\n{:.3000}",
             collapsed
         );
-        // The file whose name is not UTF-8: its frame, decoded lossily, once the reader lands.
+        // The file whose name is not UTF-8: its frame, decoded lossily.
         let bytes = stacks.iter().any(|f| {
             f[0] == "t_bytes" && f.iter().any(|fr| fr.starts_with("f_bytes (/hostile/bad"))
         });
-        assert!(bytes || !READER_LANDED, "{who}: f_bytes was dropped");
+        assert!(bytes, "{who}: f_bytes was dropped");
 
         // JSON and the data formats keep the names raw; they parse whatever they hold.
         for format in ["speedscope", "perfetto"] {
@@ -425,11 +417,10 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
         strings(&json["top_blame"], &mut functions);
         strings(&json["top_holders"], &mut functions);
         strings(&json["top_waiters"], &mut functions);
-        let long_function = format!("f_long{}", text_of("long"));
         for f in functions.iter().filter(|f| f.starts_with("f_longL")) {
             let capped = f.chars().count() == MAX_NAME_CHARS && f.ends_with('…');
             assert!(
-                capped || (!READER_LANDED && *f == long_function),
+                capped,
                 "{who}: the long name is {} characters",
                 f.chars().count()
             );
@@ -438,4 +429,71 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
         assert_eq!(&pprof[..2], &[0x1f, 0x8b], "{who}: pprof is not gzip");
         passed(py, "hostile names escaped in every format");
     }
+}
+
+/// `gilscope dump` prints a live process's threads and stacks to a terminal: the same names,
+/// escaped, each thread's name and each frame on one line of its own.
+#[test]
+fn dump_prints_hostile_names_escaped() {
+    let _turn = exclusive();
+    let py = pythons()[0];
+    let target = Running::start(py, "hostile_bytes.py", &["--seconds", "60"]);
+    let pid = target.pid.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let names: Vec<(&str, String)> = KINDS
+        .iter()
+        .map(|(kind, _)| {
+            let name = shown(&format!("t_{kind}{}", text_of(kind).replace('\u{0}', "")));
+            (*kind, name.chars().take(20).collect())
+        })
+        .collect();
+    let missing = |dump: &str| -> Vec<&str> {
+        names
+            .iter()
+            .filter(|(_, name)| {
+                !dump
+                    .lines()
+                    .any(|l| l.starts_with("Thread ") && l.contains(&format!(" \"{name}")))
+            })
+            .map(|(kind, _)| *kind)
+            .collect()
+    };
+    // The ready file is written at the start barrier; the workers reach spin() soon after,
+    // and a thread's name may be read a dump later than its stack.
+    let dump = loop {
+        let out = gilscope(dir.path(), &["dump", &pid]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let dump = String::from_utf8(out.stdout).expect("dump is UTF-8");
+        assert_clean(&format!("{}: dump", py.label), &dump, &['\n']);
+        let spinning = dump.matches("    spin\\x1b[31mred").count();
+        if spinning >= 9 && missing(&dump).is_empty() {
+            break dump;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {spinning} threads in spin(), no line for the threads {:?}:\n{dump:.4000}",
+            py.label,
+            missing(&dump)
+        );
+    };
+    let frame = dump
+        .lines()
+        .find(|l| l.starts_with("    f_bidi"))
+        .unwrap_or_else(|| panic!("{}: no f_bidi frame:\n{dump:.4000}", py.label));
+    assert!(
+        frame.starts_with("    f_bidi\\u{202e}evil\\u{2066}\\u{200f}\\u{61c} (bidi\\u{202e}evil"),
+        "{frame}"
+    );
+    // The JSON keeps the names as read.
+    let out = gilscope(dir.path(), &["dump", "--json", &pid]);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    let mut all = Vec::new();
+    strings(&json, &mut all);
+    assert!(
+        all.iter().any(|s| s.contains("\u{1b}[31mred")),
+        "{}",
+        py.label
+    );
+    passed(py, "dump escapes hostile names");
 }

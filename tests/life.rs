@@ -412,3 +412,158 @@ fn the_unprivileged_hint_is_short_and_names_the_likeliest_fix() {
     let words = hint.split_whitespace().count();
     assert!(words <= 35, "{words} words: {hint}");
 }
+
+/// A program that ignores SIGTERM and SIGINT and writes `ready` once it does.
+const STUBBORN: &str = "import signal, sys, time\n\
+signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+open(sys.argv[1] + '.tmp', 'w').write('ready\\n')\n\
+import os; os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n\
+while True:\n    sum(range(10000))\n";
+
+/// `record` of [`STUBBORN`] in `dir`, its stderr in `dir/stderr`, once gilscope samples it.
+fn start_stubborn(py: &Python, dir: &Path) -> Child {
+    let ready = dir.join("ready");
+    let err = std::fs::File::create(dir.join("stderr")).unwrap();
+    let child = Command::new(BIN)
+        .args(["record", "-f", "json", "-o", "out.json", "--"])
+        .args(py.argv())
+        .args(["-c", STUBBORN])
+        .arg(py.inside(&ready))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_until("the program's ready file", || ready.exists());
+    wait_until("gilscope to sample", || {
+        std::fs::read_to_string(dir.join("stderr")).is_ok_and(|s| s.contains("sampling pid"))
+    });
+    child
+}
+
+#[test]
+fn a_program_that_ignores_the_signal_is_killed_after_the_grace_or_at_a_second_signal() {
+    let _turn = exclusive();
+    let py = python();
+    // One signal: the grace (5 s), SIGTERM, 2 s, then SIGKILL; the report is written.
+    let dir = tempfile::tempdir().unwrap();
+    let mut gilscope = start_stubborn(py, dir.path());
+    let sent = Instant::now();
+    kill(gilscope.id(), libc::SIGTERM);
+    let status = gilscope.wait().unwrap();
+    let took = sent.elapsed();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(took >= Duration::from_secs(5), "{took:?}: {stderr}");
+    assert!(took < Duration::from_secs(40), "{took:?}: {stderr}");
+    assert!(stderr.contains("waiting up to 5 s"), "{stderr}");
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(json["exit"]["signal"], "SIGKILL", "{}", json["exit"]);
+
+    // A second signal kills it at once.
+    let dir = tempfile::tempdir().unwrap();
+    let mut gilscope = start_stubborn(py, dir.path());
+    kill(gilscope.id(), libc::SIGINT);
+    wait_until("gilscope to wait for the program", || {
+        std::fs::read_to_string(dir.path().join("stderr")).is_ok_and(|s| s.contains("waiting up"))
+    });
+    let again = Instant::now();
+    kill(gilscope.id(), libc::SIGINT);
+    let status = gilscope.wait().unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        again.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        again.elapsed()
+    );
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(json["exit"]["signal"], "SIGKILL", "{}", json["exit"]);
+}
+
+/// `record -f json -o out.json -- PY count_signals.py` in `dir` as `argv` (after the
+/// `record` options), and where the fixture writes its ready file and its count.
+fn counting(py: &Python, dir: &Path) -> (Vec<String>, PathBuf, PathBuf) {
+    let (ready, count) = (dir.join("ready"), dir.join("count"));
+    let mut argv: Vec<String> = ["record", "-f", "json", "-o", "out.json", "--"]
+        .map(String::from)
+        .into();
+    argv.extend(py.argv());
+    argv.push(py.fixture("count_signals.py"));
+    argv.extend(["--ready".into(), py.inside(&ready)]);
+    argv.extend(["--count".into(), py.inside(&count)]);
+    (argv, ready, count)
+}
+
+fn signals_counted(count: &Path) -> u32 {
+    wait_until("the program's count", || {
+        std::fs::read_to_string(count).is_ok_and(|s| s.ends_with('\n'))
+    });
+    std::fs::read_to_string(count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_signal_sent_to_gilscope_alone_reaches_the_program_once() {
+    let _turn = exclusive();
+    let py = python();
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129), (libc::SIGINT, 0)] {
+        let dir = py.tempdir();
+        let (argv, ready, count) = counting(py, dir.path());
+        let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut gilscope = Command::new(BIN)
+            .args(&argv)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        wait_until("the program's ready file", || ready.exists());
+        wait_until("gilscope to sample", || {
+            std::fs::read_to_string(dir.path().join("stderr"))
+                .is_ok_and(|s| s.contains("sampling pid"))
+        });
+        kill(gilscope.id(), signal);
+        let status = gilscope.wait().unwrap();
+        let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+        assert_eq!(status.code(), Some(code), "signal {signal}: {stderr}");
+        assert_eq!(signals_counted(&count), 1, "signal {signal}: {stderr}");
+        assert!(dir.path().join("out.json").exists(), "{stderr}");
+    }
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_is_not_passed_on_twice() {
+    let _turn = exclusive();
+    let py = python();
+    if py.root.is_some() {
+        eprintln!("skipped: the terminal's driver runs on the host, and no host CPython was found");
+        return;
+    }
+    let dir = py.tempdir();
+    let (argv, ready, count) = counting(py, dir.path());
+    let out = Command::new(&py.program)
+        .arg(fixtures_dir().join("_pty_driver.py"))
+        .arg(&ready)
+        .arg("sampling pid")
+        .arg("--")
+        .arg(BIN)
+        .args(&argv)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(shown.trim_end().ends_with("exit 0"), "{shown}");
+    // The terminal sent SIGINT to the program itself; gilscope did not send another.
+    assert_eq!(signals_counted(&count), 1, "{shown}");
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(json["exit"]["code"], 0, "{}", json["exit"]);
+}

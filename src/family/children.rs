@@ -1,7 +1,8 @@
 //! `--subprocesses`: the target's descendants, followed as they start and end (a
 //! `multiprocessing` pool, a pre-fork server). Each Python one gets a sampler and an
 //! accumulator of its own; processes that are not Python (a shell between, a helper binary)
-//! are passed over, but their children are still followed.
+//! are passed over, but their children are still followed. One that execs is opened again
+//! and shows as a process of its own, before and after.
 
 use std::collections::HashSet;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
@@ -13,7 +14,7 @@ use crate::error::UserError;
 use crate::model::TargetInfo;
 use crate::recording::Tape;
 use crate::report::Subprocess;
-use crate::sampler::{Rates, Sampler, Target};
+use crate::sampler::{is_alive, Rates, Sampler, Target};
 
 use super::tree::{cmdline, descendants, parents, working_dir};
 
@@ -131,6 +132,12 @@ impl Children {
                 }
             };
             if ended {
+                let pid = r.info.pid;
+                if is_alive(pid) {
+                    // Its sampler ended while it runs on: it exec'd. What it runs now is
+                    // opened again at the next scan, as a process of its own in the report.
+                    self.seen.remove(&pid);
+                }
                 self.ended.push(self.running.swap_remove(i));
             } else {
                 i += 1;

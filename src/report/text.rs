@@ -166,12 +166,18 @@ pub fn markdown(s: &str, max: usize) -> String {
     escaped(s, max, push_markdown)
 }
 
-/// `s` shown as code in Markdown: a `<code>` element around [`markdown`] text, at most `max`
-/// characters of it. Not a code span: nothing can be escaped inside one, so a name's `<`, `&`
-/// and backticks would reach the file raw (inert to a CommonMark renderer, not to every tool
-/// that reads a job summary), and a backtick could end the span.
+/// `s` shown as code in Markdown, at most `max` characters of it: a code span (`` `compute` ``)
+/// when `s` is plain, else a `<code>` element around [`markdown`] text. Nothing can be escaped
+/// inside a code span, so a name's `<`, `&` and backticks would reach the file raw (inert to a
+/// CommonMark renderer, not to every tool that reads a job summary; `<module>` is common), and
+/// a backtick could end the span.
 pub fn markdown_code(s: &str, max: usize) -> String {
-    format!("<code>{}</code>", markdown(s, max))
+    let plain = |c: char| !hidden(c) && !matches!(c, '`' | '<' | '>' | '&' | '|' | '\\');
+    if !s.is_empty() && s.chars().all(plain) {
+        format!("`{}`", visible_cut(s, max))
+    } else {
+        format!("<code>{}</code>", markdown(s, max))
+    }
 }
 
 /// Appends `c` for a folded stack: `;` (between frames) escaped like the [`hidden`] ones.
@@ -304,14 +310,23 @@ mod tests {
     }
 
     #[test]
-    fn markdown_code_is_an_element_around_inert_text() {
-        assert_eq!(markdown_code("compute", 100), "<code>compute</code>");
+    fn markdown_code_is_a_span_when_plain_else_an_element_around_inert_text() {
+        assert_eq!(markdown_code("compute", 100), "`compute`");
+        assert_eq!(markdown_code("__init__", 100), "`__init__`");
+        assert_eq!(
+            markdown_code("<module>", 100),
+            "<code>&lt;module&gt;</code>"
+        );
         assert_eq!(
             markdown_code("a`b|c</code><script>\n", 100),
             "<code>a\\`b\\|c&lt;/code&gt;&lt;script&gt;\\\\n</code>"
         );
         let long = markdown_code(&"x".repeat(500), 100);
-        assert_eq!(long.chars().count(), 100 + "<code></code>".len());
+        assert_eq!(long.chars().count(), 100 + 2);
+        assert_eq!(
+            markdown_code(&"<".repeat(500), 100).chars().count(),
+            96 + 1 + 13
+        );
     }
 
     #[test]

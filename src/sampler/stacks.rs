@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::python;
 use super::threads::ThreadTable;
@@ -75,6 +75,9 @@ impl StackSource {
     /// thread has no name yet): CPython before 3.14 does not name its OS threads. Threads
     /// are matched by `pthread_t`, which both readers know on every version.
     fn add_names(&mut self, stacks: &mut [RawStack]) {
+        // Forget threads that ended, so that a run with many short threads stays small.
+        let alive: HashSet<_> = stacks.iter().map(|s| (s.pthread, s.tid)).collect();
+        self.named.retain(|k| alive.contains(k));
         for s in stacks.iter().filter(|s| s.name.is_some()) {
             self.named.insert((s.pthread, s.tid));
         }
@@ -98,29 +101,30 @@ impl StackSource {
 }
 
 /// Each thread's stack from its thread states, oldest interpreter first: a thread inside a
-/// subinterpreter shows the call that entered it, then the code it runs there.
+/// subinterpreter shows the call that entered it, then the code it runs there. A thread that
+/// ended since the thread table was read (its `/proc` files no longer answer) is left out
+/// rather than failing the sample with its freed thread state.
 fn read_own(
     reader: &mut frames::StackReader,
     mem: &dyn Memory,
     table: &ThreadTable,
 ) -> Result<Vec<RawStack>> {
-    table
-        .threads
-        .iter()
-        .map(|t| {
-            let mut frames = Vec::new();
-            for &(_, tstate) in &t.tstates {
-                let part = reader
-                    .read_stack(mem, tstate)
-                    .with_context(|| format!("reading the stack of thread {}", t.tid))?;
-                frames.extend(part);
+    let mut stacks = Vec::with_capacity(table.threads.len());
+    'threads: for t in &table.threads {
+        let mut frames = Vec::new();
+        for &(_, tstate) in &t.tstates {
+            match reader.read_stack(mem, tstate) {
+                Ok(part) => frames.extend(part),
+                Err(_) if t.files.stat().is_none() => continue 'threads,
+                Err(e) => return Err(e.context(format!("reading the stack of thread {}", t.tid))),
             }
-            Ok(RawStack {
-                pthread: t.pthread,
-                tid: Some(t.tid),
-                name: None,
-                frames,
-            })
-        })
-        .collect()
+        }
+        stacks.push(RawStack {
+            pthread: t.pthread,
+            tid: Some(t.tid),
+            name: None,
+            frames,
+        });
+    }
+    Ok(stacks)
 }
