@@ -167,6 +167,31 @@ impl Drop for Program {
     }
 }
 
+/// Ends a process gilscope followed but did not launch (the Python a wrapper started), when
+/// gilscope stopped the wrapper: a shell does not pass SIGTERM on to its child, which would
+/// otherwise run on with init as its parent. SIGTERM, then SIGKILL after
+/// [`TERMINATE_GRACE`]. Only `started` (its start time in clock ticks since boot, from
+/// `/proc/<pid>/stat`) is signalled, so a reused pid is left alone.
+pub fn stop_followed(pid: i32, started: u64) {
+    let same = || crate::sampler::procfs::start_time(pid) == Some(started);
+    if !same() {
+        return;
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + TERMINATE_GRACE;
+    while Instant::now() < deadline {
+        if !same() || crate::sampler::procfs::is_zombie(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if same() {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// The exit code that passes a failed command's status on: its own code, or 128 + the signal
 /// that killed it, as shells do. `None` when it succeeded, or when gilscope stopped it.
 pub fn failure_code(exit: &ProgramExit) -> Option<u8> {

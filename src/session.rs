@@ -252,6 +252,7 @@ fn profile(
     // A wrapper's Python: the target is its process, the exit status the wrapper's.
     let launched = command;
     let wrapped = target.pid != pid;
+    let target_started = crate::sampler::procfs::start_time(target.pid);
     let root = pid;
     let pid = target.pid;
     let command = if wrapped {
@@ -348,6 +349,10 @@ fn profile(
         (Some(p), Some(stop)) => _ = after_signal(p, stop)?,
         (Some(p), None) => _ = p.stop()?,
         (None, _) => {}
+    }
+    if let (true, Some(started)) = (wrapped && stopped_by_us, target_started) {
+        // The wrapper is stopped; the Python it started must not run on without it.
+        crate::record::stop_followed(pid, started);
     }
     let exit = program.as_mut().and_then(|p| p.exit(stopped_by_us));
     tape.end_with(0, late_ticks, exit);

@@ -414,3 +414,47 @@ fn a_subprocess_that_execs_is_profiled_before_and_after() {
         assert_few_failed(p, &stderr, who);
     }
 }
+
+#[test]
+fn a_wrappers_python_does_not_outlive_a_stopped_run() {
+    let _turn = exclusive();
+    for py in plain_pythons() {
+        let who = &py.label;
+        let dir = tempfile::tempdir().unwrap();
+        // A shell with a second command after Python does not exec into it, and does not pass
+        // SIGTERM on to it.
+        let inline = format!(
+            "{} {} --seconds 60; exit 0",
+            py.program.display(),
+            py.fixture("gil_bound.py")
+        );
+        let started = std::time::Instant::now();
+        let (_, stderr, json) = record_in(dir.path(), &["-d", "2"], &["sh", "-c", &inline]);
+        // A Python left running keeps gilscope's output pipes open until its 60 s are over.
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(40),
+            "{who}: the run took {took:?}: its Python ran on after the wrapper was stopped"
+        );
+        let pid = json["target"]["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{who}: no target pid: {stderr}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            !alive(),
+            "{who}: the wrapper's Python {pid} runs on: {stderr}"
+        );
+    }
+}

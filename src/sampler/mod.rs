@@ -8,7 +8,7 @@
 mod cgroup;
 mod maps;
 mod native;
-mod procfs;
+pub mod procfs;
 mod python;
 mod snapshot;
 mod stacks;

@@ -157,6 +157,21 @@ pub fn process_stat(pid: i32) -> Option<Stat> {
     Stat::parse(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// When the process started, in clock ticks since boot (`/proc/<pid>/stat` field 22): with
+/// the pid, it names one process, whatever reuses the pid later.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    // After the command: state is field 3, starttime field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process has ended and waits to be reaped by its parent.
+pub fn is_zombie(pid: i32) -> bool {
+    matches!(process_stat(pid), Some(s) if s.state == b'Z' || s.state == b'X')
+}
+
 /// Whether the process still runs: its `/proc` entry exists and it is not a zombie.
 pub fn is_alive(pid: i32) -> bool {
     matches!(process_stat(pid), Some(s) if s.state != b'Z' && s.state != b'X')
@@ -213,6 +228,9 @@ mod tests {
             })
         );
         assert_eq!(Stat::parse(b"4242 (x) S 1"), None);
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some_and(|t| t > 0));
+        assert_eq!(start_time(me), start_time(me));
         assert_eq!(Stat::parse(b"garbage"), None);
     }
 
