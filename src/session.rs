@@ -283,7 +283,7 @@ fn profile(
         crate::sayln!(
             "gilscope: sampling pid {pid} (CPython {}{build}) at {:.0} Hz, stacks at {:.0} Hz; \
              Ctrl-C to stop",
-            info.python,
+            crate::report::text::terminal(&info.python, 64),
             info.state_hz,
             info.stack_hz
         );

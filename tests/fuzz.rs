@@ -186,8 +186,12 @@ fn tokens(line: &[u8]) -> (Vec<Span>, Vec<Span>) {
                 while i < line.len() && line[i] != b'"' {
                     i += if line[i] == b'\\' { 2 } else { 1 };
                 }
-                strings.push((start, i.min(line.len())));
+                let end = i.min(line.len());
                 i += 1;
+                // Values only: a key changed is only ever a missing field.
+                if line.get(i) != Some(&b':') {
+                    strings.push((start, end));
+                }
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
@@ -226,16 +230,35 @@ fn repeat_array(line: &[u8], n: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One change to the lines of a recording.
-fn mutate_lines(rng: &mut Rng, lines: &mut Vec<Vec<u8>>, donors: &[Vec<u8>]) {
+/// The changes to lines that keep a recording readable (most of the time): numbers, strings
+/// and arrays changed inside valid JSON, lines repeated. Half the inputs get only these, so
+/// that the renderers see forged values rather than only the reader seeing damage.
+const KEEPS_VALID: [usize; 5] = [1, 6, 7, 8, 9];
+
+/// One change to the lines of a recording; with `valid`, one of [`KEEPS_VALID`].
+fn mutate_lines(rng: &mut Rng, lines: &mut Vec<Vec<u8>>, donors: &[Vec<u8>], valid: bool) {
     if lines.is_empty() {
         lines.push(b"{}".to_vec());
     }
-    let at = rng.below(lines.len());
-    match rng.below(12) {
+    // Never the header, when there is more: changing it only ever gives a refusal.
+    let at = if lines.len() > 1 && valid {
+        1 + rng.below(lines.len() - 1)
+    } else {
+        rng.below(lines.len())
+    };
+    let op = if valid {
+        KEEPS_VALID[rng.below(KEEPS_VALID.len())]
+    } else {
+        rng.below(12)
+    };
+    match op {
         0 => {
             lines.remove(at);
         }
+        // Frames and processes are numbered in order: a copy is only ever refused.
+        1 if valid
+            && (lines[at].starts_with(br#"{"t":"frame""#)
+                || lines[at].starts_with(br#"{"t":"process""#)) => {}
         1 => {
             let copy = lines[at].clone();
             let times = [1, 2, 50][rng.below(3)];
@@ -353,14 +376,15 @@ fn input(rng: &mut Rng, corpus: &[(Vec<u8>, Vec<Vec<u8>>)]) -> Vec<u8> {
         return gz;
     }
     let mut lines = lines.clone();
+    let valid = rng.chance(2);
     for _ in 0..=rng.below(4) {
-        mutate_lines(rng, &mut lines, donors);
+        mutate_lines(rng, &mut lines, donors, valid);
         if lines.iter().map(Vec::len).sum::<usize>() > MAX_INPUT {
             break;
         }
     }
-    let mut gz = gzip(&lines, !rng.chance(5));
-    if rng.chance(10) {
+    let mut gz = gzip(&lines, valid || !rng.chance(5));
+    if !valid && rng.chance(10) {
         mutate_gzip(rng, &mut gz);
     }
     gz
@@ -388,7 +412,11 @@ struct Outcome {
 
 /// Replays the recording at `path` and renders every format of it.
 fn run_one(path: &Path) -> Outcome {
-    let Ok(r) = gilscope::recording::replay(path) else {
+    let r = gilscope::recording::replay(path);
+    if let (Err(e), Some(_)) = (&r, std::env::var_os("GILSCOPE_FUZZ_ERRORS")) {
+        eprintln!("refused: {e:#}");
+    }
+    let Ok(r) = r else {
         return Outcome {
             replayed: false,
             largest_output: (0, String::new()),

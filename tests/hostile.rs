@@ -15,18 +15,6 @@ use common::*;
 use gilscope::model::MAX_NAME_CHARS;
 use serde_json::Value;
 
-/// Switch on once helper `reader` (issue #11 item 6) has landed: names decoded lossily and
-/// never dropped, and capped at [`MAX_NAME_CHARS`] where they are read. Until then py-spy,
-/// which reads the stacks of builds with a GIL, drops the frame of a function whose name has
-/// 4,096 characters or more and of a file whose name is not UTF-8, and names reach the
-/// reports uncapped; the checks below then hold wherever those frames are present.
-const READER_LANDED: bool = true;
-
-/// Switch on once a live run caps thread names too: py-spy's names (up to 4 kB) reach the
-/// reports as they are (src/sampler/python.rs), while replay caps them. Every renderer cuts
-/// them for its own destination meanwhile.
-const THREAD_NAMES_CAPPED: bool = false;
-
 /// The fixture's kinds of hostile text, as in fixtures/hostile_bytes.py.
 const KINDS: &[(&str, &str)] = &[
     ("esc", "\u{1b}[31mred\u{1b}[0m\u{1b}]0;pwned\u{7}"),
@@ -244,7 +232,7 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
                     format!("{threads:?}")
                 )
             });
-            if *kind == "long" && THREAD_NAMES_CAPPED {
+            if *kind == "long" {
                 assert_eq!(name.chars().count(), MAX_NAME_CHARS, "{who}");
             }
         }
@@ -394,19 +382,18 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
                 missing.push(*kind);
             }
         }
-        // py-spy drops the frame of a 5,000-character function name: the long kind may
-        // miss its frame until the reader lands; nothing else may.
-        let may_miss: &[&str] = if READER_LANDED { &[] } else { &["long"] };
+        // py-spy dropped the frame of a 5,000-character function name; gilscope's reader
+        // keeps every frame.
         assert!(
-            missing.iter().all(|k| may_miss.contains(k)),
+            missing.is_empty(),
             "{who}: no stack of {missing:?} ends in its frames:\n{:.3000}",
             collapsed
         );
-        // The file whose name is not UTF-8: its frame, decoded lossily, once the reader lands.
+        // The file whose name is not UTF-8: its frame, decoded lossily.
         let bytes = stacks.iter().any(|f| {
             f[0] == "t_bytes" && f.iter().any(|fr| fr.starts_with("f_bytes (/hostile/bad"))
         });
-        assert!(bytes || !READER_LANDED, "{who}: f_bytes was dropped");
+        assert!(bytes, "{who}: f_bytes was dropped");
 
         // JSON and the data formats keep the names raw; they parse whatever they hold.
         for format in ["speedscope", "perfetto"] {
@@ -430,11 +417,10 @@ fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
         strings(&json["top_blame"], &mut functions);
         strings(&json["top_holders"], &mut functions);
         strings(&json["top_waiters"], &mut functions);
-        let long_function = format!("f_long{}", text_of("long"));
         for f in functions.iter().filter(|f| f.starts_with("f_longL")) {
             let capped = f.chars().count() == MAX_NAME_CHARS && f.ends_with('…');
             assert!(
-                capped || (!READER_LANDED && *f == long_function),
+                capped,
                 "{who}: the long name is {} characters",
                 f.chars().count()
             );

@@ -6,6 +6,9 @@
 //! on CPython publishes the offsets itself in `_Py_DebugOffsets` at the start of `_PyRuntime`;
 //! [`super::debug_offsets`] reads them and the table is only the fallback. The 3.14 and 3.15
 //! rows were read from Debian's builds through that struct, since those builds are stripped.
+//!
+//! [`frame_layout`] is the stack reader's row for 3.8 to 3.12 (frame chain, code object and
+//! string fields), from the same debug information and checked by the same test.
 
 use super::frames::{FrameLayout, FrameRoot, LineFormat, Position};
 

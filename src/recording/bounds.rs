@@ -34,7 +34,7 @@ pub const MAX_GAP: Duration = Duration::from_secs(24 * 3600);
 const MAX_FRAME_BYTES: usize = 32 << 20;
 /// The frame bytes of all distinct stacks together; a new stack beyond keeps its innermost
 /// frame only.
-const MAX_STACK_BYTES: usize = 64 << 20;
+const MAX_STACK_BYTES: usize = 32 << 20;
 /// The frame bytes of one stack sample, over its threads; a stack beyond keeps its innermost
 /// frame only.
 const MAX_SAMPLE_BYTES: usize = 16 << 20;

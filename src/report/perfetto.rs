@@ -687,4 +687,42 @@ mod tests {
         assert_eq!(all[0]["name"], "process_name");
         assert_eq!(all[0]["args"]["name"], "python");
     }
+
+    #[test]
+    fn a_run_of_many_threads_draws_a_bounded_number_of_tracks_and_says_so() {
+        use crate::analysis::Accumulator;
+        use crate::model::{Sample, StateTick, ThreadObservation};
+        let mut acc = Accumulator::default();
+        let threads = MAX_STATE_TRACKS + 88;
+        for k in 0..20u64 {
+            acc.push(Sample::State(StateTick {
+                at: Duration::from_millis(10 * k),
+                gils: Vec::new(),
+                threads: (0..threads as i32)
+                    .map(|tid| ThreadObservation {
+                        tid,
+                        state: if (tid as u64 + k) % 2 == 0 {
+                            ThreadState::Holding
+                        } else {
+                            ThreadState::Idle
+                        },
+                        ..Default::default()
+                    })
+                    .collect(),
+            }));
+        }
+        let (target, _) = fixtures::empty();
+        let doc = render(&target, &acc.finish(0, 1), &[]);
+        let tracked: BTreeSet<i64> = events(&doc, "X")
+            .map(|e| e["tid"].as_i64().unwrap())
+            .collect();
+        assert_eq!(tracked.len(), MAX_STATE_TRACKS);
+        let said = doc["otherData"]["untracked_threads"].as_str().unwrap();
+        assert!(said.starts_with("88 threads have no state track"), "{said}");
+        // Every thread is still named.
+        let named = events(&doc, "M")
+            .filter(|e| e["name"] == "thread_name")
+            .count();
+        assert_eq!(named, threads);
+    }
 }

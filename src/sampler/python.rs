@@ -71,7 +71,7 @@ impl StackReader {
             .map(|trace| RawStack {
                 pthread: trace.thread_id,
                 tid: trace.os_thread_id.map(|t| t as i32),
-                name: trace.thread_name,
+                name: trace.thread_name.map(crate::model::bounded_name),
                 frames: trace
                     .frames
                     .into_iter()

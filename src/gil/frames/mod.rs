@@ -7,7 +7,7 @@
 //! - 3.11, 3.12: `_PyInterpreterFrame`s from `tstate->cframe->current_frame`.
 //! - 3.8 to 3.10: `PyFrameObject`s from `tstate->frame`, linked by `f_back`.
 //!
-//! The offsets of 3.8 to 3.12 come from gilscope's table ([`crate::gil::layout::frames`]),
+//! The offsets of 3.8 to 3.12 come from gilscope's table ([`crate::gil::layout::frame_layout`]),
 //! read from each version's debug information. Frames are reported as py-spy reported them:
 //! the function is `co_qualname` from 3.11 on (`K.meth`), `co_name` before, and the file is
 //! `co_filename`. Unlike py-spy,
