@@ -42,6 +42,10 @@ const MAX_SAMPLE_BYTES: usize = 16 << 20;
 const FRAME_OVERHEAD: usize = 64;
 /// Arguments kept of a command line.
 const MAX_ARGS: usize = 1024;
+/// The largest count (of ticks) taken for real: a year at 100 kHz is far below it.
+const MAX_COUNT: u64 = 1 << 48;
+/// The largest GIL switch count taken for real: a year of switches every 5 ms is 2^33.
+const MAX_SWITCHES: u64 = 1 << 40;
 /// Native module ids an accumulator keeps names for (its own limit).
 const MAX_MODULES: usize = 4096;
 /// CPUs a machine may claim.
@@ -268,6 +272,13 @@ impl Bounds {
                 let before = tick.gils.len();
                 tick.gils.retain(|g| self.gil(p, g.interpreter));
                 self.dropped.gils += (before - tick.gils.len()) as u64;
+                // A counter forged near u64::MAX would overflow the sums of its steps.
+                for g in &mut tick.gils {
+                    if g.switch_number > MAX_SWITCHES {
+                        g.switch_number = MAX_SWITCHES;
+                        self.dropped.numbers += 1;
+                    }
+                }
                 tick.threads.retain(|o| self.thread(p, o.tid));
                 for o in &mut tick.threads {
                     o.native = Self::native(o.native);
@@ -338,6 +349,16 @@ impl Bounds {
             // Written as `stacks` lines, with frames by id; the reader refuses this form.
             Sample::Stacks(_) => None,
         }
+    }
+
+    /// The late ticks a process's end counts, if a run could have had that many (the sums
+    /// of counts that reports make must not overflow).
+    pub fn late_ticks(&mut self, n: u64) -> u64 {
+        if n > MAX_COUNT {
+            self.dropped.numbers += 1;
+            return 0;
+        }
+        n
     }
 
     /// How a process ended, its numbers made sane.

@@ -289,7 +289,7 @@ fn read(input: impl BufRead) -> Result<Replayed> {
                 }
                 let exit = bounds.exit(exit);
                 let process = &mut processes[p as usize];
-                process.late_ticks = late_ticks;
+                process.late_ticks = bounds.late_ticks(late_ticks);
                 process.exit = exit;
                 process.ended = true;
             }
