@@ -88,8 +88,9 @@ impl StackSource {
         let Some(py_spy) = self.py_spy.as_mut().filter(|_| unnamed && due) else {
             return;
         };
-        self.names_asked = Some(Instant::now());
+        // A failed read (torn while threads run) is tried again at the next stack tick.
         let Ok(named) = py_spy.read() else { return };
+        self.names_asked = Some(Instant::now());
         for n in named {
             let Some(name) = n.name else { continue };
             if let Some(s) = stacks.iter_mut().find(|s| s.pthread == n.pthread) {
