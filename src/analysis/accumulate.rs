@@ -325,10 +325,18 @@ impl Accumulator {
         // GIL waits inside a lock's acquire: stacks waiting for the GIL whose innermost frame
         // is a line where threads were also seen waiting for a lock held by another thread
         // (3.13+'s PyMutex, and every version's Lock once acquired, take the GIL back there).
-        let lock_lines: std::collections::HashSet<&Frame> = self
-            .lock_waits
-            .keys()
-            .filter_map(|&id| self.stacks.get(id).last())
+        // A line counts once three lock-wait samples were seen there: a tick or two of a GIL
+        // wait read as a lock wait must not turn every GIL wait at that line into a lock's.
+        let mut lock_at: HashMap<&Frame, u64> = HashMap::new();
+        for (&id, &n) in &self.lock_waits {
+            if let Some(f) = self.stacks.get(id).last() {
+                *lock_at.entry(f).or_default() += n;
+            }
+        }
+        let lock_lines: std::collections::HashSet<&Frame> = lock_at
+            .into_iter()
+            .filter(|&(_, n)| n >= 3)
+            .map(|(f, _)| f)
             .collect();
         let mut gil_waits: HashMap<Tid, (u64, u64)> = HashMap::new();
         for (&(tid, state, id), &n) in &self.stack_counts {
