@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::UserError;
 use crate::report::Format;
+use crate::run::threshold::Threshold;
 use crate::sampler::Rates;
-use crate::threshold::Threshold;
 
 #[derive(Debug, Parser)]
 #[command(

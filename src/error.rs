@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::gil::layout::SUPPORTED;
+use crate::cpython::layout::SUPPORTED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {

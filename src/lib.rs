@@ -7,20 +7,15 @@
 //! processes, and [`cli`] parsing the arguments.
 
 pub mod analysis;
-pub mod attach;
 pub mod cli;
+pub mod command;
 pub mod console;
-pub mod dump;
+pub mod cpython;
 pub mod error;
-pub mod family;
 pub mod gil;
 pub mod model;
-pub mod output;
-pub mod progress;
-pub mod record;
+pub mod process;
 pub mod recording;
 pub mod report;
+pub mod run;
 pub mod sampler;
-pub mod session;
-pub mod signals;
-pub mod threshold;

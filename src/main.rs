@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gilscope::cli::{Cli, Command};
-use gilscope::session::{self, Launch};
+use gilscope::command::{self, Launch};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,16 +20,16 @@ fn main() -> ExitCode {
         Command::Record { run, out, command } => run
             .options(&out)
             .map_err(anyhow::Error::from)
-            .and_then(|options| session::run(Launch::Record(command), &options)),
+            .and_then(|options| command::run(Launch::Record(command), &options)),
         Command::Attach { run, out, pid } => run
             .options(&out)
             .map_err(anyhow::Error::from)
-            .and_then(|options| session::run(Launch::Attach(pid), &options)),
+            .and_then(|options| command::run(Launch::Attach(pid), &options)),
         Command::Report { out, recording } => out
             .options()
             .map_err(anyhow::Error::from)
-            .and_then(|options| session::report(&recording, &options)),
-        Command::Dump { pid, json } => gilscope::dump::run(pid, json),
+            .and_then(|options| command::report(&recording, &options)),
+        Command::Dump { pid, json } => command::dump::run(pid, json),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -412,7 +412,7 @@ struct Outcome {
 
 /// Replays the recording at `path` and renders every format of it.
 fn run_one(path: &Path) -> Outcome {
-    let r = gilscope::recording::replay(path);
+    let r = gilscope::command::replay::replay(path);
     if let (Err(e), Some(_)) = (&r, std::env::var_os("GILSCOPE_FUZZ_ERRORS")) {
         eprintln!("refused: {e:#}");
     }
@@ -423,9 +423,9 @@ fn run_one(path: &Path) -> Outcome {
         };
     };
     let report = Report {
-        target: &r.target,
-        profile: &r.profile,
-        subprocesses: &r.subprocesses,
+        target: &r.profiles.target,
+        profile: &r.profiles.profile,
+        subprocesses: &r.profiles.subprocesses,
     };
     let mut largest = (terminal::summary(&report).len() as u64, "terminal".into());
     for format in Format::value_variants() {
@@ -509,10 +509,10 @@ fn no_recording_panics_or_blows_up_replay_or_any_renderer() {
     for (gz, _) in &corpus {
         std::fs::write(&current, gz).unwrap();
         assert_eq!(check(&current), Ok(true));
-        let r = gilscope::recording::replay(&current).unwrap();
+        let r = gilscope::command::replay::replay(&current).unwrap();
         assert!(r.complete, "a seed recording is whole");
         assert!(
-            r.profile.run.state_samples > 0,
+            r.profiles.profile.run.state_samples > 0,
             "a seed recording has samples"
         );
     }

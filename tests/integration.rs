@@ -527,8 +527,8 @@ fn gdb_offsets(lib: &Path, exprs: &[String]) -> Option<Vec<usize>> {
 
 /// The stack reader's table row for `py` (3.8–3.12) against the debug information of `lib`.
 fn check_frame_layout(py: &Python, lib: &Path) {
-    use gilscope::gil::frames::{FrameRoot, LineFormat};
-    use gilscope::gil::layout::frame_layout;
+    use gilscope::cpython::frames::{FrameRoot, LineFormat};
+    use gilscope::cpython::layout::frame_layout;
     let (major, minor) = py.version;
     let l = frame_layout(major.into(), minor.into()).unwrap();
     let off = |ty: &str, field: &str| format!("(long)&(({ty}*)0)->{field}");
@@ -588,7 +588,7 @@ fn check_frame_layout(py: &Python, lib: &Path) {
 
 #[test]
 fn layout_matches_debug_info() {
-    use gilscope::gil::layout::{gil_struct, GilPlace, Layout};
+    use gilscope::cpython::layout::{gil_struct, GilPlace, Layout};
     if Command::new("gdb").arg("--version").output().is_err() {
         eprintln!("skipped: gdb is not installed");
         return;
@@ -690,12 +690,12 @@ fn layout_matches_debug_info() {
 
 #[test]
 fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
-    use gilscope::gil::Layout;
+    use gilscope::cpython::Layout;
     let _turn = exclusive();
     let mut checked = Vec::new();
     for py in pythons().into_iter().filter(|p| p.version >= (3, 13)) {
         let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
-        let opened = gilscope::attach::open(target.pid, Duration::from_secs(5))
+        let opened = gilscope::process::attach::open(target.pid, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{}: {e}", py.label));
         assert!(
             opened.layout_from_debug_offsets,

@@ -260,6 +260,12 @@ pub struct RunCounts {
     pub late_ticks: u64,
 }
 
+/// A descendant process profiled beside the target.
+pub struct Subprocess {
+    pub info: crate::model::TargetInfo,
+    pub profile: Profile,
+}
+
 /// Everything a report shows about one process.
 #[derive(Debug)]
 pub struct Profile {

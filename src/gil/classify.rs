@@ -2,8 +2,8 @@
 //! the sampler read about a thread at this tick, and what this function concluded at the
 //! previous one, to the thread's state. No I/O: the sampler reads, this decides.
 
-use super::layout::gil_struct;
 use super::syscall::{off_cpu_state, Syscall};
+use crate::cpython::layout::gil_struct;
 use crate::model::{IoKind, ThreadState, Tid};
 
 /// The address ranges inside one GIL struct that a blocked thread's futex may point into.

@@ -1,61 +1,13 @@
-//! Where the GIL and the thread list live in a CPython process, and how a thread's GIL state
-//! is told from what the sampler read.
+//! How a thread's GIL state is told from what the sampler read: one pure classifier
+//! ([`classify`]) and the system calls it knows ([`syscall`]).
 //!
-//! Reads target memory only through [`Memory`], never opens files or renders anything.
+//! Reads nothing itself: the sampler hands it every reading.
 
 pub mod classify;
-pub mod debug_offsets;
-pub mod frames;
-pub mod layout;
 pub mod syscall;
-mod walk;
 
 pub use classify::{
     classify, settle, still_waiting, wants_sched, Classified, GilAddresses, GilView, Reading,
     SchedStat,
 };
-pub use layout::Layout;
 pub use syscall::Syscall;
-pub use walk::{walk, Interpreter, PyThread};
-
-use anyhow::{Context, Result};
-
-/// Reads another process's memory. The target is hostile input: any read may fail or return
-/// garbage, and callers treat both as one failed sample.
-pub trait Memory {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()>;
-
-    fn read_u64(&self, addr: u64) -> Result<u64> {
-        let mut buf = [0u8; 8];
-        self.read(addr, &mut buf)
-            .with_context(|| format!("reading 8 bytes at {addr:#x}"))?;
-        Ok(u64::from_le_bytes(buf))
-    }
-}
-
-/// The fields of one GIL that every state tick reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GilHead {
-    pub interval_us: u64,
-    pub last_holder: u64,
-    pub locked: bool,
-    pub switch_number: u64,
-}
-
-impl GilHead {
-    /// Reads the first [`layout::gil_struct::HEAD`] bytes of the GIL struct at `addr`.
-    pub fn read(mem: &dyn Memory, addr: u64) -> Result<GilHead> {
-        use layout::gil_struct as g;
-        let mut buf = [0u8; g::HEAD];
-        mem.read(addr, &mut buf)
-            .with_context(|| format!("reading the GIL at {addr:#x}"))?;
-        let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
-        let locked = u32::from_le_bytes(buf[g::LOCKED..g::LOCKED + 4].try_into().unwrap());
-        Ok(GilHead {
-            interval_us: word(g::INTERVAL),
-            last_holder: word(g::LAST_HOLDER),
-            locked: locked != 0,
-            switch_number: word(g::SWITCH_NUMBER),
-        })
-    }
-}

@@ -11,13 +11,12 @@
 //! last second.
 //!
 //! This module defines the lines; [`writer`] writes them during a run, [`reader`] reads them
-//! back (telling a cut-off end from damage in the middle), and [`bounds`] caps what a small
-//! hostile file can make a replay hold in memory.
+//! back as [`Record`]s (telling a cut-off end from damage in the middle), and [`bounds`] caps
+//! what a small hostile file can make a replay hold in memory. Storage only: what the samples
+//! mean is for the layers above.
 
 mod bounds;
 mod reader;
-#[cfg(test)]
-mod tests;
 mod writer;
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +26,7 @@ use crate::model::{ProgramExit, Sample, TargetInfo, ThreadState, Tid};
 pub use bounds::{
     MAX_DEPTH, MAX_FRAMES, MAX_GAP, MAX_GILS, MAX_LINE_BYTES, MAX_PROCESSES, MAX_THREADS,
 };
-pub use reader::{replay, Replayed};
+pub use reader::{open, Reader, Record};
 pub use writer::{Tape, Writer};
 
 pub const FORMAT: &str = "gilscope-recording";

@@ -1,4 +1,4 @@
-//! Reading a recording back: line by line through [`Bounds`] into an accumulator per process.
+//! Reading a recording back: line by line through [`Bounds`], as the [`Record`]s it holds.
 //!
 //! A run that was killed leaves a file whose gzip stream stops early, perhaps in the middle of
 //! a line: that end is "cut short", and everything before it is reported. Anything else that
@@ -17,31 +17,26 @@ use serde::Deserialize;
 
 use super::bounds::{Bounds, MAX_FRAMES, MAX_LINE_BYTES};
 use super::{Line, FORMAT, VERSION};
-use crate::analysis::Accumulator;
 use crate::model::{Frame, ProgramExit, Sample, StackTick, TargetInfo, ThreadStack};
-use crate::report::Subprocess;
 
-/// What a recording holds, analysed as a live run would have been.
-pub struct Replayed {
-    pub target: TargetInfo,
-    pub profile: crate::analysis::Profile,
-    pub subprocesses: Vec<Subprocess>,
-    /// False when the file ends mid-stream (the run crashed or was killed): the profile covers
-    /// what was written up to then.
-    pub complete: bool,
-    /// How it ends early, when it does: "its gzip stream stops early".
-    pub cut_short: Option<String>,
-    /// What the replay cut or dropped to stay within its bounds, a clause each.
-    pub warnings: Vec<String>,
-}
-
-struct Process {
-    target: TargetInfo,
-    cpu_count: usize,
-    acc: Accumulator,
-    late_ticks: u64,
-    exit: Option<ProgramExit>,
-    ended: bool,
+/// What a recording says, in order: each within the replay's bounds.
+#[derive(Debug)]
+pub enum Record {
+    /// A profiled process, `p` counting from 0 (the target) in the order they are declared.
+    Process {
+        p: u32,
+        target: TargetInfo,
+        cpu_count: usize,
+    },
+    /// One of its samples, stack samples with their frames.
+    Sample { p: u32, sample: Sample },
+    /// Its sampler ended: the ticks it counted late, and how the program ended when gilscope
+    /// launched it.
+    End {
+        p: u32,
+        late_ticks: u64,
+        exit: Option<ProgramExit>,
+    },
 }
 
 /// One read from the decompressed stream.
@@ -129,49 +124,96 @@ fn json_error(e: &serde_json::Error) -> String {
     }
 }
 
-/// Reads the recording at `path` and analyses every process in it.
-pub fn replay(path: &Path) -> Result<Replayed> {
+/// A recording being read: [`Reader::record`] gives its records one at a time.
+pub struct Reader<R> {
+    lines: Lines<R>,
+    bounds: Bounds,
+    frames: Vec<Frame>,
+    /// Frames defined in the file: those past MAX_FRAMES are counted, not kept.
+    defined: u32,
+    /// Processes declared in the file, and whether each kept one's end was read.
+    declared: u32,
+    ended: Vec<bool>,
+    /// The first process's time zero, which the others' are checked against.
+    first_zero: Option<u64>,
+    cut_short: Option<String>,
+    done: bool,
+}
+
+/// Opens the recording at `path` and reads its header.
+pub fn open(path: &Path) -> Result<Reader<impl BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         bail!("it is a directory: give the file that `gilscope record --recording` wrote");
     }
-    read(BufReader::new(GzDecoder::new(BufReader::new(file))))
+    Reader::new(BufReader::new(GzDecoder::new(BufReader::new(file))))
 }
 
-/// Replays the decompressed stream of a recording. Errors do not name the file: the caller's
-/// message does.
-fn read(input: impl BufRead) -> Result<Replayed> {
-    let mut lines = Lines {
-        input,
-        number: 0,
-        buf: Vec::new(),
-    };
-    let not_one = || {
-        anyhow::anyhow!(
-            "it is not a gilscope recording (it does not start with a gzip-compressed header)"
-        )
-    };
-    match lines.next() {
-        Ok(Read1::Line) => {}
-        _ => return Err(not_one()),
+impl<R: BufRead> Reader<R> {
+    /// Reads the header of the decompressed stream of a recording. Errors do not name the
+    /// file: the caller's message does.
+    pub fn new(input: R) -> Result<Reader<R>> {
+        let mut lines = Lines {
+            input,
+            number: 0,
+            buf: Vec::new(),
+        };
+        let not_one = || {
+            anyhow::anyhow!(
+                "it is not a gilscope recording (it does not start with a gzip-compressed \
+                 header)"
+            )
+        };
+        match lines.next() {
+            Ok(Read1::Line) => {}
+            _ => return Err(not_one()),
+        }
+        check_header(std::str::from_utf8(&lines.buf).map_err(|_| not_one())?)?;
+        Ok(Reader {
+            lines,
+            bounds: Bounds::default(),
+            frames: Vec::new(),
+            defined: 0,
+            declared: 0,
+            ended: Vec::new(),
+            first_zero: None,
+            cut_short: None,
+            done: false,
+        })
     }
-    check_header(std::str::from_utf8(&lines.buf).map_err(|_| not_one())?)?;
-    let mut bounds = Bounds::default();
-    let mut frames: Vec<Frame> = Vec::new();
-    // Frames defined in the file: those past MAX_FRAMES are counted, not kept.
-    let mut defined: u32 = 0;
-    let mut processes: Vec<Process> = Vec::new();
-    let mut declared: u32 = 0;
-    let mut cut_short = None;
-    loop {
-        match lines.next()? {
-            Read1::Line => {}
-            Read1::End => break,
-            Read1::Cut(why) => {
-                cut_short = Some(why.to_string());
-                break;
+
+    /// How the file ends early, once [`Reader::record`] has given its last record: "its gzip
+    /// stream stops early", "the end of process 1 was never written".
+    pub fn cut_short(&self) -> Option<&str> {
+        self.cut_short.as_deref()
+    }
+
+    /// What the reader cut or dropped to stay within its bounds, a clause each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.bounds.warnings()
+    }
+
+    /// The next record, `None` after the last; an error when the file is damaged.
+    pub fn record(&mut self) -> Result<Option<Record>> {
+        while !self.done {
+            if let Some(record) = self.line()? {
+                return Ok(Some(record));
             }
         }
+        Ok(None)
+    }
+
+    /// Reads one line: the record it holds, if any is kept.
+    fn line(&mut self) -> Result<Option<Record>> {
+        match self.lines.next()? {
+            Read1::Line => {}
+            Read1::End => return self.end().map(|()| None),
+            Read1::Cut(why) => {
+                self.cut_short = Some(why.to_string());
+                return self.end().map(|()| None);
+            }
+        }
+        let lines = &self.lines;
         let n = lines.number;
         let text = std::str::from_utf8(&lines.buf).map_err(|e| {
             anyhow::anyhow!(
@@ -190,28 +232,30 @@ fn read(input: impl BufRead) -> Result<Replayed> {
                 json_error(&e)
             )
         })?;
-        match parsed {
+        let bounds = &mut self.bounds;
+        Ok(match parsed {
             Line::Header { .. } => bail!("line {n} is a second header"),
             Line::Process {
                 p,
                 target,
                 cpu_count,
             } => {
-                if p != declared {
+                if p != self.declared {
                     bail!("line {n} declares process {p} out of order");
                 }
-                declared += 1;
-                let zero = processes.first().map(|p| p.target.monotonic_zero_ns);
-                if let Some((target, cpu_count)) = bounds.process(target, cpu_count, zero) {
-                    processes.push(Process {
-                        acc: Accumulator::with_cwd(target.cwd.clone()),
-                        target,
-                        cpu_count,
-                        late_ticks: 0,
-                        exit: None,
-                        ended: false,
-                    });
-                }
+                self.declared += 1;
+                let zero = self.first_zero;
+                bounds
+                    .process(target, cpu_count, zero)
+                    .map(|(target, cpu_count)| {
+                        self.first_zero.get_or_insert(target.monotonic_zero_ns);
+                        self.ended.push(false);
+                        Record::Process {
+                            p,
+                            target,
+                            cpu_count,
+                        }
+                    })
             }
             Line::Frame {
                 id,
@@ -219,15 +263,16 @@ fn read(input: impl BufRead) -> Result<Replayed> {
                 file,
                 line,
             } => {
-                if id != defined {
+                if id != self.defined {
                     bail!("line {n} defines frame {id} out of order");
                 }
-                defined += 1;
-                if frames.len() < MAX_FRAMES {
-                    frames.push(bounds.frame(function, file, line));
+                self.defined += 1;
+                if self.frames.len() < MAX_FRAMES {
+                    self.frames.push(bounds.frame(function, file, line));
                 } else {
                     bounds.frame_over();
                 }
+                None
             }
             Line::Stacks {
                 p,
@@ -235,10 +280,10 @@ fn read(input: impl BufRead) -> Result<Replayed> {
                 waiters,
                 stacks,
             } => {
-                check_process(p, declared, n)?;
+                check_process(p, self.declared, n)?;
                 let at = Duration::from_nanos(at_ns);
                 if !bounds.keeps_process(p) || !bounds.time(p, at) {
-                    continue;
+                    return Ok(None);
                 }
                 let mut tick = StackTick {
                     at,
@@ -246,14 +291,15 @@ fn read(input: impl BufRead) -> Result<Replayed> {
                     stacks: Vec::with_capacity(stacks.len().min(64)),
                 };
                 let mut spent = 0;
+                let frames = &self.frames;
                 for s in stacks {
-                    if let Some(&id) = s.frames.iter().find(|&&id| id >= defined) {
+                    if let Some(&id) = s.frames.iter().find(|&&id| id >= self.defined) {
                         bail!("line {n} names frame {id}, which no line before defines");
                     }
                     if !bounds.thread(p, s.tid) {
                         continue;
                     }
-                    let ids = bounds.stack(s.frames, &mut spent, |id| Bounds::cost(&frames, id));
+                    let ids = bounds.stack(s.frames, &mut spent, |id| Bounds::cost(frames, id));
                     tick.stacks.push(ThreadStack {
                         tid: s.tid,
                         state: s.state,
@@ -261,67 +307,60 @@ fn read(input: impl BufRead) -> Result<Replayed> {
                         queued: s.queued,
                         stalled: s.stalled,
                         native: Bounds::native(s.native),
-                        frames: ids.iter().map(|&id| frame(&frames, id)).collect(),
+                        frames: ids.iter().map(|&id| frame(frames, id)).collect(),
                     });
                 }
-                processes[p as usize].acc.push(Sample::Stacks(tick));
+                Some(Record::Sample {
+                    p,
+                    sample: Sample::Stacks(tick),
+                })
             }
             Line::Sample { p, sample } => {
-                check_process(p, declared, n)?;
+                check_process(p, self.declared, n)?;
                 if matches!(sample, Sample::Stacks(_)) {
                     bail!("line {n} holds a stack sample in a form gilscope never writes");
                 }
                 if !bounds.keeps_process(p) {
-                    continue;
+                    return Ok(None);
                 }
-                if let Some(sample) = bounds.sample(p, sample) {
-                    processes[p as usize].acc.push(sample);
-                }
+                bounds
+                    .sample(p, sample)
+                    .map(|sample| Record::Sample { p, sample })
             }
             Line::End {
                 p,
                 late_ticks,
                 exit,
             } => {
-                check_process(p, declared, n)?;
+                check_process(p, self.declared, n)?;
                 if !bounds.keeps_process(p) {
-                    continue;
+                    return Ok(None);
                 }
                 let exit = bounds.exit(exit);
-                let process = &mut processes[p as usize];
-                process.late_ticks = bounds.late_ticks(late_ticks);
-                process.exit = exit;
-                process.ended = true;
+                self.ended[p as usize] = true;
+                Some(Record::End {
+                    p,
+                    late_ticks: bounds.late_ticks(late_ticks),
+                    exit,
+                })
+            }
+        })
+    }
+
+    /// The stream ended, whole or cut short: a file without a process is refused, and one
+    /// whose process never ended is cut short.
+    fn end(&mut self) -> Result<()> {
+        self.done = true;
+        if self.ended.is_empty() {
+            bail!("it holds no profiled process");
+        }
+        if self.cut_short.is_none() {
+            if let Some(p) = self.ended.iter().position(|&ended| !ended) {
+                self.cut_short = Some(format!("the end of process {p} was never written"));
             }
         }
+        Ok(())
     }
-    if cut_short.is_none() {
-        if let Some(p) = processes.iter().position(|p| !p.ended) {
-            cut_short = Some(format!("the end of process {p} was never written"));
-        }
-    }
-    let mut analysed = processes.into_iter().map(|p| {
-        let mut profile = p.acc.finish(p.late_ticks, p.cpu_count);
-        if let Some(exit) = p.exit {
-            crate::analysis::program_ended(&mut profile, &p.target.command, exit);
-        }
-        (p.target, profile)
-    });
-    let Some((target, profile)) = analysed.next() else {
-        bail!("it holds no profiled process");
-    };
-    let subprocesses = analysed
-        .filter(|(_, profile)| profile.run.state_samples > 0)
-        .map(|(info, profile)| Subprocess { info, profile })
-        .collect();
-    Ok(Replayed {
-        target,
-        profile,
-        subprocesses,
-        complete: cut_short.is_none(),
-        cut_short,
-        warnings: bounds.warnings(),
-    })
 }
 
 /// The lines whose fields may be large, each read straight into its fields: serde reads an

@@ -90,11 +90,7 @@ impl Report<'_> {
     }
 }
 
-/// A descendant process profiled beside the target.
-pub struct Subprocess {
-    pub info: TargetInfo,
-    pub profile: Profile,
-}
+pub use crate::analysis::Subprocess;
 
 /// The program a process runs, for labels: the script of `python3 -u app.py` (`app.py`),
 /// else the executable's name.

@@ -29,9 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::gil::{
-    classify, settle, wants_sched, Classified, GilHead, GilView, Memory, Reading, Syscall,
-};
+use crate::cpython::{GilHead, Memory};
+use crate::gil::{classify, settle, wants_sched, Classified, GilView, Reading, Syscall};
 use crate::model::{
     GilEnabled, GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
     ThreadStack, ThreadState, Tid,

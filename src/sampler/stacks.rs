@@ -1,4 +1,4 @@
-//! Where Python stacks come from: gilscope's own reader ([`crate::gil::frames`]) for every
+//! Where Python stacks come from: gilscope's own reader ([`crate::cpython::frames`]) for every
 //! CPython it supports, and the py-spy library only for thread names (CPython before 3.14
 //! does not name its OS threads) and as a fallback for a build the own reader cannot lay out.
 //!
@@ -14,7 +14,7 @@ use anyhow::Result;
 
 use super::python;
 use super::threads::ThreadTable;
-use crate::gil::{frames, Memory};
+use crate::cpython::{frames, Memory};
 use crate::model::Frame;
 
 /// One thread's stack as read.

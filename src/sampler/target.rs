@@ -7,9 +7,9 @@ use remoteprocess::{Process, ProcessMemory};
 use super::maps;
 use super::python::{self, PythonInfo};
 use super::stacks::StackSource;
-use crate::gil::debug_offsets::{self, DebugOffsets, Preamble};
-use crate::gil::frames::{self, FrameLayout};
-use crate::gil::{layout, Layout, Memory};
+use crate::cpython::debug_offsets::{self, DebugOffsets, Preamble};
+use crate::cpython::frames::{self, FrameLayout};
+use crate::cpython::{layout, Layout, Memory};
 
 /// A Python process gilscope has opened and understood, ready to sample.
 pub struct Target {
@@ -142,8 +142,8 @@ impl Target {
         let layout_from_debug_offsets = published.is_some();
         let layout = published.unwrap_or(table);
         // The interpreter must have a thread before there is anything to sample.
-        let interpreters =
-            crate::gil::walk(&Remote(&process), runtime, &layout).map_err(OpenError::NotReady)?;
+        let interpreters = crate::cpython::walk(&Remote(&process), runtime, &layout)
+            .map_err(OpenError::NotReady)?;
         if interpreters.iter().all(|i| i.threads.is_empty()) {
             return Err(OpenError::NotReady(anyhow!("no Python thread yet")));
         }

@@ -7,7 +7,8 @@ use anyhow::Result;
 
 use super::native::IpSampler;
 use super::procfs::{task_ids, TaskFiles};
-use crate::gil::{self, Classified, GilAddresses, Interpreter, Layout, Memory};
+use crate::cpython::{self, Interpreter, Layout, Memory};
+use crate::gil::{Classified, GilAddresses};
 use crate::model::{IoKind, Tid};
 
 /// Where glibc keeps `tid` inside `struct pthread` on x86-64; tried first, then a scan.
@@ -108,7 +109,7 @@ impl ThreadTable {
         layout: &Layout,
     ) -> Result<Vec<(Tid, i64)>> {
         self.fd_kinds.clear();
-        let interpreters = gil::walk(mem, runtime, layout)?;
+        let interpreters = cpython::walk(mem, runtime, layout)?;
         let live: HashSet<Tid> = task_ids(pid)?.into_iter().collect();
         let pthread_tids = self.resolve_pthreads(mem, &interpreters, &live);
 

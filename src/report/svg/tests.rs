@@ -594,7 +594,9 @@ fn write_reports() {
         .split(':')
         .filter(|p| !p.is_empty())
     {
-        let r = crate::recording::replay(std::path::Path::new(path)).unwrap();
+        let r = crate::command::replay::replay(std::path::Path::new(path))
+            .unwrap()
+            .profiles;
         let name = std::path::Path::new(path)
             .file_stem()
             .unwrap()

@@ -12,6 +12,7 @@ use crate::error::UserError;
 use crate::model::{Exec, Sample};
 use crate::sampler::{is_alive, End, OpenError, Rates, Sampler, Target};
 
+use super::set::{ProcessSet, Received, TARGET};
 use super::tree::{cmdline, command_text};
 
 /// How long the new program may stay unrecognisable (its libpython not mapped yet) before
@@ -31,88 +32,73 @@ pub enum Gone {
     LeftPython,
 }
 
-/// The target's sampling, across its execs.
+/// The target's sampling, across its execs: its sampler is the [`ProcessSet`]'s
+/// [`TARGET`].
 pub struct Followed {
     pub pid: i32,
     rates: Rates,
     quiet: bool,
-    sampler: Option<Sampler>,
     zero: Instant,
     pub monotonic_zero_ns: u64,
     /// What it runs now.
     command: Vec<String>,
-    late_ticks: u64,
     gone: Option<Gone>,
 }
 
 impl Followed {
     /// Starts sampling `target`, which runs `command`; `quiet` keeps the exec notes off
-    /// the terminal.
+    /// the terminal. Returns the sampler, for the process set.
     pub fn start(
         target: Target,
         rates: Rates,
         command: Vec<String>,
         quiet: bool,
-    ) -> Result<Followed> {
+    ) -> Result<(Followed, Sampler)> {
         let pid = target.pid;
         let sampler = Sampler::start(target, rates)?;
-        Ok(Followed {
+        let followed = Followed {
             pid,
             rates,
             quiet,
             zero: sampler.zero,
             monotonic_zero_ns: sampler.monotonic_zero_ns,
-            sampler: Some(sampler),
             command,
-            late_ticks: 0,
             gone: None,
-        })
+        };
+        Ok((followed, sampler))
     }
 
-    /// Waits up to `wait` for samples and adds them to `into`, following an exec when the
-    /// sampler saw one. Returns how sampling ended once it has for good.
-    pub fn poll(&mut self, wait: Duration, into: &mut Vec<Sample>) -> Result<Option<Gone>> {
-        use std::sync::mpsc::RecvTimeoutError;
-        let Some(sampler) = &self.sampler else {
+    /// Waits up to `wait` for the target's samples, following an exec when its sampler saw
+    /// one. Returns how sampling ended once it has for good.
+    pub fn poll(&mut self, set: &mut ProcessSet, wait: Duration) -> Result<Option<Gone>> {
+        if self.gone.is_some() {
             std::thread::sleep(wait);
             return Ok(self.gone);
-        };
-        match sampler.samples.recv_timeout(wait) {
-            Ok(batch) => into.extend(batch),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                let sampler = self.sampler.take().expect("checked above");
-                let (end, counters, rest) = sampler.finish()?;
-                into.extend(rest);
-                self.late_ticks += counters.late_ticks;
-                match end {
-                    End::Exec => self.after_exec(into)?,
-                    End::TargetExited => self.gone = Some(Gone::Exited),
-                    End::Stopped => self.gone = Some(Gone::Stopped),
-                }
+        }
+        if set.receive(TARGET, wait) == Received::Ended {
+            match set.stop(TARGET)? {
+                Some(End::Exec) => self.after_exec(set)?,
+                Some(End::TargetExited) | None => self.gone = Some(Gone::Exited),
+                Some(End::Stopped) => self.gone = Some(Gone::Stopped),
             }
         }
         Ok(self.gone)
     }
 
-    /// Stops sampling; adds the samples not taken yet to `into`. Returns how it ended and
-    /// the late ticks of every sampler of the run.
-    pub fn finish(mut self, into: &mut Vec<Sample>) -> Result<(Gone, u64)> {
-        if let Some(sampler) = self.sampler.take() {
-            let (end, counters, rest) = sampler.finish()?;
-            into.extend(rest);
-            self.late_ticks += counters.late_ticks;
+    /// Stops sampling the target; returns how it ended.
+    pub fn finish(mut self, set: &mut ProcessSet) -> Result<Gone> {
+        if let Some(end) = set.stop(TARGET)? {
             self.gone = Some(match end {
                 End::TargetExited => Gone::Exited,
                 // An exec seen as the run ended: nothing more is sampled either way.
                 End::Stopped | End::Exec => Gone::Stopped,
             });
         }
-        Ok((self.gone.unwrap_or(Gone::Stopped), self.late_ticks))
+        Ok(self.gone.unwrap_or(Gone::Stopped))
     }
 
     /// The process runs another program: open it again and sample on, or say why not.
-    fn after_exec(&mut self, into: &mut Vec<Sample>) -> Result<()> {
+    fn after_exec(&mut self, set: &mut ProcessSet) -> Result<()> {
         let pid = self.pid;
         let at = self.zero.elapsed();
         let reopened = reopen(pid);
@@ -137,13 +123,10 @@ impl Followed {
                         target.python.version
                     );
                 }
-                into.push(Sample::Exec(exec));
-                self.sampler = Some(Sampler::start_at(
-                    *target,
-                    self.rates,
-                    self.zero,
-                    self.monotonic_zero_ns,
-                )?);
+                set.push(TARGET, Sample::Exec(exec));
+                let sampler =
+                    Sampler::start_at(*target, self.rates, self.zero, self.monotonic_zero_ns)?;
+                set.resume(TARGET, sampler);
             }
             Reopened::Exited => self.gone = Some(Gone::Exited),
             Reopened::Not(why) => {
@@ -156,7 +139,7 @@ impl Followed {
                     shown(&exec.after),
                     at.as_secs_f64(),
                 );
-                into.push(Sample::Exec(exec));
+                set.push(TARGET, Sample::Exec(exec));
                 self.gone = Some(Gone::LeftPython);
             }
         }

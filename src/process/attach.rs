@@ -152,7 +152,7 @@ pub fn open(pid: i32, patience: Duration) -> Result<Target, UserError> {
     let deadline = Instant::now() + patience;
     loop {
         // A signal that ends the run is not kept waiting by a slow start.
-        if let Some(stop) = crate::signals::received() {
+        if let Some(stop) = crate::run::signals::received() {
             return Err(UserError::StoppedBeforeAttach {
                 pid,
                 signal: stop.name(),

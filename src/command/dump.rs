@@ -19,15 +19,15 @@ const MAX_TEXT: usize = 200;
 
 /// Dumps `pid` to standard output; returns the exit code.
 pub fn run(pid: i32, json: bool) -> Result<u8> {
-    crate::attach::check(pid)?;
-    let target = crate::attach::open(pid, PATIENCE)?;
+    crate::process::attach::check(pid)?;
+    let target = crate::process::attach::open(pid, PATIENCE)?;
     let snap = snapshot(target)?;
     let out = if json {
         let mut s = serde_json::to_string_pretty(&Document::new(&snap))?;
         s.push('\n');
         s
     } else {
-        text(&snap, &crate::family::cmdline(pid))
+        text(&snap, &crate::process::cmdline(pid))
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;

@@ -10,7 +10,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::{at, word, FrameLayout};
-use crate::gil::Memory;
+use crate::cpython::Memory;
 use crate::model::{bounded_name, MAX_NAME_CHARS};
 
 /// The contents of the `bytes` object at `addr`, its first `cap` bytes when longer.

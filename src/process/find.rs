@@ -3,21 +3,14 @@
 //! process among its descendants. Waits as long as the command runs: a command is never
 //! stopped for not being Python.
 
-use std::collections::HashSet;
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use crate::attach;
+use super::descendants::NewDescendants;
+use super::program::{failure_code, Program};
+use super::tree::{exe_name, looks_like_python};
 use crate::error::UserError;
-use crate::record::{failure_code, Program};
 use crate::sampler::{OpenError, Target};
 
-use super::tree::{descendants, exe_name, looks_like_python, parents};
-
-/// How often the command's descendants are scanned.
-const SCAN_EVERY: Duration = Duration::from_millis(100);
-/// How long a descendant may take before its interpreter can be read.
-const CHILD_PATIENCE: Duration = Duration::from_secs(10);
 /// How often the command itself is tried while it runs something that is not Python yet:
 /// soon after it starts or execs (its interpreter is loading), rarely after that.
 const ROOT_SOON: Duration = Duration::from_millis(20);
@@ -68,7 +61,7 @@ pub fn find(
         }
         Found::Stopped => {
             let _ = program.stop();
-            match crate::signals::received() {
+            match crate::run::signals::received() {
                 Some(stop) => Err(UserError::StoppedBeforeAttach {
                     pid: program.pid(),
                     signal: stop.name(),
@@ -122,26 +115,19 @@ struct Finder {
     root_exe: Option<String>,
     root_exe_since: Instant,
     root_next_try: Instant,
-    seen: HashSet<i32>,
-    last_scan: Option<Instant>,
-    opened_tx: Sender<Result<Target, UserError>>,
-    opened: Receiver<Result<Target, UserError>>,
+    found: NewDescendants,
     python_seen: bool,
 }
 
 impl Finder {
     fn new(root: i32, command: &[String]) -> Finder {
-        let (opened_tx, opened) = channel();
         let now = Instant::now();
         Finder {
             root,
             root_exe: None,
             root_exe_since: now,
             root_next_try: now,
-            seen: HashSet::from([root]),
-            last_scan: None,
-            opened_tx,
-            opened,
+            found: NewDescendants::new(root),
             python_seen: names_python(command),
         }
     }
@@ -175,20 +161,10 @@ impl Finder {
                 }
             }
         }
-        if self.last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
-            self.last_scan = Some(now);
-            for pid in descendants(self.root, &parents()) {
-                if self.seen.insert(pid) {
-                    self.python_seen |= exe_name(pid).is_some_and(|e| looks_like_python(&e));
-                    // Opening waits for the interpreter to start: off this thread.
-                    let tx = self.opened_tx.clone();
-                    std::thread::spawn(move || {
-                        let _ = tx.send(attach::open(pid, CHILD_PATIENCE));
-                    });
-                }
-            }
+        for pid in self.found.scan() {
+            self.python_seen |= exe_name(pid).is_some_and(|e| looks_like_python(&e));
         }
-        while let Ok(opened) = self.opened.try_recv() {
+        for (_, opened) in self.found.opened() {
             match opened {
                 Ok(target) => return Ok(Some(target)),
                 Err(UserError::UnsupportedVersion { .. }) => self.python_seen = true,

@@ -1,5 +1,5 @@
-//! One profiling run for the command line: launch or attach, sample until the end, print the
-//! summary, write the report, and decide the exit code.
+//! `record` and `attach`: one profiling run for the command line. Launch or attach, sample
+//! until the end, deliver the summary and reports, and decide the exit code.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -7,19 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::analysis::Accumulator;
-use crate::attach;
-use crate::cli::{OutputOptions, RunOptions};
+use super::deliver::{deliver, file_output, prepare};
+use crate::cli::RunOptions;
 use crate::error::UserError;
-use crate::family::{self, Children, Followed, Gone};
 use crate::model::TargetInfo;
-use crate::output::{self, Output};
-use crate::progress::Progress;
-use crate::record::{failure_code, Program};
+use crate::process::program::{failure_code, Program};
+use crate::process::{self, attach, Children, Followed, Gone, ProcessSet, TARGET};
 use crate::recording;
-use crate::report::{terminal, Format, Report};
-use crate::signals::{self, Stop};
-use crate::threshold;
+use crate::report::{Format, Report};
+use crate::run::output::{self, Output};
+use crate::run::progress::Progress;
+use crate::run::signals::{self, Stop};
 
 /// How long `attach` retries a process whose interpreter is not readable yet.
 const ATTACH_PATIENCE: Duration = Duration::from_secs(2);
@@ -85,107 +83,6 @@ pub fn run(launch: Launch, options: &RunOptions) -> Result<u8> {
     }
 }
 
-/// The file `-o` names, if it names one.
-fn file_output(out: &OutputOptions) -> Option<&Path> {
-    out.output.as_deref().filter(|p| *p != Path::new("-"))
-}
-
-/// `gilscope report FILE`: the reports of a recording, as the live run would have written
-/// them.
-pub fn report(file: &Path, out: &OutputOptions) -> Result<u8> {
-    if file.is_dir() {
-        return Err(UserError::BadRecording {
-            path: file.to_path_buf(),
-            reason: "it is a directory; give the file that --recording wrote".into(),
-        }
-        .into());
-    }
-    let same_as_recording = |report: &Path| {
-        if output::same_file(file, report) {
-            Err(UserError::Usage(format!(
-                "the report would overwrite the recording {}: give -o another path",
-                file.display()
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    if let Some(report) = file_output(out) {
-        same_as_recording(report)?;
-    }
-    let outputs = prepare(out)?;
-    let replayed = recording::replay(file).map_err(|e| UserError::BadRecording {
-        path: file.to_path_buf(),
-        reason: format!("{e:#}"),
-    })?;
-    if out.output.is_none() {
-        for &format in &out.formats {
-            same_as_recording(&output::default_path(replayed.target.pid, format))?;
-        }
-    }
-    // Printed even with -q: the report covers less than the run, or less than the file.
-    if let Some(why) = &replayed.cut_short {
-        crate::sayln!(
-            "gilscope: warning: {} ends early ({why}: the run was cut short); reporting what \
-             it holds",
-            file.display()
-        );
-    }
-    for warning in &replayed.warnings {
-        crate::sayln!(
-            "gilscope: warning: {}: {warning}, to keep the replay bounded",
-            file.display()
-        );
-    }
-    let report = Report {
-        target: &replayed.target,
-        profile: &replayed.profile,
-        subprocesses: &replayed.subprocesses,
-    };
-    let crossed = deliver(&report, outputs, out)?;
-    Ok(if crossed { 1 } else { 0 })
-}
-
-/// Every requested output, checked for writability.
-fn prepare(out: &OutputOptions) -> Result<Vec<(Format, Output)>, UserError> {
-    out.formats
-        .iter()
-        .map(|&f| Ok((f, Output::prepare(out.output.as_deref())?)))
-        .collect()
-}
-
-/// Prints the summary, writes every report, then checks the thresholds: true when one was
-/// crossed (each is printed with where and by how much).
-fn deliver(report: &Report, outputs: Vec<(Format, Output)>, out: &OutputOptions) -> Result<bool> {
-    let quiet = out.quiet;
-    let destinations = outputs
-        .into_iter()
-        .map(|(format, output)| Ok((format, output.open(report.target.pid, format)?)))
-        .collect::<Result<Vec<_>, UserError>>()?;
-    // The reports first: a terminal that went away must not cost them.
-    let mut written = Vec::new();
-    for (format, destination) in destinations {
-        written.extend(destination.write(format.renderer().as_ref(), report)?);
-    }
-    if !quiet {
-        crate::say!("{}", terminal::summary(report));
-    }
-    if !quiet && !written.is_empty() {
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        crate::sayln!("\nWrote {}", names.join(", "));
-    }
-    let processes: Vec<(i32, &crate::analysis::Profile)> =
-        std::iter::once((report.target.pid, report.profile))
-            .chain(report.subprocesses.iter().map(|s| (s.info.pid, &s.profile)))
-            .collect();
-    let crossed = threshold::check(&out.thresholds, &processes);
-    for c in &crossed {
-        // Printed even with -q: it is why the job fails.
-        crate::sayln!("gilscope: {c}");
-    }
-    Ok(!crossed.is_empty())
-}
-
 fn profile(
     launch: Launch,
     options: &RunOptions,
@@ -209,12 +106,12 @@ fn profile(
         }
         Launch::Attach(pid) => {
             attach::check(pid)?;
-            (pid, None, family::cmdline(pid))
+            (pid, None, process::cmdline(pid))
         }
     };
     let opened = match program.as_mut() {
         // Whatever the command is: a wrapper is followed to the Python it starts.
-        Some(p) => family::find(p, &command, &|| {
+        Some(p) => process::find(p, &command, &|| {
             signals::received().is_some()
                 || options.duration.is_some_and(|d| launched_at.elapsed() >= d)
         }),
@@ -256,7 +153,7 @@ fn profile(
     let root = pid;
     let pid = target.pid;
     let command = if wrapped {
-        family::cmdline(pid)
+        process::cmdline(pid)
     } else {
         launched.clone()
     };
@@ -264,10 +161,11 @@ fn profile(
         crate::sayln!(
             "gilscope: `{}` is not Python; profiling the Python process it started, pid {pid} \
              (and any other it starts)",
-            family::command_text(&launched)
+            process::command_text(&launched)
         );
     }
-    let mut followed = Followed::start(target, options.rates, command.clone(), options.out.quiet)?;
+    let (mut followed, sampler) =
+        Followed::start(target, options.rates, command.clone(), options.out.quiet)?;
     let info = TargetInfo {
         pid,
         python,
@@ -275,11 +173,8 @@ fn profile(
         state_hz: options.rates.state_hz,
         stack_hz: options.rates.stack_hz,
         monotonic_zero_ns: followed.monotonic_zero_ns,
-        cwd: crate::family::working_dir(pid),
+        cwd: process::working_dir(pid),
     };
-    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut tape = recording::Tape::new(recording.take());
-    tape.process(0, &info, cpu_count);
     if !options.out.quiet {
         crate::sayln!(
             "gilscope: sampling pid {pid} (CPython {}{build}) at {:.0} Hz, stacks at {:.0} Hz; \
@@ -289,7 +184,13 @@ fn profile(
             info.stack_hz
         );
     }
-    let mut acc = Accumulator::with_cwd(info.cwd.clone());
+    let cpu_count = cpu_count();
+    let tape = recording::Tape::new(recording.take());
+    let mut set = ProcessSet::new(tape, Progress::on_terminal(options.out.quiet));
+    set.add(info, cpu_count, Some(sampler));
+    if program.is_some() {
+        set.launched(launched.clone());
+    }
     // A wrapper's other Python processes are profiled as with --subprocesses: a script
     // that runs several programs is profiled whole.
     let mut children = (options.subprocesses || wrapped).then(|| {
@@ -298,18 +199,9 @@ fn profile(
         c
     });
     let started = Instant::now();
-    let mut progress = Progress::on_terminal(options.out.quiet);
     let mut stopped_by_us = false;
-    let mut batch = Vec::new();
     loop {
-        let gone = followed.poll(Duration::from_millis(50), &mut batch)?;
-        for s in batch.drain(..) {
-            tape.sample(0, &s);
-            if let Some(p) = progress.as_mut() {
-                p.sample(&s);
-            }
-            acc.push(s);
-        }
+        let gone = followed.poll(&mut set, Duration::from_millis(50))?;
         if gone == Some(Gone::LeftPython) && program.is_some() && children.is_none() {
             // Its program runs on: what it starts may be Python, and it ends the run.
             children = Some(Children::new(root, options.rates, cpu_count));
@@ -320,11 +212,9 @@ fn profile(
             break;
         }
         if let Some(children) = children.as_mut() {
-            children.poll(&mut tape);
+            children.poll(&mut set);
         }
-        if let Some(p) = progress.as_mut() {
-            p.tick();
-        }
+        set.show_progress();
         if signals::received().is_some() || options.duration.is_some_and(|d| started.elapsed() >= d)
         {
             stopped_by_us = true;
@@ -334,16 +224,11 @@ fn profile(
             break;
         }
     }
-    if let Some(p) = progress.as_mut() {
-        p.clear();
+    set.hide_progress();
+    let gone = followed.finish(&mut set)?;
+    if let Some(children) = children.as_mut() {
+        children.poll(&mut set);
     }
-    let mut rest = Vec::new();
-    let (gone, late_ticks) = followed.finish(&mut rest)?;
-    for s in rest {
-        tape.sample(0, &s);
-        acc.push(s);
-    }
-    let subprocesses = children.map_or_else(Vec::new, |c| c.finish(&mut tape));
     let stop = signals::received();
     match (program.as_mut(), stop) {
         (Some(p), Some(stop)) => _ = after_signal(p, stop)?,
@@ -352,20 +237,15 @@ fn profile(
     }
     if let (true, Some(started)) = (wrapped && stopped_by_us, target_started) {
         // The wrapper is stopped; the Python it started must not run on without it.
-        crate::record::stop_followed(pid, started);
+        process::program::stop_followed(pid, started);
     }
     let exit = program.as_mut().and_then(|p| p.exit(stopped_by_us));
-    tape.end_with(0, late_ticks, exit);
-    let recorded = tape.finish();
-
-    let mut profile = acc.finish(late_ticks, cpu_count);
-    if let Some(exit) = exit {
-        crate::analysis::program_ended(&mut profile, &launched, exit);
-    }
+    set.end(TARGET, exit);
+    let (profiles, recorded) = set.finish();
     let report = Report {
-        target: &info,
-        profile: &profile,
-        subprocesses: &subprocesses,
+        target: &profiles.target,
+        profile: &profiles.profile,
+        subprocesses: &profiles.subprocesses,
     };
     if !options.out.quiet && gone == Gone::Exited && program.is_none() {
         crate::sayln!("gilscope: process {pid} exited; reporting what was collected");
@@ -420,17 +300,14 @@ fn unread(
     outputs: Vec<(Format, Output)>,
     recording: Option<recording::Writer>,
 ) -> Result<u8> {
-    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut tape = recording::Tape::new(recording);
-    tape.process(0, &info, cpu_count);
-    tape.end_with(0, 0, Some(exit));
-    let recorded = tape.finish();
-    let mut profile = Accumulator::default().finish(0, cpu_count);
-    crate::analysis::program_ended(&mut profile, &info.command, exit);
+    let mut set = ProcessSet::new(recording::Tape::new(recording), None);
+    set.add(info, cpu_count(), None);
+    set.end(TARGET, Some(exit));
+    let (profiles, recorded) = set.finish();
     let report = Report {
-        target: &info,
-        profile: &profile,
-        subprocesses: &[],
+        target: &profiles.target,
+        profile: &profiles.profile,
+        subprocesses: &profiles.subprocesses,
     };
     let crossed = deliver(&report, outputs, &options.out)?;
     if let (Some(path), false) = (recorded, options.out.quiet) {
@@ -442,9 +319,14 @@ fn unread(
     Ok(exit_code(
         failure_code(&exit),
         crossed,
-        &info.command,
+        &profiles.target.command,
         Some(exit),
     ))
+}
+
+/// The machine's CPUs, for the CPU supply.
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A signal ended the run: the program got it from the terminal too (Ctrl-C, a hang-up: the

@@ -7,7 +7,7 @@
 //! - 3.11, 3.12: `_PyInterpreterFrame`s from `tstate->cframe->current_frame`.
 //! - 3.8 to 3.10: `PyFrameObject`s from `tstate->frame`, linked by `f_back`.
 //!
-//! The offsets of 3.8 to 3.12 come from gilscope's table ([`crate::gil::layout::frame_layout`]),
+//! The offsets of 3.8 to 3.12 come from gilscope's table ([`crate::cpython::layout::frame_layout`]),
 //! read from each version's debug information. Frames are reported as py-spy reported them:
 //! the function is `co_qualname` from 3.11 on (`K.meth`), `co_name` before, and the file is
 //! `co_filename`. Unlike py-spy,
@@ -425,7 +425,7 @@ fn int(buf: &[u8], offset: usize) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gil::debug_offsets::{read_len, COOKIE};
+    use crate::cpython::debug_offsets::{read_len, COOKIE};
     use crate::model::MAX_NAME_CHARS;
 
     /// `_Py_DebugOffsets` after the cookie, as a free-threaded CPython 3.13.5 fills it in

@@ -8,8 +8,10 @@ use flate2::Compression;
 use super::*;
 use crate::analysis::Accumulator;
 use crate::model::{
-    Frame, GilReading, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack,
+    Frame, GilReading, Sample, StackTick, StateTick, TargetInfo, ThreadInfo, ThreadObservation,
+    ThreadStack, ThreadState,
 };
+use crate::recording::{Writer, MAX_DEPTH, MAX_THREADS};
 
 fn samples() -> Vec<Sample> {
     let mut out = vec![Sample::Thread(ThreadInfo {
@@ -97,8 +99,8 @@ fn a_replayed_recording_analyses_as_the_live_run_did() {
     let live = live.finish(3, 4);
     let replayed = replay(&path).unwrap();
     assert!(replayed.complete);
-    assert_eq!(replayed.target, target());
-    let r = &replayed.profile;
+    assert_eq!(replayed.profiles.target, target());
+    let r = &replayed.profiles.profile;
     assert_eq!(r.run, live.run);
     assert_eq!(r.gils, live.gils);
     assert_eq!(r.threads, live.threads);
@@ -122,7 +124,7 @@ fn a_cut_off_recording_gives_what_was_flushed() {
     std::mem::forget(w);
     let replayed = replay(&path).unwrap();
     assert!(!replayed.complete);
-    assert!(replayed.profile.run.state_samples >= 50);
+    assert!(replayed.profiles.profile.run.state_samples >= 50);
 }
 
 #[test]
@@ -238,7 +240,7 @@ fn only_a_cut_off_end_is_cut_short() {
     let lines = [process_line(), good.clone(), half.to_string()];
     let r = replay(&raw(dir.path(), &lines, false)).unwrap();
     assert_eq!(r.cut_short.as_deref(), Some("its last line is incomplete"));
-    assert_eq!(r.profile.run.state_samples, 1);
+    assert_eq!(r.profiles.profile.run.state_samples, 1);
     // The gzip stream stops after a flush.
     let lines = [process_line(), good.clone()];
     let r = replay(&raw(dir.path(), &lines, false)).unwrap();
@@ -275,13 +277,13 @@ fn replay_bounds_names_threads_and_times_and_says_what_it_dropped() {
     ];
     let r = replay(&raw(dir.path(), &lines, true)).unwrap();
     assert!(r.complete);
-    assert_eq!(r.profile.threads.len(), MAX_THREADS);
+    assert_eq!(r.profiles.profile.threads.len(), MAX_THREADS);
     assert_eq!(
-        r.profile.run.state_samples, 2,
+        r.profiles.profile.run.state_samples, 2,
         "the u64::MAX tick is dropped"
     );
-    assert!(r.profile.timeline.buckets < 10);
-    let stack = r.profile.stacks.get(crate::model::StackId(0));
+    assert!(r.profiles.profile.timeline.buckets < 10);
+    let stack = r.profiles.profile.stacks.get(crate::model::StackId(0));
     assert_eq!(stack.len(), MAX_DEPTH);
     assert!(stack[0].function.chars().count() <= crate::model::MAX_NAME_CHARS);
     let all = r.warnings.join("\n");
