@@ -227,7 +227,7 @@ impl DebugOffsets {
     pub fn offset(&self, section: &str, field: &str) -> Result<usize> {
         let off = self.get(section, field)?;
         let size = self.get(section, "size")?;
-        if off >= size || size > 1 << 24 {
+        if off >= size || size > max_size(section) {
             bail!("_Py_DebugOffsets: {section}.{field} = {off} lies outside its {size} bytes");
         }
         Ok(off as usize)
@@ -269,6 +269,20 @@ impl DebugOffsets {
             tstate_native_thread_id: Some(self.offset(tstate, "native_thread_id")?),
             free_threaded: self.free_threaded,
         })
+    }
+}
+
+/// The largest size a section of `_Py_DebugOffsets` may give its structure. The frame reader
+/// reads a frame, a code object or a string's header whole at every sample, into a buffer as
+/// long as the largest offset it needs: those objects are a few hundred bytes in every
+/// CPython, so a hostile target that claims more costs a refused layout, not megabytes per
+/// read. The runtime and an interpreter, read a field at a time, are large (an interpreter
+/// holds its type cache: 220 KiB in 3.14) but never 16 MiB.
+fn max_size(section: &str) -> u64 {
+    match section {
+        "runtime_state" | "interpreter_state" => 16 << 20,
+        "thread_state" => 64 << 10,
+        _ => 4 << 10,
     }
 }
 
@@ -318,6 +332,23 @@ mod tests {
     fn the_3_13_shape_agrees_with_the_3_13_table() {
         let offsets = DebugOffsets::parse(&debug_offsets_3_13()).unwrap();
         assert_eq!(Some(offsets.layout().unwrap()), Layout::for_version(3, 13));
+    }
+
+    #[test]
+    fn a_struct_larger_than_any_cpython_has_is_refused() {
+        let mut offsets = DebugOffsets::parse(&debug_offsets_3_14()).unwrap();
+        let at = |o: &DebugOffsets, field| o.shape.index("interpreter_frame", field).unwrap();
+        let (size, previous) = (at(&offsets, "size"), at(&offsets, "previous"));
+        offsets.words[size] = 80;
+        offsets.words[previous] = 8;
+        assert_eq!(offsets.offset("interpreter_frame", "previous").unwrap(), 8);
+        // A frame of 15 MiB would have the reader allocate as much at every read.
+        offsets.words[size] = 15 << 20;
+        offsets.words[previous] = (15 << 20) - 8;
+        let err = offsets.offset("interpreter_frame", "previous").unwrap_err();
+        assert!(err.to_string().contains("lies outside"), "{err}");
+        // The interpreter itself is large and still read.
+        assert!(offsets.offset("interpreter_state", "next").is_ok());
     }
 
     #[test]

@@ -250,3 +250,83 @@ impl ProcessSet {
         (profiles, recorded)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GilReading, StateTick};
+
+    fn info(pid: i32, command: &[&str]) -> TargetInfo {
+        TargetInfo {
+            pid,
+            python: "3.12.1".into(),
+            command: command.iter().map(|w| w.to_string()).collect(),
+            state_hz: 100.0,
+            stack_hz: 100.0,
+            monotonic_zero_ns: 0,
+            cwd: None,
+        }
+    }
+
+    fn tick(ms: u64) -> Sample {
+        Sample::State(StateTick {
+            at: Duration::from_millis(ms),
+            gils: vec![GilReading {
+                interpreter: 0,
+                locked: false,
+                holder: None,
+                switch_number: 0,
+                interval_us: 5000,
+                enabled: None,
+            }],
+            threads: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn each_process_gets_its_own_samples_and_the_target_its_launched_exit() {
+        let mut set = ProcessSet::new(Tape::new(None), None);
+        assert_eq!(set.add(info(50, &["python3", "app.py"]), 2, None), TARGET);
+        let late = set.add(info(90, &["python3", "-c", "w"]), 2, None);
+        let early = set.add(info(60, &["python3", "-c", "w"]), 2, None);
+        let silent = set.add(info(70, &["python3", "-c", "w"]), 2, None);
+        set.launched(vec!["sh".into(), "run.sh".into()]);
+        for ms in 0..3 {
+            set.push(TARGET, tick(ms));
+        }
+        set.push(late, tick(0));
+        set.push(early, tick(0));
+        set.push(early, tick(1));
+        assert_eq!(set.info(silent).pid, 70);
+        assert!(set.live().is_empty(), "no sampler runs in a replay");
+        let exit = ProgramExit {
+            code: Some(2),
+            signal: None,
+            after_s: 0.1,
+            stopped: false,
+        };
+        set.end(TARGET, Some(exit));
+        let (profiles, recorded) = set.finish();
+        assert_eq!(recorded, None);
+        assert_eq!(profiles.target.pid, 50);
+        assert_eq!(profiles.profile.run.state_samples, 3);
+        // The process that sampled nothing is left out; the others come in order of pid.
+        let subs: Vec<(i32, u64)> = profiles
+            .subprocesses
+            .iter()
+            .map(|s| (s.info.pid, s.profile.run.state_samples))
+            .collect();
+        assert_eq!(subs, [(60, 2), (90, 1)]);
+        // The exit is the launched wrapper's, and the verdict names it.
+        assert_eq!(profiles.profile.exit, Some(exit));
+        assert!(
+            profiles
+                .profile
+                .verdict
+                .summary
+                .starts_with("sh exited with status 2"),
+            "{}",
+            profiles.profile.verdict.summary
+        );
+    }
+}

@@ -17,6 +17,8 @@
 
 mod bounds;
 mod reader;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use serde::{Deserialize, Serialize};

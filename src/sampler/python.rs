@@ -9,7 +9,7 @@ use py_spy::python_process_info::{get_python_version, PythonProcessInfo};
 use py_spy::PythonSpy;
 use remoteprocess::Process;
 
-use super::stacks::RawStack;
+use super::raw_stack::RawStack;
 use crate::model::Frame;
 
 /// The Python a process runs, as read from its binaries and memory.

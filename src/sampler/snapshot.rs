@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::procfs;
-use super::stacks::RawStack;
+use super::raw_stack::RawStack;
 use super::target::Remote;
 use super::threads::ThreadTable;
-use super::{read_state, Target};
+use super::tick::read_state;
+use super::Target;
 use crate::model::{Frame, GilReading, IoKind, StateTick, ThreadState, Tid};
 
 /// The gap between the two state ticks: the second one reports a woken waiter that has not

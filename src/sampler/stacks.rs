@@ -13,21 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::python;
+use super::raw_stack::RawStack;
 use super::threads::ThreadTable;
 use crate::cpython::{frames, Memory};
-use crate::model::Frame;
-
-/// One thread's stack as read.
-#[derive(Clone, Debug)]
-pub struct RawStack {
-    /// `PyThreadState.thread_id` (the `pthread_t`).
-    pub pthread: u64,
-    /// The OS thread id, when the reader knows it.
-    pub tid: Option<i32>,
-    pub name: Option<String>,
-    /// Outermost frame first.
-    pub frames: Vec<Frame>,
-}
 
 /// The readers a target's stacks can come from.
 pub struct StackSource {

@@ -200,12 +200,6 @@ impl FrameLayout {
     }
 }
 
-/// The stack of the thread whose `PyThreadState` is at `tstate`, outermost frame first, with
-/// no cache: [`StackReader`] is the one to sample with.
-pub fn read_stack(mem: &dyn Memory, layout: &FrameLayout, tstate: u64) -> Result<Vec<Frame>> {
-    StackReader::new(*layout).read_stack(mem, tstate)
-}
-
 /// Reads stacks, remembering what each code object says (names and line table) so that a
 /// sample reads two small structs per frame rather than four objects.
 pub struct StackReader {
@@ -718,7 +712,6 @@ mod tests {
         let mut reader = StackReader::new(l);
         let expected = [at_line("main", 10), at_line("spin", 21)];
         assert_eq!(reader.read_stack(&m, TSTATE).unwrap(), expected);
-        assert_eq!(read_stack(&m, &l, TSTATE).unwrap(), expected);
         assert_eq!(reader.code.len(), 2);
 
         // spin's code object is freed and another takes its address.
@@ -832,11 +825,14 @@ mod tests {
         m.put(0x40_000, head);
         tstate(&mut m, &l, 0xa0_000);
         frame(&mut m, &l, 0xa0_000, 0, 0x40_000, 0, 0);
-        let stack = read_stack(&m, &l, TSTATE).unwrap();
+        let stack = StackReader::new(l).read_stack(&m, TSTATE).unwrap();
         assert_eq!(stack, [at_line("K.meth", 10)]);
         // Without a readable qualified name, `co_name`.
         m.put(0x48_000, object(64, &[]));
-        assert_eq!(read_stack(&m, &l, TSTATE).unwrap(), [at_line("meth", 10)]);
+        assert_eq!(
+            StackReader::new(l).read_stack(&m, TSTATE).unwrap(),
+            [at_line("meth", 10)]
+        );
     }
 
     fn ucs2_units(units: &[u16]) -> Vec<u8> {
