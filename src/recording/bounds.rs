@@ -4,7 +4,7 @@
 //! what goes over a limit is cut or dropped and counted, and [`Bounds::warnings`] says so.
 //!
 //! The limits sit above what a live run of a real program produces (the sampler's own caps,
-//! in `gil/`), so that a replay of a real recording stays byte-identical to its run; they
+//! in `cpython/`), so that a replay of a real recording stays byte-identical to its run; they
 //! keep the memory of a replay, and so the size of every report, within a few hundred MiB.
 
 use std::collections::HashSet;
