@@ -1,5 +1,5 @@
-//! Folded stacks (`frame;frame;frame count`), the input of flame graphs, for each view of
-//! DESIGN.md §5.
+//! Folded stacks (`frame;frame;frame count`), the input of flame graphs, for each view
+//! (docs/DESIGN.md, "Flame-graph views").
 
 use std::collections::BTreeMap;
 

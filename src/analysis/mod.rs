@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::model::{CpuQuota, IoKind, MachineCpu, StackTable, ThreadState, Tid};
 
-/// Metrics of one GIL over a run (DESIGN.md §4).
+/// Metrics of one GIL over a run (docs/DESIGN.md, "Metrics").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GilMetrics {
     /// The interpreter that names this GIL: the oldest of those that use it.

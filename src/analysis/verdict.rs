@@ -1,5 +1,5 @@
 //! The verdict: which of a few plain situations the run was in, the rule that says so, and
-//! the next step that fits (DESIGN.md §4).
+//! the next step that fits (docs/DESIGN.md, "Verdicts").
 
 use serde::Serialize;
 
