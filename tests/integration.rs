@@ -342,7 +342,10 @@ fn attaching_to_a_process_that_is_not_python() {
 fn a_too_old_python_gets_the_list_of_supported_versions() {
     let old = old_pythons();
     if old.is_empty() {
-        eprintln!("skipped: no pyenv CPython 2.7, 3.6 or 3.7 on this machine");
+        skip(
+            "a_too_old_python_gets_the_list_of_supported_versions",
+            "no CPython 2.7, 3.6 or 3.7 in ~/.pyenv/versions (pyenv install 3.7)",
+        );
     }
     for py in old {
         let dir = tempfile::tempdir().unwrap();
@@ -367,8 +370,8 @@ fn a_too_old_python_gets_the_list_of_supported_versions() {
 
 #[test]
 fn pypy_is_not_cpython() {
-    let Ok(pypy) = which("pypy3") else {
-        eprintln!("skipped: pypy3 is not installed (apt-get install pypy3)");
+    let Some(pypy) = require_program("pypy_is_not_cpython", "pypy3", "apt-get install pypy3")
+    else {
         return;
     };
     let mut child = Command::new(&pypy)
@@ -386,9 +389,10 @@ fn pypy_is_not_cpython() {
 
 #[test]
 fn permission_denied_explains_what_to_do() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run gilscope as `nobody` against a root process");
+    let test = "permission_denied_explains_what_to_do";
+    if !require_root(test, "to run gilscope as `nobody` against a root process")
+        || require_program(test, "setpriv", "apt-get install util-linux").is_none()
+    {
         return;
     }
     let _turn = exclusive();
@@ -589,15 +593,15 @@ fn check_frame_layout(py: &Python, lib: &Path) {
 #[test]
 fn layout_matches_debug_info() {
     use gilscope::gil::layout::{gil_struct, GilPlace, Layout};
-    if Command::new("gdb").arg("--version").output().is_err() {
-        eprintln!("skipped: gdb is not installed");
+    let test = "layout_matches_debug_info";
+    if require_program(test, "gdb", "apt-get install gdb").is_none() {
         return;
     }
     let mut checked = 0;
     for py in pythons() {
         let (major, minor) = py.version;
         if py.root.is_some() {
-            eprintln!("layout: skipped {}: runs chrooted, stripped", py.label);
+            skip(test, format_args!("{}: runs chrooted, stripped", py.label));
             continue;
         }
         let lib = py
@@ -606,9 +610,9 @@ fn layout_matches_debug_info() {
             .unwrap()
             .join(format!("../lib/libpython{major}.{minor}.so.1.0"));
         if !lib.exists() {
-            eprintln!(
-                "layout: skipped {}: no shared libpython with debug info",
-                py.label
+            skip(
+                test,
+                format_args!("{}: no shared libpython with debug info", py.label),
             );
             continue;
         }
@@ -648,9 +652,9 @@ fn layout_matches_debug_info() {
             exprs.push(off("PyThreadState", "native_thread_id"));
         }
         let Some(v) = gdb_offsets(&lib, &exprs) else {
-            eprintln!(
-                "layout: skipped {}: gdb found no debug information",
-                py.label
+            skip(
+                test,
+                format_args!("{}: gdb found no debug information", py.label),
             );
             continue;
         };
@@ -693,7 +697,10 @@ fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
     use gilscope::gil::Layout;
     let _turn = exclusive();
     let mut checked = Vec::new();
-    for py in pythons().into_iter().filter(|p| p.version >= (3, 13)) {
+    for py in require_from(
+        "cpython_3_13_and_later_are_read_through_their_published_debug_offsets",
+        13,
+    ) {
         let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
         let opened = gilscope::attach::open(target.pid, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{}: {e}", py.label));
@@ -714,9 +721,6 @@ fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
         passed(py, "debug offsets");
     }
     eprintln!("debug offsets: checked {checked:?}");
-    if checked.is_empty() {
-        eprintln!("skipped: no CPython 3.13+ found");
-    }
 }
 
 #[test]

@@ -70,9 +70,9 @@ fn kill(pid: u32, signal: libc::c_int) {
 
 /// The host's CPython: tests of the process's life need one interpreter, not all.
 fn python() -> &'static Python {
-    pythons()
-        .into_iter()
-        .find(|p| p.root.is_none())
+    host_pythons()
+        .first()
+        .copied()
         .unwrap_or_else(|| pythons()[0])
 }
 
@@ -333,7 +333,10 @@ fn a_directory_is_not_a_recording() {
 #[test]
 fn a_kernel_thread_gets_one_sentence() {
     if std::fs::read_to_string("/proc/2/comm").ok().as_deref() != Some("kthreadd\n") {
-        eprintln!("skipped: pid 2 is not kthreadd here");
+        skip(
+            "a_kernel_thread_gets_one_sentence",
+            "pid 2 is not kthreadd here (a PID namespace)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -363,16 +366,15 @@ fn a_process_that_is_not_python_is_named_in_gilscopes_words() {
 
 #[test]
 fn root_refused_is_not_told_to_run_as_root() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
+    let test = "root_refused_is_not_told_to_run_as_root";
+    if !require_root(test, "to be refused as root") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = gilscope(dir.path(), &["attach", "1"]);
     let stderr = text(&out.stderr);
     if !stderr.contains("permission denied") {
-        eprintln!("skipped: root may read pid 1 here: {stderr}");
+        skip(test, format_args!("root may read pid 1 here: {stderr}"));
         return;
     }
     assert_error(&out, "gilscope runs as root");
@@ -382,9 +384,10 @@ fn root_refused_is_not_told_to_run_as_root() {
 
 #[test]
 fn the_unprivileged_hint_is_short_and_names_the_likeliest_fix() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run gilscope as `nobody` against a root process");
+    let test = "the_unprivileged_hint_is_short_and_names_the_likeliest_fix";
+    if !require_root(test, "to run gilscope as `nobody` against a root process")
+        || require_program(test, "setpriv", "apt-get install util-linux").is_none()
+    {
         return;
     }
     let _turn = exclusive();
@@ -541,11 +544,10 @@ fn a_signal_sent_to_gilscope_alone_reaches_the_program_once() {
 #[test]
 fn ctrl_c_at_a_terminal_is_not_passed_on_twice() {
     let _turn = exclusive();
-    let py = python();
-    if py.root.is_some() {
-        eprintln!("skipped: the terminal's driver runs on the host, and no host CPython was found");
+    // The terminal's driver runs on the host.
+    let Some(py) = host_python("ctrl_c_at_a_terminal_is_not_passed_on_twice") else {
         return;
-    }
+    };
     let dir = py.tempdir();
     let (argv, ready, count) = counting(py, dir.path());
     let out = Command::new(&py.program)
