@@ -199,8 +199,7 @@ fn a_program_that_ran_and_failed_keeps_its_verdict_and_is_told_from_a_threshold(
         let mut opts = vec!["-f", "json", "-o", "out.json"];
         opts.extend(fail_if);
         let out = record(dir.path(), py, &opts, &[&path, code]);
-        let json: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+        let json: Value = json_file(&dir.path().join("out.json"));
         (out.status.code(), text(&out.stderr), json)
     };
 
@@ -290,8 +289,7 @@ fn a_state_rate_below_the_rate_is_said_at_the_start() {
         stderr.find(note) < stderr.find("gilscope: sampling pid"),
         "the note comes first: {stderr}"
     );
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert_eq!(json["run"]["state_rate_hz"], 120.0);
 
     let opts = [

@@ -462,21 +462,8 @@ fn a_wrappers_python_does_not_outlive_a_stopped_run() {
         let pid = json["target"]["pid"]
             .as_i64()
             .unwrap_or_else(|| panic!("{who}: no target pid: {stderr}"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let alive = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-        };
-        while alive() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
         assert!(
-            !alive(),
+            within(std::time::Duration::from_secs(10), || gone(pid as i32)),
             "{who}: the wrapper's Python {pid} runs on: {stderr}"
         );
     }

@@ -389,28 +389,13 @@ fn pypy_is_not_cpython() {
 
 #[test]
 fn permission_denied_explains_what_to_do() {
-    let test = "permission_denied_explains_what_to_do";
-    if !require_root(test, "to run gilscope as `nobody` against a root process")
-        || require_program(test, "setpriv", "apt-get install util-linux").is_none()
-    {
+    if !require_nobody("permission_denied_explains_what_to_do") {
         return;
     }
     let _turn = exclusive();
     let py = pythons()[0];
     let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
-    // The binary must be reachable by `nobody`: copy it somewhere world-readable.
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("gilscope");
-    std::fs::copy(BIN, &bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(&bin)
-        .args(["attach", &target.pid.to_string()])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = gilscope_as_nobody(&["attach", &target.pid.to_string()]);
     assert_error(&out, "permission denied");
     let stderr = text(&out.stderr);
     for hint in ["sudo", "CAP_SYS_PTRACE", "gilscope record"] {
@@ -441,8 +426,7 @@ fn a_target_that_exits_mid_run_still_gets_its_report() {
         stderr.contains("exited; reporting what was collected"),
         "{stderr}"
     );
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert!(f(&json["run"]["state_samples"]) > 100.0, "{json}");
     assert_eq!(json["verdict"]["kind"], "gil-bound");
 }
@@ -741,9 +725,7 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
         .spawn()
         .unwrap();
     // Wait until gilscope says it samples (its first line on stderr).
-    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    let (mut stderr, first) = first_stderr_line(&mut run);
     assert!(first.contains("sampling pid"), "{first}");
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
     // SAFETY: kill has no memory-safety preconditions.
@@ -753,8 +735,7 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest}");
     assert!(rest.contains("GIL-state samples"), "no summary: {rest}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert!(f(&json["run"]["state_samples"]) > 0.0, "{json}");
 }
 

@@ -10,8 +10,9 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -325,6 +326,13 @@ pub fn require_program(test: &str, program: &str, install: &str) -> Option<PathB
     found
 }
 
+/// Whether [`gilscope_as_nobody`] can run against a root process (root, and setpriv); says
+/// why `test` is skipped when not.
+pub fn require_nobody(test: &str) -> bool {
+    require_root(test, "to run gilscope as `nobody` against a root process")
+        && require_program(test, "setpriv", "apt-get install util-linux").is_some()
+}
+
 /// The free-threaded interpreters; when there is none, says why `test` is skipped.
 pub fn require_free_threaded(test: &str) -> Vec<&'static Python> {
     let found = free_threaded_pythons();
@@ -385,6 +393,18 @@ pub fn all_pythons() -> &'static [Python] {
         }
         found
     })
+}
+
+/// The first interpreter found and the newest (when it is another): two versions, for a test
+/// whose runs are long.
+pub fn first_and_newest() -> Vec<&'static Python> {
+    let all = pythons();
+    let newest = all.iter().max_by_key(|p| p.version).copied().unwrap();
+    let mut pys = vec![all[0]];
+    if newest.label != all[0].label {
+        pys.push(newest);
+    }
+    pys
 }
 
 /// The interpreters with a GIL, which every profiling test runs on.
@@ -462,6 +482,74 @@ pub fn gilscope_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir(dir)
         .output()
         .expect("run gilscope")
+}
+
+/// Runs `gilscope` with `args` as `nobody` (setpriv), from a copy of the binary in a fresh
+/// directory that `nobody` may enter and write in.
+pub fn gilscope_as_nobody(args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("gilscope");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+/// The first line a gilscope started with its stderr piped writes there (once it samples,
+/// `sampling pid …`), and the reader of the rest.
+pub fn first_stderr_line(child: &mut Child) -> (BufReader<ChildStderr>, String) {
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    (stderr, first)
+}
+
+/// The JSON report written to `path`.
+pub fn json_file(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("no report {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Whether `done` holds within `timeout` (checked every 10 ms).
+pub fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Waits until `what` holds, for at most a minute (a busy machine is slow to start Python).
+pub fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    assert!(
+        within(Duration::from_secs(60), done),
+        "timed out waiting for {what}"
+    );
+}
+
+/// True once `pid` is gone, or a zombie left for its new parent to reap.
+pub fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z')),
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn kill(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, signal) };
 }
 
 pub fn text(bytes: &[u8]) -> String {
