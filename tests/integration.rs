@@ -12,6 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+// gilscope's internals that the layout and debug-offset tests read, named here alone.
+use gilscope::attach;
+use gilscope::gil::frames::{FrameRoot, LineFormat};
+use gilscope::gil::layout::{frame_layout, gil_struct, GilPlace, Layout};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -515,8 +519,6 @@ fn gdb_offsets(lib: &Path, exprs: &[String]) -> Option<Vec<usize>> {
 
 /// The stack reader's table row for `py` (3.8–3.12) against the debug information of `lib`.
 fn check_frame_layout(py: &Python, lib: &Path) {
-    use gilscope::gil::frames::{FrameRoot, LineFormat};
-    use gilscope::gil::layout::frame_layout;
     let (major, minor) = py.version;
     let l = frame_layout(major.into(), minor.into()).unwrap();
     let off = |ty: &str, field: &str| format!("(long)&(({ty}*)0)->{field}");
@@ -576,7 +578,6 @@ fn check_frame_layout(py: &Python, lib: &Path) {
 
 #[test]
 fn layout_matches_debug_info() {
-    use gilscope::gil::layout::{gil_struct, GilPlace, Layout};
     let test = "layout_matches_debug_info";
     if require_program(test, "gdb", "apt-get install gdb").is_none() {
         return;
@@ -678,7 +679,6 @@ fn layout_matches_debug_info() {
 
 #[test]
 fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
-    use gilscope::gil::Layout;
     let _turn = exclusive();
     let mut checked = Vec::new();
     for py in require_from(
@@ -686,7 +686,7 @@ fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
         13,
     ) {
         let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
-        let opened = gilscope::attach::open(target.pid, Duration::from_secs(5))
+        let opened = attach::open(target.pid, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{}: {e}", py.label));
         assert!(
             opened.layout_from_debug_offsets,
