@@ -214,11 +214,9 @@ fn dump_shows_each_worker_holding_or_waiting_in_compute() {
 #[test]
 fn dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks() {
     let _turn = exclusive();
-    let found = free_threaded_pythons();
-    if found.is_empty() {
-        eprintln!("skipped: no free-threaded CPython (run scripts/test-pythons to build 3.13t)");
-    }
-    for py in found {
+    for py in require_free_threaded(
+        "dump_of_a_free_threaded_build_shows_running_threads_and_their_stacks",
+    ) {
         let who = py.label.as_str();
         let fixture = Running::start(py, "gil_bound.py", &["--threads", "3", "--seconds", "30"]);
         let pid = fixture.pid;

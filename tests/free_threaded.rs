@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// The free-threaded interpreters, or a line saying why the test has none.
-fn free_threaded() -> Vec<&'static Python> {
-    let found = free_threaded_pythons();
-    if found.is_empty() {
-        eprintln!("skipped: no free-threaded CPython (run scripts/test-pythons to build 3.13t)");
-    }
-    found
-}
-
 fn workers(json: &Value) -> Vec<&Value> {
     // Python 3.13 does not give OS threads their Python names, so workers are the threads
     // other than the main one, which started first.
@@ -30,77 +21,72 @@ fn workers(json: &Value) -> Vec<&Value> {
 #[test]
 fn threads_run_in_parallel_and_the_gil_reads_disabled() {
     let _turn = exclusive();
-    on_each(
-        "threads_run_in_parallel_and_the_gil_reads_disabled",
-        free_threaded(),
-        |py| {
-            let who = &py.label;
-            let (json, summary) =
-                record_json(py, "gil_bound.py", &["--threads", "3", "--seconds", "3"]);
-            assert_eq!(verdict_kind(&json), "gil-disabled", "{who}: {summary}");
-            let g = gil0(&json);
-            assert_eq!(g["free_threaded"], true, "{who}");
-            // An import may enable the GIL for a tick or two while CPython checks the module.
-            assert!(f(&g["enabled_share"]) < 0.02, "{who}: {g}");
-            assert_eq!(
-                g["enabled_at_s"],
-                Value::Null,
-                "{who}: never enabled for good: {g}"
-            );
-            // More than one core, as no GIL build gives; on a machine that other processes keep
-            // busy, most of what they leave.
-            let others = json["process"]["cpu_supply"]["others_cores"]
-                .as_f64()
-                .unwrap_or(0.0);
-            let left = 2.0 - others;
-            let cores = f(&json["process"]["cores_used"]);
-            assert!(
-                cores > 1.1_f64.min(0.8 * left),
-                "{who}: {cores:.2} cores with {left:.2} left by others: one core at most, as with \
+    on_free_threaded("threads_run_in_parallel_and_the_gil_reads_disabled", |py| {
+        let who = &py.label;
+        let (json, summary) =
+            record_json(py, "gil_bound.py", &["--threads", "3", "--seconds", "3"]);
+        assert_eq!(verdict_kind(&json), "gil-disabled", "{who}: {summary}");
+        let g = gil0(&json);
+        assert_eq!(g["free_threaded"], true, "{who}");
+        // An import may enable the GIL for a tick or two while CPython checks the module.
+        assert!(f(&g["enabled_share"]) < 0.02, "{who}: {g}");
+        assert_eq!(
+            g["enabled_at_s"],
+            Value::Null,
+            "{who}: never enabled for good: {g}"
+        );
+        // More than one core, as no GIL build gives; on a machine that other processes keep
+        // busy, most of what they leave.
+        let others = json["process"]["cpu_supply"]["others_cores"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let left = 2.0 - others;
+        let cores = f(&json["process"]["cores_used"]);
+        assert!(
+            cores > 1.1_f64.min(0.8 * left),
+            "{who}: {cores:.2} cores with {left:.2} left by others: one core at most, as with \
              a GIL: {summary}"
-            );
-            let busy = workers(&json);
-            assert_eq!(busy.len(), 3, "{who}: {}", json["threads"]);
-            for w in busy {
-                let s = &w["states"];
-                // Three threads on two CPUs: each runs about two thirds of the time and waits
-                // for a CPU the rest.
-                assert!(f(&s["running"]) + f(&s["ready"]) >= 0.8, "{who}: {s}");
-                // Each gets its part of the CPUs other processes leave (two thirds of a CPU on
-                // a quiet machine).
-                let part = 0.4 * left / 3.0;
-                assert!(
-                    f(&s["running"]) >= part.min(0.3),
-                    "{who}: {s} ({left:.2} CPUs left)"
-                );
-                assert_eq!(f(&s["holding"]) + f(&s["waiting"]), 0.0, "{who}: {s}");
-            }
-            // Stacks read through the debug offsets name the function and its lines.
-            let top = &json["top_running"][0];
-            assert_eq!(top["function"], "compute", "{who}: {}", json["top_running"]);
+        );
+        let busy = workers(&json);
+        assert_eq!(busy.len(), 3, "{who}: {}", json["threads"]);
+        for w in busy {
+            let s = &w["states"];
+            // Three threads on two CPUs: each runs about two thirds of the time and waits
+            // for a CPU the rest.
+            assert!(f(&s["running"]) + f(&s["ready"]) >= 0.8, "{who}: {s}");
+            // Each gets its part of the CPUs other processes leave (two thirds of a CPU on
+            // a quiet machine).
+            let part = 0.4 * left / 3.0;
             assert!(
-                top["file"].as_str().unwrap().ends_with("gil_bound.py"),
-                "{who}: {top}"
+                f(&s["running"]) >= part.min(0.3),
+                "{who}: {s} ({left:.2} CPUs left)"
             );
-            let line = f(&top["line"]) as u32;
-            assert!((19..=27).contains(&line), "{who}: compute() at line {line}");
-            assert!(summary.contains("GIL disabled"), "{who}: {summary}");
-            assert!(
-                !finding_kinds(&json).contains(&"gil-enabled"),
-                "{who}: {}",
-                json["findings"]
-            );
-            passed(py, "GIL disabled: running/idle");
-        },
-    )
+            assert_eq!(f(&s["holding"]) + f(&s["waiting"]), 0.0, "{who}: {s}");
+        }
+        // Stacks read through the debug offsets name the function and its lines.
+        let top = &json["top_running"][0];
+        assert_eq!(top["function"], "compute", "{who}: {}", json["top_running"]);
+        assert!(
+            top["file"].as_str().unwrap().ends_with("gil_bound.py"),
+            "{who}: {top}"
+        );
+        let line = f(&top["line"]) as u32;
+        assert!((19..=27).contains(&line), "{who}: compute() at line {line}");
+        assert!(summary.contains("GIL disabled"), "{who}: {summary}");
+        assert!(
+            !finding_kinds(&json).contains(&"gil-enabled"),
+            "{who}: {}",
+            json["findings"]
+        );
+        passed(py, "GIL disabled: running/idle");
+    })
 }
 
 #[test]
 fn python_gil_1_enables_the_gil_from_the_start_and_gilscope_says_so() {
     let _turn = exclusive();
-    on_each(
+    on_free_threaded(
         "python_gil_1_enables_the_gil_from_the_start_and_gilscope_says_so",
-        free_threaded(),
         |py| {
             let who = &py.label;
             let (json, summary) = record_json_env(
@@ -139,14 +125,19 @@ fn python_gil_1_enables_the_gil_from_the_start_and_gilscope_says_so() {
 
 #[test]
 fn an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named() {
-    if which("cc").is_err() {
-        eprintln!("skipped: no C compiler to build the unsafe extension module");
+    let test = "an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named";
+    if require_program(
+        test,
+        "cc",
+        "a C compiler, to build the unsafe extension module",
+    )
+    .is_none()
+    {
         return;
     }
     let _turn = exclusive();
-    on_each(
+    on_free_threaded(
         "an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named",
-        free_threaded(),
         |py| {
             let who = &py.label;
             let (json, summary) = record_json(
@@ -190,7 +181,7 @@ fn an_unsafe_extension_enables_the_gil_mid_run_and_the_moment_is_named() {
 #[test]
 fn http_clients_without_a_gil_are_io_bound_on_their_sockets() {
     let _turn = exclusive();
-    for py in free_threaded() {
+    for py in require_free_threaded("http_clients_without_a_gil_are_io_bound_on_their_sockets") {
         let who = &py.label;
         let (json, summary) = record_json(py, "io_client.py", &["--seconds", "2.5"]);
         // Waiting on the network is not running in parallel: no "GIL disabled, more threads
@@ -235,9 +226,8 @@ fn http_clients_without_a_gil_are_io_bound_on_their_sockets() {
 #[test]
 fn running_threads_on_cpu_time_agrees_with_the_kernels() {
     let _turn = exclusive();
-    on_each(
+    on_free_threaded(
         "running_threads_on_cpu_time_agrees_with_the_kernels",
-        free_threaded(),
         |py| {
             let who = &py.label;
             // Four threads on two CPUs: each runs about half the time and waits for a CPU the rest.

@@ -194,12 +194,7 @@ fn cells(row: &str) -> usize {
 #[test]
 fn hostile_names_reach_every_format_escaped_for_it_and_act_nowhere() {
     let _turn = exclusive();
-    let all = pythons();
-    let newest = all.iter().max_by_key(|p| p.version).copied().unwrap();
-    let mut pys = vec![all[0]];
-    if newest.label != all[0].label {
-        pys.push(newest);
-    }
+    let pys = first_and_newest();
     let spin = spin();
     for py in pys {
         let who = &py.label;

@@ -12,6 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+// gilscope's internals that the layout and debug-offset tests read, named here alone.
+use gilscope::cpython::frames::{FrameRoot, LineFormat};
+use gilscope::cpython::layout::{frame_layout, gil_struct, GilPlace, Layout};
+use gilscope::process::attach;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -342,7 +346,10 @@ fn attaching_to_a_process_that_is_not_python() {
 fn a_too_old_python_gets_the_list_of_supported_versions() {
     let old = old_pythons();
     if old.is_empty() {
-        eprintln!("skipped: no pyenv CPython 2.7, 3.6 or 3.7 on this machine");
+        skip(
+            "a_too_old_python_gets_the_list_of_supported_versions",
+            "no CPython 2.7, 3.6 or 3.7 in ~/.pyenv/versions (pyenv install 3.7)",
+        );
     }
     for py in old {
         let dir = tempfile::tempdir().unwrap();
@@ -367,8 +374,8 @@ fn a_too_old_python_gets_the_list_of_supported_versions() {
 
 #[test]
 fn pypy_is_not_cpython() {
-    let Ok(pypy) = which("pypy3") else {
-        eprintln!("skipped: pypy3 is not installed (apt-get install pypy3)");
+    let Some(pypy) = require_program("pypy_is_not_cpython", "pypy3", "apt-get install pypy3")
+    else {
         return;
     };
     let mut child = Command::new(&pypy)
@@ -386,27 +393,13 @@ fn pypy_is_not_cpython() {
 
 #[test]
 fn permission_denied_explains_what_to_do() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run gilscope as `nobody` against a root process");
+    if !require_nobody("permission_denied_explains_what_to_do") {
         return;
     }
     let _turn = exclusive();
     let py = pythons()[0];
     let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
-    // The binary must be reachable by `nobody`: copy it somewhere world-readable.
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("gilscope");
-    std::fs::copy(BIN, &bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(&bin)
-        .args(["attach", &target.pid.to_string()])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = gilscope_as_nobody(&["attach", &target.pid.to_string()]);
     assert_error(&out, "permission denied");
     let stderr = text(&out.stderr);
     for hint in ["sudo", "CAP_SYS_PTRACE", "gilscope record"] {
@@ -437,8 +430,7 @@ fn a_target_that_exits_mid_run_still_gets_its_report() {
         stderr.contains("exited; reporting what was collected"),
         "{stderr}"
     );
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert!(f(&json["run"]["state_samples"]) > 100.0, "{json}");
     assert_eq!(json["verdict"]["kind"], "gil-bound");
 }
@@ -527,8 +519,6 @@ fn gdb_offsets(lib: &Path, exprs: &[String]) -> Option<Vec<usize>> {
 
 /// The stack reader's table row for `py` (3.8–3.12) against the debug information of `lib`.
 fn check_frame_layout(py: &Python, lib: &Path) {
-    use gilscope::cpython::frames::{FrameRoot, LineFormat};
-    use gilscope::cpython::layout::frame_layout;
     let (major, minor) = py.version;
     let l = frame_layout(major.into(), minor.into()).unwrap();
     let off = |ty: &str, field: &str| format!("(long)&(({ty}*)0)->{field}");
@@ -588,16 +578,15 @@ fn check_frame_layout(py: &Python, lib: &Path) {
 
 #[test]
 fn layout_matches_debug_info() {
-    use gilscope::cpython::layout::{gil_struct, GilPlace, Layout};
-    if Command::new("gdb").arg("--version").output().is_err() {
-        eprintln!("skipped: gdb is not installed");
+    let test = "layout_matches_debug_info";
+    if require_program(test, "gdb", "apt-get install gdb").is_none() {
         return;
     }
     let mut checked = 0;
     for py in pythons() {
         let (major, minor) = py.version;
         if py.root.is_some() {
-            eprintln!("layout: skipped {}: runs chrooted, stripped", py.label);
+            skip(test, format_args!("{}: runs chrooted, stripped", py.label));
             continue;
         }
         let lib = py
@@ -606,9 +595,9 @@ fn layout_matches_debug_info() {
             .unwrap()
             .join(format!("../lib/libpython{major}.{minor}.so.1.0"));
         if !lib.exists() {
-            eprintln!(
-                "layout: skipped {}: no shared libpython with debug info",
-                py.label
+            skip(
+                test,
+                format_args!("{}: no shared libpython with debug info", py.label),
             );
             continue;
         }
@@ -648,9 +637,9 @@ fn layout_matches_debug_info() {
             exprs.push(off("PyThreadState", "native_thread_id"));
         }
         let Some(v) = gdb_offsets(&lib, &exprs) else {
-            eprintln!(
-                "layout: skipped {}: gdb found no debug information",
-                py.label
+            skip(
+                test,
+                format_args!("{}: gdb found no debug information", py.label),
             );
             continue;
         };
@@ -690,12 +679,14 @@ fn layout_matches_debug_info() {
 
 #[test]
 fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
-    use gilscope::cpython::Layout;
     let _turn = exclusive();
     let mut checked = Vec::new();
-    for py in pythons().into_iter().filter(|p| p.version >= (3, 13)) {
+    for py in require_from(
+        "cpython_3_13_and_later_are_read_through_their_published_debug_offsets",
+        13,
+    ) {
         let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
-        let opened = gilscope::process::attach::open(target.pid, Duration::from_secs(5))
+        let opened = attach::open(target.pid, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{}: {e}", py.label));
         assert!(
             opened.layout_from_debug_offsets,
@@ -714,9 +705,6 @@ fn cpython_3_13_and_later_are_read_through_their_published_debug_offsets() {
         passed(py, "debug offsets");
     }
     eprintln!("debug offsets: checked {checked:?}");
-    if checked.is_empty() {
-        eprintln!("skipped: no CPython 3.13+ found");
-    }
 }
 
 #[test]
@@ -737,9 +725,7 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
         .spawn()
         .unwrap();
     // Wait until gilscope says it samples (its first line on stderr).
-    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    let (mut stderr, first) = first_stderr_line(&mut run);
     assert!(first.contains("sampling pid"), "{first}");
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
     // SAFETY: kill has no memory-safety preconditions.
@@ -749,8 +735,7 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest}");
     assert!(rest.contains("GIL-state samples"), "no summary: {rest}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert!(f(&json["run"]["state_samples"]) > 0.0, "{json}");
 }
 

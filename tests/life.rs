@@ -12,48 +12,38 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// Waits until `what` holds, for at most a minute (a busy machine is slow to start Python).
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// True once `pid` is gone, or a zombie left for its new parent to reap.
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rfind(')')
-            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z')),
-    }
+/// Starts `command` (a gilscope run) in `dir`, its stderr in `dir/stderr`, and waits until the
+/// program is `ready` and gilscope samples it.
+fn spawn_sampling(mut command: Command, dir: &Path, ready: impl FnMut() -> bool) -> Child {
+    let err = std::fs::File::create(dir.join("stderr")).unwrap();
+    let child = command
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_until("the program's ready file", ready);
+    wait_until("gilscope to sample", || {
+        std::fs::read_to_string(dir.join("stderr")).is_ok_and(|s| s.contains("sampling pid"))
+    });
+    child
 }
 
 /// `gilscope record -f json -o out.json -- PY single_busy.py` in `dir`, its stderr in
 /// `dir/stderr`, once the program is ready and gilscope samples it: (gilscope, program pid).
 fn start_recording(py: &Python, dir: &Path, opts: &[&str]) -> (Child, i32) {
     let ready = dir.join("ready");
-    let err = std::fs::File::create(dir.join("stderr")).unwrap();
-    let child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["record", "-f", "json", "-o", "out.json"])
         .args(opts)
         .arg("--")
         .args(py.argv())
         .arg(py.fixture("single_busy.py"))
         .args(["--seconds", "120", "--ready"])
-        .arg(py.inside(&ready))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    wait_until("the program's ready file", || {
+        .arg(py.inside(&ready));
+    let child = spawn_sampling(command, dir, || {
         std::fs::read_to_string(&ready).is_ok_and(|s| s.ends_with('\n'))
-    });
-    wait_until("gilscope to sample", || {
-        std::fs::read_to_string(dir.join("stderr")).is_ok_and(|s| s.contains("sampling pid"))
     });
     let pid = std::fs::read_to_string(&ready)
         .unwrap()
@@ -63,16 +53,11 @@ fn start_recording(py: &Python, dir: &Path, opts: &[&str]) -> (Child, i32) {
     (child, pid)
 }
 
-fn kill(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(pid as i32, signal) };
-}
-
 /// The host's CPython: tests of the process's life need one interpreter, not all.
 fn python() -> &'static Python {
-    pythons()
-        .into_iter()
-        .find(|p| p.root.is_none())
+    host_pythons()
+        .first()
+        .copied()
         .unwrap_or_else(|| pythons()[0])
 }
 
@@ -116,14 +101,10 @@ fn the_program_does_not_outlive_a_killed_gilscope() {
     let (mut gilscope, program) = start_recording(py, dir.path(), &[]);
     kill(gilscope.id(), libc::SIGKILL);
     gilscope.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gone(program) {
-        assert!(
-            Instant::now() < deadline,
-            "the program {program} outlived gilscope by 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        within(Duration::from_secs(10), || gone(program)),
+        "the program {program} outlived gilscope by 10 s"
+    );
 }
 
 #[test]
@@ -142,14 +123,11 @@ fn a_closed_stderr_is_not_a_panic_and_the_report_is_written() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(gilscope.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    let (stderr, first) = first_stderr_line(&mut gilscope);
     drop(stderr);
     let status = gilscope.wait().unwrap();
     assert_eq!(status.code(), Some(0), "after {first:?}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert!(f(&json["run"]["state_samples"]) > 0.0, "{}", json["run"]);
 }
 
@@ -333,7 +311,10 @@ fn a_directory_is_not_a_recording() {
 #[test]
 fn a_kernel_thread_gets_one_sentence() {
     if std::fs::read_to_string("/proc/2/comm").ok().as_deref() != Some("kthreadd\n") {
-        eprintln!("skipped: pid 2 is not kthreadd here");
+        skip(
+            "a_kernel_thread_gets_one_sentence",
+            "pid 2 is not kthreadd here (a PID namespace)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -363,16 +344,15 @@ fn a_process_that_is_not_python_is_named_in_gilscopes_words() {
 
 #[test]
 fn root_refused_is_not_told_to_run_as_root() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
+    let test = "root_refused_is_not_told_to_run_as_root";
+    if !require_root(test, "to be refused as root") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = gilscope(dir.path(), &["attach", "1"]);
     let stderr = text(&out.stderr);
     if !stderr.contains("permission denied") {
-        eprintln!("skipped: root may read pid 1 here: {stderr}");
+        skip(test, format_args!("root may read pid 1 here: {stderr}"));
         return;
     }
     assert_error(&out, "gilscope runs as root");
@@ -382,26 +362,13 @@ fn root_refused_is_not_told_to_run_as_root() {
 
 #[test]
 fn the_unprivileged_hint_is_short_and_names_the_likeliest_fix() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run gilscope as `nobody` against a root process");
+    if !require_nobody("the_unprivileged_hint_is_short_and_names_the_likeliest_fix") {
         return;
     }
     let _turn = exclusive();
     let py = python();
     let target = Running::start(py, "single_busy.py", &["--seconds", "30"]);
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("gilscope");
-    std::fs::copy(BIN, &bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(&bin)
-        .args(["attach", "-o", "/dev/null", &target.pid.to_string()])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = gilscope_as_nobody(&["attach", "-o", "/dev/null", &target.pid.to_string()]);
     assert_error(&out, "permission denied");
     let stderr = text(&out.stderr);
     let hint = stderr.split(". ").nth(1).unwrap_or_default();
@@ -424,22 +391,13 @@ while True:\n    sum(range(10000))\n";
 /// `record` of [`STUBBORN`] in `dir`, its stderr in `dir/stderr`, once gilscope samples it.
 fn start_stubborn(py: &Python, dir: &Path) -> Child {
     let ready = dir.join("ready");
-    let err = std::fs::File::create(dir.join("stderr")).unwrap();
-    let child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["record", "-f", "json", "-o", "out.json", "--"])
         .args(py.argv())
         .args(["-c", STUBBORN])
-        .arg(py.inside(&ready))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    wait_until("the program's ready file", || ready.exists());
-    wait_until("gilscope to sample", || {
-        std::fs::read_to_string(dir.join("stderr")).is_ok_and(|s| s.contains("sampling pid"))
-    });
-    child
+        .arg(py.inside(&ready));
+    spawn_sampling(command, dir, || ready.exists())
 }
 
 #[test]
@@ -458,8 +416,7 @@ fn a_program_that_ignores_the_signal_is_killed_after_the_grace_or_at_a_second_si
     assert!(took >= Duration::from_secs(5), "{took:?}: {stderr}");
     assert!(took < Duration::from_secs(40), "{took:?}: {stderr}");
     assert!(stderr.contains("waiting up to 5 s"), "{stderr}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert_eq!(json["exit"]["signal"], "SIGKILL", "{}", json["exit"]);
 
     // A second signal kills it at once.
@@ -479,8 +436,7 @@ fn a_program_that_ignores_the_signal_is_killed_after_the_grace_or_at_a_second_si
         "{:?}",
         again.elapsed()
     );
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert_eq!(json["exit"]["signal"], "SIGKILL", "{}", json["exit"]);
 }
 
@@ -541,11 +497,10 @@ fn a_signal_sent_to_gilscope_alone_reaches_the_program_once() {
 #[test]
 fn ctrl_c_at_a_terminal_is_not_passed_on_twice() {
     let _turn = exclusive();
-    let py = python();
-    if py.root.is_some() {
-        eprintln!("skipped: the terminal's driver runs on the host, and no host CPython was found");
+    // The terminal's driver runs on the host.
+    let Some(py) = host_python("ctrl_c_at_a_terminal_is_not_passed_on_twice") else {
         return;
-    }
+    };
     let dir = py.tempdir();
     let (argv, ready, count) = counting(py, dir.path());
     let out = Command::new(&py.program)
@@ -563,7 +518,6 @@ fn ctrl_c_at_a_terminal_is_not_passed_on_twice() {
     assert!(shown.trim_end().ends_with("exit 0"), "{shown}");
     // The terminal sent SIGINT to the program itself; gilscope did not send another.
     assert_eq!(signals_counted(&count), 1, "{shown}");
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    let json: Value = json_file(&dir.path().join("out.json"));
     assert_eq!(json["exit"]["code"], 0, "{}", json["exit"]);
 }

@@ -105,30 +105,25 @@ fn a_run_killed_mid_way_leaves_a_recording_of_all_but_the_last_second() {
         .spawn()
         .unwrap();
     // Wait until gilscope samples, then let it record for a while before killing it hard.
-    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    let (_stderr, first) = first_stderr_line(&mut run);
     assert!(first.contains("sampling pid"), "{first}");
-    let pid: i32 = first
+    let pid: u32 = first
         .split("sampling pid ")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
         .and_then(|p| p.parse().ok())
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let path = dir.path().join("cut.gilscope");
     // At least two flushes (one a second) have happened once the file passed 2 kB.
-    while std::fs::metadata(&path).map_or(0, |m| m.len()) < 2048 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the recording never grew"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let grown = || std::fs::metadata(&path).map_or(0, |m| m.len()) >= 2048;
+    assert!(
+        within(std::time::Duration::from_secs(30), grown),
+        "the recording never grew"
+    );
     run.kill().unwrap();
     run.wait().unwrap();
-    // SAFETY: kill has no memory-safety preconditions; the program is orphaned by SIGKILL.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // The program is orphaned by SIGKILL.
+    kill(pid, libc::SIGKILL);
 
     let out = gilscope(
         dir.path(),
@@ -219,12 +214,7 @@ const MARKUP: &str = "</svg><script>alert(1)</script>|;*`[x]&\"";
 #[test]
 fn every_format_renders_a_real_run_and_hostile_names_stay_inert() {
     let _turn = exclusive();
-    let all = pythons();
-    let newest = all.iter().max_by_key(|p| p.version).copied().unwrap();
-    let mut pys = vec![all[0]];
-    if newest.label != all[0].label {
-        pys.push(newest);
-    }
+    let pys = first_and_newest();
     let long: String = "a;b c|d\t".repeat(500).chars().take(4000).collect();
     for py in pys {
         let who = &py.label;

@@ -491,7 +491,10 @@ fn a_cpu_quota_starves_threads_and_the_summary_names_the_quota() {
     let cgroup = match QuotaCgroup::create() {
         Ok(cg) => cg,
         Err(why) => {
-            eprintln!("SKIPPED a_cpu_quota_starves_threads: {why}");
+            skip(
+                "a_cpu_quota_starves_threads_and_the_summary_names_the_quota",
+                why,
+            );
             return;
         }
     };
@@ -586,8 +589,8 @@ unsigned long spin_us(unsigned long us) {
 
 #[test]
 fn c_code_that_keeps_the_gil_while_computing_is_gil_bound() {
-    if which("cc").is_err() {
-        eprintln!("SKIPPED c_code_that_keeps_the_gil: no C compiler (cc) to build spin_us()");
+    let test = "c_code_that_keeps_the_gil_while_computing_is_gil_bound";
+    if require_program(test, "cc", "a C compiler, to build spin_us()").is_none() {
         return;
     }
     let _turn = exclusive();
@@ -640,7 +643,10 @@ fn c_code_that_keeps_the_gil_while_computing_is_gil_bound() {
             // module that keeps the GIL and does not advise moving the code into C.
             let modules = json["native_modules"].as_array().unwrap();
             if modules.is_empty() {
-                eprintln!("{who}: SKIPPED the module check: no instruction-pointer samples (perf_event_open refused)");
+                skip(
+                    &format!("c_code_that_keeps_the_gil_while_computing_is_gil_bound: {who}"),
+                    "the module check: no instruction-pointer samples (perf_event_open refused)",
+                );
             } else {
                 assert_eq!(modules[0]["module"], "spin", "{who}: {modules:?}\n{all}");
                 assert!(f(&modules[0]["share"]) >= 0.5, "{who}: {modules:?}\n{all}");

@@ -10,8 +10,9 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -160,6 +161,10 @@ fn candidates(skipped: &mut Vec<(String, String)>) -> Vec<Candidate> {
                 });
             }
         }
+        _ if require_all() => panic!(
+            "no {}: .ci/run runs scripts/test-pythons, and {REQUIRE_ALL} is set",
+            list.map(|l| l.display().to_string()).unwrap_or_default()
+        ),
         _ => skipped.push((
             "3.14, 3.15, 3.13t".into(),
             format!(
@@ -268,6 +273,112 @@ fn copy_python_files(from: &Path, to: &Path) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Skips.
+//
+// A test that cannot run here (an interpreter or a tool missing, not root) says why on stderr
+// and returns: it never passes silently. What `.ci/run` guarantees — everything it and
+// `scripts/test-pythons` install (gdb, setpriv, pypy3, Debian sid's 3.13–3.15, 3.13t), what
+// they need to run (root, a C compiler for cargo) and the pyenv and Debian interpreters its
+// machine has beside them (a CPython with a GIL outside any chroot) — is never missing there:
+// it sets GILSCOPE_REQUIRE_ALL=1, and a test that would skip for want of one fails instead.
+
+/// The variable `.ci/run` sets: a need it guarantees that is missing fails the test.
+pub const REQUIRE_ALL: &str = "GILSCOPE_REQUIRE_ALL";
+
+/// Whether [`REQUIRE_ALL`] is set (to anything but empty or `0`).
+pub fn require_all() -> bool {
+    std::env::var_os(REQUIRE_ALL).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Says on stderr that `test` (or a part of it) is skipped here, and why: for a need that CI
+/// does not guarantee either (an old pyenv CPython, a kernel feature).
+pub fn skip(test: &str, reason: impl std::fmt::Display) {
+    eprintln!("{test}: skipped: {reason}");
+}
+
+/// [`skip`] for a need `.ci/run` guarantees: under [`REQUIRE_ALL`] it panics instead.
+pub fn skip_unless_required(test: &str, reason: impl std::fmt::Display) {
+    assert!(
+        !require_all(),
+        "{test}: {reason}; .ci/run provides it, and {REQUIRE_ALL} is set"
+    );
+    skip(test, reason);
+}
+
+/// Whether gilscope runs as root; says why `test` is skipped when not.
+pub fn require_root(test: &str, why: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        skip_unless_required(test, format!("needs root {why}"));
+    }
+    root
+}
+
+/// The full path of `program` on PATH (a tool CI installs), or `None` once it said why `test`
+/// is skipped; `install` says how to get it.
+pub fn require_program(test: &str, program: &str, install: &str) -> Option<PathBuf> {
+    let found = which(program).ok();
+    if found.is_none() {
+        skip_unless_required(test, format!("{program} is not on PATH ({install})"));
+    }
+    found
+}
+
+/// Whether [`gilscope_as_nobody`] can run against a root process (root, and setpriv); says
+/// why `test` is skipped when not.
+pub fn require_nobody(test: &str) -> bool {
+    require_root(test, "to run gilscope as `nobody` against a root process")
+        && require_program(test, "setpriv", "apt-get install util-linux").is_some()
+}
+
+/// The free-threaded interpreters; when there is none, says why `test` is skipped.
+pub fn require_free_threaded(test: &str) -> Vec<&'static Python> {
+    let found = free_threaded_pythons();
+    if found.is_empty() {
+        skip_unless_required(
+            test,
+            "no free-threaded CPython (run scripts/test-pythons to build 3.13t)",
+        );
+    }
+    found
+}
+
+/// The interpreters with a GIL from `3.minor` on; when there is none, says why `test` is
+/// skipped (Debian sid's 3.13–3.15 come from `scripts/test-pythons`).
+pub fn require_from(test: &str, minor: u32) -> Vec<&'static Python> {
+    let found: Vec<_> = pythons()
+        .into_iter()
+        .filter(|p| p.version >= (3, minor))
+        .collect();
+    if found.is_empty() {
+        skip_unless_required(
+            test,
+            format!("no CPython 3.{minor}+ found (run scripts/test-pythons)"),
+        );
+    }
+    found
+}
+
+/// The interpreters with a GIL that run without a chroot (for a fixture that execs by path,
+/// a terminal driver on the host).
+pub fn host_pythons() -> Vec<&'static Python> {
+    pythons().into_iter().filter(|p| p.root.is_none()).collect()
+}
+
+/// The first of [`host_pythons`], or `None` once it said why `test` is skipped.
+pub fn host_python(test: &str) -> Option<&'static Python> {
+    let first = host_pythons().first().copied();
+    if first.is_none() {
+        skip_unless_required(
+            test,
+            "every CPython found runs chrooted; it needs one on the host (pyenv's or Debian's)",
+        );
+    }
+    first
+}
+
 /// Every interpreter found, printed once per test binary.
 pub fn all_pythons() -> &'static [Python] {
     static FOUND: OnceLock<Vec<Python>> = OnceLock::new();
@@ -282,6 +393,18 @@ pub fn all_pythons() -> &'static [Python] {
         }
         found
     })
+}
+
+/// The first interpreter found and the newest (when it is another): two versions, for a test
+/// whose runs are long.
+pub fn first_and_newest() -> Vec<&'static Python> {
+    let all = pythons();
+    let newest = all.iter().max_by_key(|p| p.version).copied().unwrap();
+    let mut pys = vec![all[0]];
+    if newest.label != all[0].label {
+        pys.push(newest);
+    }
+    pys
 }
 
 /// The interpreters with a GIL, which every profiling test runs on.
@@ -359,6 +482,74 @@ pub fn gilscope_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir(dir)
         .output()
         .expect("run gilscope")
+}
+
+/// Runs `gilscope` with `args` as `nobody` (setpriv), from a copy of the binary in a fresh
+/// directory that `nobody` may enter and write in.
+pub fn gilscope_as_nobody(args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("gilscope");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+/// The first line a gilscope started with its stderr piped writes there (once it samples,
+/// `sampling pid …`), and the reader of the rest.
+pub fn first_stderr_line(child: &mut Child) -> (BufReader<ChildStderr>, String) {
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    (stderr, first)
+}
+
+/// The JSON report written to `path`.
+pub fn json_file(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("no report {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Whether `done` holds within `timeout` (checked every 10 ms).
+pub fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Waits until `what` holds, for at most a minute (a busy machine is slow to start Python).
+pub fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    assert!(
+        within(Duration::from_secs(60), done),
+        "timed out waiting for {what}"
+    );
+}
+
+/// True once `pid` is gone, or a zombie left for its new parent to reap.
+pub fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z')),
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn kill(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, signal) };
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -688,6 +879,11 @@ pub fn on_each(test: &str, pys: Vec<&'static Python>, check: impl Fn(&'static Py
         "{test} failed on:\n  {}",
         failed.join("\n  ")
     );
+}
+
+/// [`on_each`] over the free-threaded interpreters ([`require_free_threaded`]).
+pub fn on_free_threaded(test: &str, check: impl Fn(&'static Python)) {
+    on_each(test, require_free_threaded(test), check)
 }
 
 /// Runs `check` on every interpreter with a GIL with no retry: for tests that starve their
