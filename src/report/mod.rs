@@ -96,6 +96,13 @@ pub struct Subprocess {
     pub profile: Profile,
 }
 
+/// A share as a percentage with one decimal, `87.0%`: the SVG report's and the Markdown's
+/// (the terminal right-aligns it in a column, [`terminal`]'s `pct_column`; the verdict's
+/// sentences round to whole percents with their own, in `analysis`).
+pub(crate) fn pct(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
 /// The program a process runs, for labels: the script of `python3 -u app.py` (`app.py`),
 /// else the executable's name.
 pub(crate) fn program_name(info: &TargetInfo) -> &str {

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use super::{text, Report};
 use crate::analysis::Site;
 
-fn pct(x: f64) -> String {
-    format!("{:5.1}%", x * 100.0)
+/// A share for a column: [`super::pct`] right-aligned in six characters, ` 87.0%`.
+fn pct_column(share: f64) -> String {
+    format!("{:>6}", super::pct(share))
 }
 
 /// Above this share of late ticks, the summary warns that CPU scarcity biases the shares.
@@ -34,8 +35,8 @@ fn site_header() -> String {
 fn site_line(site: &Site) -> String {
     format!(
         "{} {} {:>8}  {}  {}:{}",
-        pct(site.inclusive_share),
-        pct(site.share),
+        pct_column(site.inclusive_share),
+        pct_column(site.share),
         site.inclusive_samples,
         printable(&site.function, 40),
         printable(&site.path_shown, 60),
@@ -86,7 +87,7 @@ fn subprocess_section(report: &Report, s: &mut String) {
             info.pid,
             printable(&info.python, 8),
             profile.verdict.kind.title(),
-            gil.map_or("-".into(), |g| pct(g.held)),
+            gil.map_or("-".into(), |g| pct_column(g.held)),
             gil.map_or(0.0, |g| g.avg_waiters),
             profile.cores_used.unwrap_or(0.0)
         );
@@ -141,7 +142,7 @@ fn thread_table(p: &crate::analysis::Profile, s: &mut String) {
             let _ = write!(s, "{:>12}", th.interpreter);
         }
         for &state in &columns {
-            let _ = write!(s, "{:>STATE_W$}", pct(th.share(state)));
+            let _ = write!(s, "{:>STATE_W$}", pct_column(th.share(state)));
         }
         let _ = writeln!(s, "  {:6.2}", th.cpu_s);
     }
@@ -272,16 +273,16 @@ pub fn summary(report: &Report) -> String {
                 s,
                 "  interpreter {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>8}",
                 g.interpreter,
-                pct(g.held),
+                pct_column(g.held),
                 g.avg_waiters,
-                pct(g.contended),
+                pct_column(g.contended),
                 g.demand,
                 g.speedup_ceiling,
                 g.switches_per_s,
                 crate::analysis::interval_text(g.switch_interval_ms)
             );
             if g.free_threaded {
-                let _ = write!(s, "  (enabled {} of the run)", pct(g.enabled_share).trim());
+                let _ = write!(s, "  (enabled {} of the run)", super::pct(g.enabled_share));
             }
             if g.interpreters.len() > 1 {
                 let ids: Vec<String> = g.interpreters.iter().map(i64::to_string).collect();

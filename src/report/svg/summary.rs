@@ -3,12 +3,12 @@
 //! code that holds or waits for the GIL.
 
 use super::canvas::{
-    clean, count, duration, esc, fit, hex, ink_on, pct, state_fill, Canvas, Font, CONTENT, DIM,
-    MARGIN, WIDTH,
+    clean, count, duration, esc, fit, hex, ink_on, state_fill, Canvas, Font, CONTENT, DIM, MARGIN,
+    WIDTH,
 };
 use crate::analysis::{GilMetrics, Profile, Site, ThreadSummary, VerdictKind};
 use crate::model::{TargetInfo, ThreadState};
-use crate::report::{Paint, Report};
+use crate::report::{pct, Paint, Report};
 
 /// Above this share of late ticks, CPU scarcity biases the shares (as in the terminal).
 const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
