@@ -120,18 +120,8 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
                 )?;
                 continue;
             }
-            writeln!(
-                out,
-                "| interpreter {} | {} | {:.2} | {} | {:.2} | {:.2}× | {:.0} | {} |",
-                g.interpreter,
-                pct(g.held),
-                g.avg_waiters,
-                pct(g.contended),
-                g.demand,
-                g.speedup_ceiling,
-                g.switches_per_s,
-                crate::analysis::interval_text(g.switch_interval_ms)
-            )?;
+            let [id, cells @ ..] = super::gil_row(g);
+            writeln!(out, "| interpreter {id} | {} |", cells.join(" | "))?;
         }
         writeln!(
             out,

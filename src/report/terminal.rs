@@ -10,9 +10,6 @@ fn pct_column(share: f64) -> String {
     format!("{:>6}", super::pct(share))
 }
 
-/// Above this share of late ticks, the summary warns that CPU scarcity biases the shares.
-const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
-
 /// A target string, or a sentence that quotes one, for the terminal ([`text::terminal`]): no
 /// escape sequence, control or bidi character, no newline; at most `max` characters.
 fn printable(s: &str, max: usize) -> String {
@@ -235,15 +232,12 @@ pub fn summary(report: &Report) -> String {
             r.late_ticks
         );
     }
-    // Measured against ground truth (ACCURACY.md): when the sampler has to fight for a CPU,
-    // holding reads high for CPU-bound holders and low for threads that alternate running
-    // and sleeping, by up to a few points.
-    if r.late_ticks as f64 > SCARCE_CPU_LATE_SHARE * (r.state_samples + r.late_ticks) as f64 {
+    if let Some(late) = super::scarce_cpu_late_percent(r) {
         let _ = writeln!(
             s,
             "  warning: CPUs were scarce ({:.0}% of ticks came late), so holding shares may be \
              off by a few percentage points; fewer busy threads or a lower --state-rate help",
-            100.0 * r.late_ticks as f64 / (r.state_samples + r.late_ticks) as f64
+            late
         );
     }
     let v = &p.verdict;
@@ -269,17 +263,12 @@ pub fn summary(report: &Report) -> String {
                 );
                 continue;
             }
+            let [id, held, waiters, contended, demand, ceiling, switches, interval] =
+                super::gil_row(g);
             let _ = write!(
                 s,
-                "  interpreter {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>8}",
-                g.interpreter,
-                pct_column(g.held),
-                g.avg_waiters,
-                pct_column(g.contended),
-                g.demand,
-                g.speedup_ceiling,
-                g.switches_per_s,
-                crate::analysis::interval_text(g.switch_interval_ms)
+                "  interpreter {id:<3} {held:>6}  {waiters:>11}     {contended:>6}  {demand:>6}  \
+                 {ceiling:>7}  {switches:>10}  {interval:>8}",
             );
             if g.free_threaded {
                 let _ = write!(s, "  (enabled {} of the run)", super::pct(g.enabled_share));
