@@ -11,7 +11,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{text, Render, Report};
+use super::{pct, text, Render, Report};
 use crate::analysis::{Profile, Site};
 use crate::model::TargetInfo;
 
@@ -25,10 +25,6 @@ fn md(s: &str) -> String {
 /// gilscope's own sentences, which quote names from the target.
 fn md_text(s: &str) -> String {
     text::markdown(s, 2000)
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1}%", 100.0 * x)
 }
 
 /// A row of a sites table: inclusive and self shares, the samples behind the inclusive
@@ -124,18 +120,8 @@ fn process(out: &mut dyn Write, _t: &TargetInfo, p: &Profile) -> Result<()> {
                 )?;
                 continue;
             }
-            writeln!(
-                out,
-                "| interpreter {} | {} | {:.2} | {} | {:.2} | {:.2}× | {:.0} | {} |",
-                g.interpreter,
-                pct(g.held),
-                g.avg_waiters,
-                pct(g.contended),
-                g.demand,
-                g.speedup_ceiling,
-                g.switches_per_s,
-                crate::analysis::interval_text(g.switch_interval_ms)
-            )?;
+            let [id, cells @ ..] = super::gil_row(g);
+            writeln!(out, "| interpreter {id} | {} |", cells.join(" | "))?;
         }
         writeln!(
             out,

@@ -20,7 +20,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::analysis::{Profile, Site, View};
+use crate::analysis::{GilMetrics, Profile, RunCounts, Site, View};
 use crate::model::{TargetInfo, ThreadState};
 pub(crate) use colour::{code_rgb, state_rgb, Paint};
 
@@ -91,6 +91,26 @@ impl Report<'_> {
 }
 
 pub use crate::analysis::Subprocess;
+
+/// A share as a percentage with one decimal, `87.0%`: the SVG report's and the Markdown's
+/// (the terminal right-aligns it in a column, [`terminal`]'s `pct_column`; the verdict's
+/// sentences round to whole percents with their own, in `analysis`).
+pub(crate) fn pct(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// Above this share of late ticks, CPU scarcity biases the holding shares: measured against
+/// ground truth (ACCURACY.md), holding reads high for CPU-bound holders and low for threads
+/// that alternate running and sleeping, by up to a few points.
+const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
+
+/// The percentage of ticks that came late when it is above [`SCARCE_CPU_LATE_SHARE`], for
+/// the warning of the terminal summary and the SVG report; `None` below it.
+pub(crate) fn scarce_cpu_late_percent(r: &RunCounts) -> Option<f64> {
+    let late = r.late_ticks as f64;
+    let ticks = (r.state_samples + r.late_ticks) as f64;
+    (late > SCARCE_CPU_LATE_SHARE * ticks).then(|| 100.0 * late / ticks)
+}
 
 /// The program a process runs, for labels: the script of `python3 -u app.py` (`app.py`),
 /// else the executable's name.
@@ -198,6 +218,22 @@ pub(crate) fn supply_note(p: &Profile) -> Option<String> {
         parts.push(format!("CPU quota {quota:.2} CPUs{throttled}"));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The cells of a GIL's row in the GIL tables of the terminal summary and the Markdown, not
+/// yet padded: the interpreter's id, held, avg waiters, contended, demand, ceiling,
+/// switches/s and the switch interval.
+pub(crate) fn gil_row(g: &GilMetrics) -> [String; 8] {
+    [
+        g.interpreter.to_string(),
+        pct(g.held),
+        format!("{:.2}", g.avg_waiters),
+        pct(g.contended),
+        format!("{:.2}", g.demand),
+        format!("{:.2}×", g.speedup_ceiling),
+        format!("{:.0}", g.switches_per_s),
+        crate::analysis::interval_text(g.switch_interval_ms),
+    ]
 }
 
 /// The lists of code every summary shows, titled, in order: who holds the GIL (weighted by

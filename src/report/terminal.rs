@@ -5,12 +5,10 @@ use std::fmt::Write as _;
 use super::{text, Report};
 use crate::analysis::Site;
 
-fn pct(x: f64) -> String {
-    format!("{:5.1}%", x * 100.0)
+/// A share for a column: [`super::pct`] right-aligned in six characters, ` 87.0%`.
+fn pct_column(share: f64) -> String {
+    format!("{:>6}", super::pct(share))
 }
-
-/// Above this share of late ticks, the summary warns that CPU scarcity biases the shares.
-const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
 
 /// A target string, or a sentence that quotes one, for the terminal ([`text::terminal`]): no
 /// escape sequence, control or bidi character, no newline; at most `max` characters.
@@ -34,8 +32,8 @@ fn site_header() -> String {
 fn site_line(site: &Site) -> String {
     format!(
         "{} {} {:>8}  {}  {}:{}",
-        pct(site.inclusive_share),
-        pct(site.share),
+        pct_column(site.inclusive_share),
+        pct_column(site.share),
         site.inclusive_samples,
         printable(&site.function, 40),
         printable(&site.path_shown, 60),
@@ -86,7 +84,7 @@ fn subprocess_section(report: &Report, s: &mut String) {
             info.pid,
             printable(&info.python, 8),
             profile.verdict.kind.title(),
-            gil.map_or("-".into(), |g| pct(g.held)),
+            gil.map_or("-".into(), |g| pct_column(g.held)),
             gil.map_or(0.0, |g| g.avg_waiters),
             profile.cores_used.unwrap_or(0.0)
         );
@@ -141,7 +139,7 @@ fn thread_table(p: &crate::analysis::Profile, s: &mut String) {
             let _ = write!(s, "{:>12}", th.interpreter);
         }
         for &state in &columns {
-            let _ = write!(s, "{:>STATE_W$}", pct(th.share(state)));
+            let _ = write!(s, "{:>STATE_W$}", pct_column(th.share(state)));
         }
         let _ = writeln!(s, "  {:6.2}", th.cpu_s);
     }
@@ -234,15 +232,12 @@ pub fn summary(report: &Report) -> String {
             r.late_ticks
         );
     }
-    // Measured against ground truth (ACCURACY.md): when the sampler has to fight for a CPU,
-    // holding reads high for CPU-bound holders and low for threads that alternate running
-    // and sleeping, by up to a few points.
-    if r.late_ticks as f64 > SCARCE_CPU_LATE_SHARE * (r.state_samples + r.late_ticks) as f64 {
+    if let Some(late) = super::scarce_cpu_late_percent(r) {
         let _ = writeln!(
             s,
             "  warning: CPUs were scarce ({:.0}% of ticks came late), so holding shares may be \
              off by a few percentage points; fewer busy threads or a lower --state-rate help",
-            100.0 * r.late_ticks as f64 / (r.state_samples + r.late_ticks) as f64
+            late
         );
     }
     let v = &p.verdict;
@@ -268,20 +263,15 @@ pub fn summary(report: &Report) -> String {
                 );
                 continue;
             }
+            let [id, held, waiters, contended, demand, ceiling, switches, interval] =
+                super::gil_row(g);
             let _ = write!(
                 s,
-                "  interpreter {:<3} {}  {:>11.2}     {}  {:>6.2}  {:>6.2}×  {:>10.0}  {:>8}",
-                g.interpreter,
-                pct(g.held),
-                g.avg_waiters,
-                pct(g.contended),
-                g.demand,
-                g.speedup_ceiling,
-                g.switches_per_s,
-                crate::analysis::interval_text(g.switch_interval_ms)
+                "  interpreter {id:<3} {held:>6}  {waiters:>11}     {contended:>6}  {demand:>6}  \
+                 {ceiling:>7}  {switches:>10}  {interval:>8}",
             );
             if g.free_threaded {
-                let _ = write!(s, "  (enabled {} of the run)", pct(g.enabled_share).trim());
+                let _ = write!(s, "  (enabled {} of the run)", super::pct(g.enabled_share));
             }
             if g.interpreters.len() > 1 {
                 let ids: Vec<String> = g.interpreters.iter().map(i64::to_string).collect();

@@ -221,11 +221,6 @@ pub fn rate(x: f64) -> String {
     }
 }
 
-/// `87.0%`.
-pub fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
-
 /// A run length: `3.4 s`, `12 min 05 s`, `1 h 02 min`.
 pub fn duration(s: f64) -> String {
     let whole = s.round() as u64;

@@ -3,15 +3,12 @@
 //! code that holds or waits for the GIL.
 
 use super::canvas::{
-    clean, count, duration, esc, fit, hex, ink_on, pct, state_fill, Canvas, Font, CONTENT, DIM,
-    MARGIN, WIDTH,
+    clean, count, duration, esc, fit, hex, ink_on, state_fill, Canvas, Font, CONTENT, DIM, MARGIN,
+    WIDTH,
 };
 use crate::analysis::{GilMetrics, Profile, Site, ThreadSummary, VerdictKind};
 use crate::model::{TargetInfo, ThreadState};
-use crate::report::{Paint, Report};
-
-/// Above this share of late ticks, CPU scarcity biases the shares (as in the terminal).
-const SCARCE_CPU_LATE_SHARE: f64 = 0.05;
+use crate::report::{pct, Paint, Report};
 
 fn dim() -> String {
     format!(r#" fill="{DIM}""#)
@@ -50,15 +47,7 @@ pub fn command_line(info: &TargetInfo) -> String {
 
 /// The script a process runs, for a heading: `app.py`.
 pub fn program(info: &TargetInfo) -> String {
-    let program = info
-        .command
-        .iter()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .or(info.command.first())
-        .map(|a| a.rsplit('/').next().unwrap_or(a))
-        .unwrap_or("python");
-    clean(program)
+    clean(crate::report::program_name(info))
 }
 
 /// The document's title: what a browser tab shows.
@@ -185,7 +174,7 @@ pub fn header(c: &mut Canvas, report: &Report) {
             &trouble.join("  ·  "),
         );
     }
-    if r.late_ticks as f64 > SCARCE_CPU_LATE_SHARE * (r.state_samples + r.late_ticks) as f64 {
+    if let Some(late) = crate::report::scarce_cpu_late_percent(r) {
         c.para(
             MARGIN,
             CONTENT,
@@ -194,7 +183,7 @@ pub fn header(c: &mut Canvas, report: &Report) {
             &format!(
                 "Warning: CPUs were scarce ({:.0}% of ticks came late), so holding shares may be \
                  off by a few percentage points; fewer busy threads or a lower --state-rate help.",
-                100.0 * r.late_ticks as f64 / (r.state_samples + r.late_ticks) as f64
+                late
             ),
         );
     }

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use super::canvas::{esc, fit, paint_fills, pct, rate, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
+use super::canvas::{esc, fit, paint_fills, rate, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
 use super::summary::{program, thread_label, LABEL_W};
 use crate::analysis::{Lane, Profile};
 use crate::model::{TargetInfo, ThreadState, Tid};
-use crate::report::{Paint, Report};
+use crate::report::{pct, Paint, Report};
 
 const LANES_X: f64 = MARGIN + LABEL_W + 10.0;
 /// Room at the right for the handoff track's scale.
