@@ -296,3 +296,26 @@ fn replay_bounds_names_threads_and_times_and_says_what_it_dropped() {
         assert!(all.contains(what), "{what}: {all}");
     }
 }
+
+#[test]
+fn the_exit_a_recording_ends_with_is_the_replayed_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.gilscope");
+    let mut w = Writer::create(&path).unwrap();
+    w.process(0, &target(), 2).unwrap();
+    let exit = crate::model::ProgramExit {
+        code: Some(2),
+        signal: None,
+        after_s: 0.0,
+        stopped: false,
+    };
+    w.end_with(0, 0, Some(exit)).unwrap();
+    w.finish().unwrap();
+    let r = replay(&path).unwrap();
+    assert!(r.complete);
+    assert_eq!(r.profiles.profile.exit, Some(exit));
+    assert_eq!(
+        r.profiles.profile.verdict.kind,
+        crate::analysis::VerdictKind::ProgramFailed
+    );
+}

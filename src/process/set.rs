@@ -89,9 +89,8 @@ impl ProcessSet {
                     late_ticks,
                     exit,
                 } => {
-                    let member = &mut set.members[p as usize];
-                    member.late_ticks = late_ticks;
-                    member.exit = exit;
+                    set.members[p as usize].late_ticks = late_ticks;
+                    set.end(p, exit);
                 }
             }
         }
