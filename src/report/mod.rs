@@ -220,8 +220,8 @@ pub(crate) fn supply_note(p: &Profile) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-/// The cells of a GIL's row in the GIL tables of the terminal summary and the Markdown, not
-/// yet padded: the interpreter's id, held, avg waiters, contended, demand, ceiling,
+/// The cells of a GIL's row in the GIL tables of the terminal summary, the Markdown and (from
+/// the second on) the SVG report, not yet padded: the interpreter's id, held, avg waiters, contended, demand, ceiling,
 /// switches/s and the switch interval.
 pub(crate) fn gil_row(g: &GilMetrics) -> [String; 8] {
     [

@@ -373,15 +373,8 @@ pub fn gils(c: &mut Canvas, p: &Profile) {
                 c.y += font.size * 1.5;
                 continue;
             }
-            let values = [
-                pct(g.held),
-                format!("{:.2}", g.avg_waiters),
-                pct(g.contended),
-                format!("{:.2}", g.demand),
-                format!("{:.2}×", g.speedup_ceiling),
-                format!("{:.0}", g.switches_per_s),
-                crate::analysis::interval_text(g.switch_interval_ms),
-            ];
+            // The terminal's and the Markdown's cells, without the interpreter's id.
+            let values = crate::report::gil_row(g).into_iter().skip(1);
             for ((_, right), value) in cols.iter().zip(values) {
                 c.text(MARGIN + right, base, font, r#" text-anchor="end""#, &value);
             }
