@@ -60,6 +60,23 @@ pub struct GilMetrics {
     pub ticks: u64,
 }
 
+impl GilMetrics {
+    /// A free-threaded build whose GIL was off for (nearly) the whole run: its threads ran
+    /// without one, and the GIL's numbers say nothing.
+    pub fn ran_without_gil(&self) -> bool {
+        self.free_threaded && self.enabled_share < verdict::GIL_DISABLED_BELOW
+    }
+}
+
+/// `n / d`, 0 when there is nothing to divide by.
+pub(crate) fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
 /// One thread over a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ThreadSummary {

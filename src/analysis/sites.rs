@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::code::{self, Origin};
-use super::Site;
+use super::{ratio, Site};
 use crate::model::{Frame, StackId, StackTable};
 
 /// A list resting on fewer stack samples than this is not ranked (its sites are kept for
@@ -110,14 +110,6 @@ fn stack_hash(id: StackId) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-fn ratio(n: u64, d: u64) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
-    }
 }
 
 /// The line with the most weight; the lowest of equals.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::ratio;
+use crate::analysis::ratio;
 use crate::analysis::GilMetrics;
 use crate::model::{GilEnabled, GilReading, StateTick, ThreadState};
 

@@ -13,7 +13,7 @@ mod threads;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{findings, verdict, GilMetrics, Profile, RunCounts, ThreadSummary, Timeline};
+use super::{findings, ratio, verdict, GilMetrics, Profile, RunCounts, ThreadSummary, Timeline};
 use crate::model::{IoKind, Sample, StateTick, ThreadState, Tid};
 use gils::GilCounts;
 use stacks::StackCounts;
@@ -156,7 +156,7 @@ impl Accumulator {
         let gil_disabled = gils
             .iter()
             .min_by_key(|g| g.interpreter)
-            .is_some_and(|g| g.free_threaded && g.enabled_share < verdict::GIL_DISABLED_BELOW);
+            .is_some_and(GilMetrics::ran_without_gil);
         let lists = self
             .stacks
             .lists(&threads, gil_disabled, self.cwd.as_deref());
@@ -282,14 +282,6 @@ impl Accumulator {
             exit: None,
             execs: self.execs,
         }
-    }
-}
-
-fn ratio(n: u64, d: u64) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::ratio;
+use crate::analysis::ratio;
 use crate::analysis::ThreadSummary;
 use crate::model::{IoKind, StateTick, ThreadObservation, ThreadState, Tid, IN_INTERPRETER};
 

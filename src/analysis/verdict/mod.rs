@@ -127,7 +127,7 @@ fn judge_situation(e: &Evidence) -> Verdict {
     let Some(g) = e.gil.filter(|_| e.state_samples > 0) else {
         return say::no_samples();
     };
-    let without_gil = g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW;
+    let without_gil = g.ran_without_gil();
     let wanting = e.wanting();
     // Waiting for a lock, or for the GIL inside its acquire, against waiting for the GIL
     // anywhere else.

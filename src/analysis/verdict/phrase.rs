@@ -3,7 +3,6 @@
 
 use super::super::{Blamed, GilMetrics, Site};
 use super::evidence::Evidence;
-use super::GIL_DISABLED_BELOW;
 use crate::analysis::sites::MIN_SAMPLES;
 
 /// `compute() at app.py:22`: a function at its hottest line, its file as reports show it
@@ -60,7 +59,7 @@ pub(super) fn pct(x: f64) -> String {
 
 /// "not the GIL (held 12%)", or on a free-threaded build without its GIL "no GIL".
 pub(super) fn gil_not_the_limit(g: &GilMetrics) -> String {
-    if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
+    if g.ran_without_gil() {
         "not a GIL (a free-threaded CPython, its GIL disabled)".into()
     } else {
         format!("not the GIL (held {})", pct(g.held))

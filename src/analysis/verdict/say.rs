@@ -364,7 +364,7 @@ pub(super) fn io_bound(e: &Evidence, g: &GilMetrics, w: &Waits) -> Verdict {
             "I/O-bound: on average {io:.1} threads wait on I/O{on}, {} of the time threads \
              wait; {}.",
             pct(io / waits.max(1e-9)),
-            if g.free_threaded && g.enabled_share < GIL_DISABLED_BELOW {
+            if g.ran_without_gil() {
                 "no GIL limits them (free-threaded CPython)".to_string()
             } else {
                 format!(
