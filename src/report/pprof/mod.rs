@@ -4,179 +4,26 @@
 //!
 //! Every stack sample of the target and of each subprocess becomes one pprof `Sample`, its
 //! frames leaf first, labelled with its process, thread and GIL state: in pprof the state is a
-//! label (`-tagfocus state=waiting`), never a frame. The protocol buffer is written by hand:
-//! the format needs only varints and length-delimited fields.
+//! label (`-tagfocus state=waiting`), never a frame. `proto.rs` holds the messages, encoded by
+//! prost; `builder.rs` stores each string, function and location once.
 
-// Until `Format` names this renderer, nothing outside the tests constructs it.
+mod builder;
+mod proto;
+
 use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use flate2::{Compression, GzBuilder};
+use prost::Message;
 
 use super::{Render, Report};
 use crate::analysis::Profile;
-use crate::model::{Frame, TargetInfo};
+use crate::model::TargetInfo;
+use builder::Builder;
 
 /// Renders the analysis as a gzipped pprof profile.
 pub struct Pprof;
-
-/// Field numbers of `profile.proto`.
-mod field {
-    pub mod profile {
-        pub const SAMPLE_TYPE: u32 = 1;
-        pub const SAMPLE: u32 = 2;
-        pub const LOCATION: u32 = 4;
-        pub const FUNCTION: u32 = 5;
-        pub const STRING_TABLE: u32 = 6;
-        pub const DURATION_NANOS: u32 = 10;
-        pub const PERIOD_TYPE: u32 = 11;
-        pub const PERIOD: u32 = 12;
-        pub const COMMENT: u32 = 13;
-        pub const DEFAULT_SAMPLE_TYPE: u32 = 14;
-    }
-    pub mod value_type {
-        pub const TYPE: u32 = 1;
-        pub const UNIT: u32 = 2;
-    }
-    pub mod sample {
-        pub const LOCATION_ID: u32 = 1;
-        pub const VALUE: u32 = 2;
-        pub const LABEL: u32 = 3;
-    }
-    pub mod label {
-        pub const KEY: u32 = 1;
-        pub const STR: u32 = 2;
-        pub const NUM: u32 = 3;
-    }
-    pub mod location {
-        pub const ID: u32 = 1;
-        pub const LINE: u32 = 4;
-    }
-    pub mod line {
-        pub const FUNCTION_ID: u32 = 1;
-        pub const LINE: u32 = 2;
-    }
-    pub mod function {
-        pub const ID: u32 = 1;
-        pub const NAME: u32 = 2;
-        pub const SYSTEM_NAME: u32 = 3;
-        pub const FILENAME: u32 = 4;
-    }
-}
-
-/// Protocol buffer wire types.
-const VARINT: u32 = 0;
-const LEN: u32 = 2;
-
-/// A protocol buffer message being written.
-#[derive(Default)]
-struct Message(Vec<u8>);
-
-impl Message {
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn key(&mut self, field: u32, wire: u32) {
-        self.varint(u64::from(field) << 3 | u64::from(wire));
-    }
-
-    /// A `uint64` field; zero, the default, is left out.
-    fn uint(&mut self, field: u32, v: u64) {
-        if v != 0 {
-            self.key(field, VARINT);
-            self.varint(v);
-        }
-    }
-
-    /// An `int64` field: negative values as their two's complement, as protobuf does.
-    fn int(&mut self, field: u32, v: i64) {
-        self.uint(field, v as u64);
-    }
-
-    /// A length-delimited field (string, bytes, embedded message), always written: the
-    /// string table's first entry is the empty string.
-    fn bytes(&mut self, field: u32, b: &[u8]) {
-        self.key(field, LEN);
-        self.varint(b.len() as u64);
-        self.0.extend_from_slice(b);
-    }
-
-    fn message(&mut self, field: u32, m: &Message) {
-        self.bytes(field, &m.0);
-    }
-
-    /// A packed repeated `uint64` or `int64` field.
-    fn packed(&mut self, field: u32, values: impl IntoIterator<Item = u64>) {
-        let mut inner = Message::default();
-        for v in values {
-            inner.varint(v);
-        }
-        if !inner.0.is_empty() {
-            self.message(field, &inner);
-        }
-    }
-}
-
-/// The tables of the profile being built: strings, functions and locations, each stored once
-/// and numbered in order of first use, so that the same input gives the same bytes.
-#[derive(Default)]
-struct Tables {
-    strings: Vec<String>,
-    string_ids: HashMap<String, i64>,
-    /// (name, file) string indices; the function id is the position + 1.
-    functions: Vec<(i64, i64)>,
-    function_ids: HashMap<(i64, i64), u64>,
-    /// (function id, line); the location id is the position + 1.
-    locations: Vec<(u64, i64)>,
-    location_ids: HashMap<(u64, i64), u64>,
-}
-
-impl Tables {
-    fn new() -> Tables {
-        let mut t = Tables::default();
-        t.string("");
-        t
-    }
-
-    fn string(&mut self, s: &str) -> i64 {
-        if let Some(&id) = self.string_ids.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as i64;
-        self.strings.push(s.to_string());
-        self.string_ids.insert(s.to_string(), id);
-        id
-    }
-
-    fn location(&mut self, frame: &Frame) -> u64 {
-        let key = (self.string(&frame.function), self.string(&frame.file));
-        let function = match self.function_ids.get(&key) {
-            Some(&id) => id,
-            None => {
-                self.functions.push(key);
-                let id = self.functions.len() as u64;
-                self.function_ids.insert(key, id);
-                id
-            }
-        };
-        let key = (function, i64::from(frame.line));
-        match self.location_ids.get(&key) {
-            Some(&id) => id,
-            None => {
-                self.locations.push(key);
-                let id = self.locations.len() as u64;
-                self.location_ids.insert(key, id);
-                id
-            }
-        }
-    }
-}
 
 /// Nanoseconds between two stack samples at `hz`, or 0 when the rate is unknown.
 fn period_ns(hz: f64) -> f64 {
@@ -187,31 +34,8 @@ fn period_ns(hz: f64) -> f64 {
     }
 }
 
-/// The program a command runs: the script or module for `python3 app.py`, else the
-/// executable, without its directory.
-fn value_type(t: &mut Tables, kind: &str, unit: &str) -> Message {
-    let mut m = Message::default();
-    m.int(field::value_type::TYPE, t.string(kind));
-    m.int(field::value_type::UNIT, t.string(unit));
-    m
-}
-
-fn str_label(t: &mut Tables, key: &str, value: &str) -> Message {
-    let mut m = Message::default();
-    m.int(field::label::KEY, t.string(key));
-    m.int(field::label::STR, t.string(value));
-    m
-}
-
-fn num_label(t: &mut Tables, key: &str, value: i64) -> Message {
-    let mut m = Message::default();
-    m.int(field::label::KEY, t.string(key));
-    m.int(field::label::NUM, value);
-    m
-}
-
-/// Appends one `Sample` per (thread, state, stack) of one process to `out`.
-fn samples(t: &mut Tables, info: &TargetInfo, profile: &Profile, out: &mut Message) {
+/// Adds one `Sample` per (thread, state, stack) of one process.
+fn samples(b: &mut Builder, info: &TargetInfo, profile: &Profile) {
     let threads: HashMap<_, _> = profile
         .threads
         .iter()
@@ -220,78 +44,56 @@ fn samples(t: &mut Tables, info: &TargetInfo, profile: &Profile, out: &mut Messa
     let process = super::program_name(info);
     let period = period_ns(info.stack_hz);
     for &((tid, state, id), count) in &profile.stack_counts {
-        let mut sample = Message::default();
         // pprof lists a sample's frames leaf first; gilscope's stacks are outermost first.
-        let locations: Vec<u64> = profile
+        let location_id = profile
             .stacks
             .get(id)
             .iter()
             .rev()
-            .map(|frame| t.location(frame))
+            .map(|frame| {
+                let function = b.function(&frame.function, &frame.file);
+                b.location(function, i64::from(frame.line))
+            })
             .collect();
-        sample.packed(field::sample::LOCATION_ID, locations);
         let wall = (count as f64 * period).round() as i64;
-        sample.packed(
-            field::sample::VALUE,
-            [count as i64, wall].into_iter().map(|v| v as u64),
-        );
         let (thread, interpreter) = match threads.get(&tid) {
             Some((label, interpreter)) => (label.clone(), Some(*interpreter)),
             None => (format!("thread {tid}"), None),
         };
-        let mut labels = vec![
-            str_label(t, "thread", &thread),
-            num_label(t, "tid", i64::from(tid)),
-            str_label(t, "state", state.key()),
+        let mut label = vec![
+            b.str_label("thread", &thread),
+            b.num_label("tid", i64::from(tid)),
+            b.str_label("state", state.key()),
         ];
         // Interpreter 0 is written as an absent `num`, protobuf's default; `go tool pprof`
         // drops a numeric label of 0 that has no unit, so there it shows no interpreter tag.
         if let Some(interpreter) = interpreter {
-            labels.push(num_label(t, "interpreter", interpreter));
+            label.push(b.num_label("interpreter", interpreter));
         }
-        labels.push(num_label(t, "pid", i64::from(info.pid)));
-        labels.push(str_label(t, "process", process));
-        for label in &labels {
-            sample.message(field::sample::LABEL, label);
-        }
-        out.message(field::profile::SAMPLE, &sample);
+        label.push(b.num_label("pid", i64::from(info.pid)));
+        label.push(b.str_label("process", process));
+        b.profile.sample.push(proto::Sample {
+            location_id,
+            value: vec![count as i64, wall],
+            label,
+        });
     }
 }
 
-/// The encoded, uncompressed `Profile` message.
-fn encode(report: &Report) -> Vec<u8> {
-    let mut t = Tables::new();
-    let mut profile = Message::default();
-    let sample_types = [
-        value_type(&mut t, "samples", "count"),
-        value_type(&mut t, "wall", "nanoseconds"),
+/// The `Profile` message of a report.
+fn profile(report: &Report) -> proto::Profile {
+    let mut b = Builder::new();
+    let sample_type = vec![
+        b.value_type("samples", "count"),
+        b.value_type("wall", "nanoseconds"),
     ];
-    for st in &sample_types {
-        profile.message(field::profile::SAMPLE_TYPE, st);
-    }
+    b.profile.sample_type = sample_type;
     let processes = std::iter::once((report.target, report.profile))
         .chain(report.subprocesses.iter().map(|s| (&s.info, &s.profile)));
     let mut duration_s: f64 = 0.0;
     for (info, p) in processes {
-        samples(&mut t, info, p, &mut profile);
+        samples(&mut b, info, p);
         duration_s = duration_s.max(p.run.duration_s);
-    }
-    for (i, &(function, line)) in t.locations.iter().enumerate() {
-        let mut l = Message::default();
-        l.uint(field::line::FUNCTION_ID, function);
-        l.int(field::line::LINE, line);
-        let mut location = Message::default();
-        location.uint(field::location::ID, i as u64 + 1);
-        location.message(field::location::LINE, &l);
-        profile.message(field::profile::LOCATION, &location);
-    }
-    for (i, &(name, file)) in t.functions.iter().enumerate() {
-        let mut function = Message::default();
-        function.uint(field::function::ID, i as u64 + 1);
-        function.int(field::function::NAME, name);
-        function.int(field::function::SYSTEM_NAME, name);
-        function.int(field::function::FILENAME, file);
-        profile.message(field::profile::FUNCTION, &function);
     }
     let comment = match report.subprocesses.len() {
         0 => format!(
@@ -307,30 +109,21 @@ fn encode(report: &Report) -> Vec<u8> {
             report.target.python
         ),
     };
-    let comment = t.string(&comment);
-    let wall = t.string("wall");
-    let period_type = value_type(&mut t, "wall", "nanoseconds");
-    // Every string is interned by now: the table can be written.
-    for s in &t.strings {
-        profile.bytes(field::profile::STRING_TABLE, s.as_bytes());
-    }
-    profile.int(
-        field::profile::DURATION_NANOS,
-        (duration_s * 1e9).round() as i64,
-    );
-    profile.message(field::profile::PERIOD_TYPE, &period_type);
-    profile.int(
-        field::profile::PERIOD,
-        period_ns(report.target.stack_hz).round() as i64,
-    );
-    profile.int(field::profile::COMMENT, comment);
-    profile.int(field::profile::DEFAULT_SAMPLE_TYPE, wall);
-    profile.0
+    let comment = b.string(&comment);
+    let default_sample_type = b.string("wall");
+    let period_type = b.value_type("wall", "nanoseconds");
+    let mut p = b.finish();
+    p.duration_nanos = (duration_s * 1e9).round() as i64;
+    p.period_type = Some(period_type);
+    p.period = period_ns(report.target.stack_hz).round() as i64;
+    p.comment = vec![comment];
+    p.default_sample_type = default_sample_type;
+    p
 }
 
 impl Render for Pprof {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()> {
-        let bytes = encode(report);
+        let bytes = profile(report).encode_to_vec();
         // mtime 0 and no file name: the same profile gives the same file.
         let mut gz = GzBuilder::new()
             .mtime(0)
@@ -346,101 +139,14 @@ mod tests {
     use super::*;
     use crate::analysis::Accumulator;
     use crate::model::{
-        GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation, ThreadStack,
-        ThreadState,
+        Frame, GilReading, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
+        ThreadStack, ThreadState,
     };
     use crate::report::Subprocess;
     use std::io::Read;
     use std::time::Duration;
 
-    // ---- A minimal protocol buffer decoder, enough to read a Profile back. ----
-
-    #[derive(Debug, Clone)]
-    enum Value {
-        Varint(u64),
-        Bytes(Vec<u8>),
-    }
-
-    fn read_varint(buf: &[u8], pos: &mut usize) -> u64 {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = buf[*pos];
-            *pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return v;
-            }
-            shift += 7;
-            assert!(shift < 64, "varint too long");
-        }
-    }
-
-    /// The fields of one message, in order.
-    fn fields(buf: &[u8]) -> Vec<(u32, Value)> {
-        let mut pos = 0;
-        let mut out = Vec::new();
-        while pos < buf.len() {
-            let key = read_varint(buf, &mut pos);
-            let (field, wire) = ((key >> 3) as u32, key & 7);
-            let value = match wire {
-                0 => Value::Varint(read_varint(buf, &mut pos)),
-                2 => {
-                    let len = read_varint(buf, &mut pos) as usize;
-                    let v = buf[pos..pos + len].to_vec();
-                    pos += len;
-                    Value::Bytes(v)
-                }
-                1 => {
-                    pos += 8;
-                    continue;
-                }
-                5 => {
-                    pos += 4;
-                    continue;
-                }
-                w => panic!("unexpected wire type {w}"),
-            };
-            out.push((field, value));
-        }
-        assert_eq!(pos, buf.len(), "message overruns its bytes");
-        out
-    }
-
-    /// A repeated integer field, packed or not.
-    fn ints(fs: &[(u32, Value)], field: u32) -> Vec<u64> {
-        let mut out = Vec::new();
-        for (f, v) in fs {
-            if *f != field {
-                continue;
-            }
-            match v {
-                Value::Varint(n) => out.push(*n),
-                Value::Bytes(b) => {
-                    let mut pos = 0;
-                    while pos < b.len() {
-                        out.push(read_varint(b, &mut pos));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// A singular integer field, 0 when absent.
-    fn int(fs: &[(u32, Value)], field: u32) -> i64 {
-        ints(fs, field).last().copied().unwrap_or(0) as i64
-    }
-
-    fn messages(fs: &[(u32, Value)], field: u32) -> Vec<Vec<(u32, Value)>> {
-        fs.iter()
-            .filter(|(f, _)| *f == field)
-            .map(|(_, v)| match v {
-                Value::Bytes(b) => fields(b),
-                Value::Varint(_) => panic!("field {field} is not a message"),
-            })
-            .collect()
-    }
+    // ---- The output read back through the prost messages, ids resolved to strings. ----
 
     #[derive(Debug)]
     struct DecodedSample {
@@ -492,61 +198,59 @@ mod tests {
         }
     }
 
-    fn decode(gzipped: &[u8]) -> Decoded {
+    /// The gzipped profile, decoded.
+    fn raw(gzipped: &[u8]) -> proto::Profile {
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(gzipped)
             .read_to_end(&mut raw)
             .expect("valid gzip");
-        let p = fields(&raw);
-        let strings: Vec<String> = p
-            .iter()
-            .filter(|(f, _)| *f == 6)
-            .map(|(_, v)| match v {
-                Value::Bytes(b) => String::from_utf8(b.clone()).expect("UTF-8 string"),
-                Value::Varint(_) => panic!("string_table entry is not bytes"),
-            })
-            .collect();
+        proto::Profile::decode(raw.as_slice()).expect("a valid Profile message")
+    }
+
+    fn decode(gzipped: &[u8]) -> Decoded {
+        let p = raw(gzipped);
+        let strings = p.string_table.clone();
         let s = |i: i64| strings[usize::try_from(i).unwrap()].clone();
-        let vt = |m: &[(u32, Value)]| (s(int(m, 1)), s(int(m, 2)));
+        let vt = |v: &proto::ValueType| (s(v.r#type), s(v.unit));
+        assert!(p.mapping.is_empty(), "Python frames have no mapping");
         let mut locations = HashMap::new();
-        for l in messages(&p, 4) {
-            let lines = messages(&l, 4);
-            assert_eq!(lines.len(), 1, "one line per location");
-            let id = int(&l, 1) as u64;
-            assert_ne!(id, 0);
-            let previous = locations.insert(id, (int(&lines[0], 1) as u64, int(&lines[0], 2)));
+        for l in &p.location {
+            assert_eq!(l.line.len(), 1, "one line per location");
+            assert_ne!(l.id, 0);
+            let previous = locations.insert(l.id, (l.line[0].function_id, l.line[0].line));
             assert!(previous.is_none(), "location ids are unique");
         }
         let mut functions = HashMap::new();
-        for f in messages(&p, 5) {
-            let id = int(&f, 1) as u64;
-            assert_ne!(id, 0);
-            assert_eq!(int(&f, 2), int(&f, 3), "system_name is the name");
-            let previous = functions.insert(id, (s(int(&f, 2)), s(int(&f, 4))));
+        for f in &p.function {
+            assert_ne!(f.id, 0);
+            assert_eq!(f.name, f.system_name, "system_name is the name");
+            let previous = functions.insert(f.id, (s(f.name), s(f.filename)));
             assert!(previous.is_none(), "function ids are unique");
         }
-        let samples = messages(&p, 2)
+        let samples = p
+            .sample
             .iter()
             .map(|m| DecodedSample {
-                locations: ints(m, 1),
-                values: ints(m, 2).into_iter().map(|v| v as i64).collect(),
-                labels: messages(m, 3)
+                locations: m.location_id.clone(),
+                values: m.value.clone(),
+                labels: m
+                    .label
                     .iter()
-                    .map(|l| (s(int(l, 1)), s(int(l, 2)), int(l, 3)))
+                    .map(|l| (s(l.key), s(l.str), l.num))
                     .collect(),
             })
             .collect();
         Decoded {
-            sample_types: messages(&p, 1).iter().map(|m| vt(m)).collect(),
+            sample_types: p.sample_type.iter().map(vt).collect(),
             samples,
             locations,
             functions,
-            period_type: vt(&messages(&p, 11)[0]),
-            period: int(&p, 12),
-            duration_nanos: int(&p, 10),
-            time_nanos: int(&p, 9),
-            comments: ints(&p, 13).into_iter().map(|i| s(i as i64)).collect(),
-            default_sample_type: s(int(&p, 14)),
+            period_type: vt(p.period_type.as_ref().expect("a period type")),
+            period: p.period,
+            duration_nanos: p.duration_nanos,
+            time_nanos: p.time_nanos,
+            comments: p.comment.iter().map(|&i| s(i)).collect(),
+            default_sample_type: s(p.default_sample_type),
             strings,
         }
     }
@@ -733,25 +437,6 @@ mod tests {
     type Row<'a> = (i64, i64, &'a str, String, &'a str, Vec<&'a str>, u64);
 
     #[test]
-    fn varints_round_trip() {
-        for v in [0, 1, 127, 128, 300, 16_384, u64::from(u32::MAX), u64::MAX] {
-            let mut m = Message::default();
-            m.varint(v);
-            let mut pos = 0;
-            assert_eq!(read_varint(&m.0, &mut pos), v);
-            assert_eq!(pos, m.0.len());
-        }
-        let mut m = Message::default();
-        m.int(3, -1);
-        assert_eq!(
-            m.0.len(),
-            11,
-            "a negative int64 takes ten bytes after its key"
-        );
-        assert_eq!(int(&fields(&m.0), 3), -1);
-    }
-
-    #[test]
     fn header_names_the_sample_types_period_and_run() {
         let (target, profile, subs) = (target(), target_profile(), [subprocess()]);
         let d = decode(&render(&target, &profile, &subs));
@@ -913,6 +598,40 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(&a[..2], [0x1f, 0x8b], "gzip magic");
         assert_eq!(&a[4..8], [0, 0, 0, 0], "mtime 0");
+    }
+
+    #[test]
+    fn per_state_totals_match_the_profile() {
+        let (target, profile) = (target(), target_profile());
+        let d = decode(&render(&target, &profile, &[]));
+        let mut expected: HashMap<&str, i64> = HashMap::new();
+        for ((_, state, _), n) in &profile.stack_counts {
+            *expected.entry(state.key()).or_default() += *n as i64;
+        }
+        let mut got: HashMap<&str, i64> = HashMap::new();
+        for s in &d.samples {
+            *got.entry(s.str("state")).or_default() += s.values[0];
+        }
+        assert_eq!(got, expected);
+        assert_eq!(got["holding"], 4);
+        assert_eq!(got["waiting"], 4);
+    }
+
+    #[test]
+    fn known_frames_name_their_function_and_file() {
+        let (target, profile) = (target(), target_profile());
+        let d = decode(&render(&target, &profile, &[]));
+        let mut functions: Vec<_> = d.functions.values().cloned().collect();
+        functions.sort();
+        let f = |n: &str, file: &str| (n.to_string(), file.to_string());
+        assert_eq!(
+            functions,
+            [
+                f("acquire", "/usr/lib/python3.12/threading.py"),
+                f("compute", "app.py"),
+                f("main", "app.py"),
+            ]
+        );
     }
 
     #[test]
