@@ -103,26 +103,42 @@ fn dump_shows_the_frames_py_spy_dropped() {
         let who = &py.label;
         let run = Running::start(py, "hostile_frames.py", &["--seconds", "20"]);
         let dir = tempfile::tempdir().unwrap();
-        let out = gilscope(dir.path(), &["dump", "--json", &run.pid.to_string()]);
-        assert!(out.status.success(), "{who}: {}", text(&out.stderr));
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-        // Threads by what they run, not their names: free-threaded 3.13t names no threads.
-        let stacks: Vec<Vec<(String, String)>> = json["threads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                t["frames"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| {
-                        let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-                        (s("function"), s("file"))
-                    })
-                    .collect()
-            })
-            .collect();
+        let dump = || {
+            let out = gilscope(dir.path(), &["dump", "--json", &run.pid.to_string()]);
+            assert!(out.status.success(), "{who}: {}", text(&out.stderr));
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+            // Threads by what they run, not their names: free-threaded 3.13t names no threads.
+            let stacks: Vec<Vec<(String, String)>> = json["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    t["frames"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| {
+                            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                            (s("function"), s("file"))
+                        })
+                        .collect()
+                })
+                .collect();
+            (json, stacks)
+        };
+        // The ready file is written at the workers' start barrier: on a busy machine a worker
+        // may not have reached its caller at the first dump.
+        let in_callers = |stacks: &[Vec<(String, String)>]| {
+            ["calls_long_name", "calls_bad_file"]
+                .iter()
+                .all(|c| stacks.iter().any(|s| s.iter().any(|(f, _)| f.ends_with(c))))
+        };
+        let mut taken = dump();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !in_callers(&taken.1) && std::time::Instant::now() < deadline {
+            taken = dump();
+        }
+        let (json, stacks) = taken;
         let stack_of = |caller: &str| -> &Vec<(String, String)> {
             stacks
                 .iter()
