@@ -391,18 +391,16 @@ mod tests {
             }
         }
         let gil = &doc["gils"][0];
-        for key in [
-            "interpreter",
-            "enabled",
-            "held",
-            "avg_waiters",
-            "contended",
-            "demand",
-            "speedup_ceiling",
-            "switches_per_s",
-            "switch_interval_ms",
-        ] {
+        // The names `--fail-if` tests are keys of the JSON, read from one table.
+        let metrics = crate::run::threshold::GIL_METRICS.map(|(name, _)| name);
+        for key in ["interpreter", "enabled"].iter().chain(&metrics) {
             assert!(gil.get(key).is_some(), "gils[0].{key} missing");
+        }
+        for (key, _) in crate::run::threshold::PROCESS_METRICS {
+            assert!(
+                doc["process"].get(key).is_some() || doc["run"].get(key).is_some(),
+                "process.{key} or run.{key} missing"
+            );
         }
         let thread = &doc["threads"][0];
         for key in [

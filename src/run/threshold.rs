@@ -2,24 +2,44 @@
 //!
 //! An expression is `NAME OP NUMBER` (`contended > 0.5`, `avg_waiters >= 2`, `held > 90%`),
 //! where NAME is a key of the `gilscope/2` JSON: a GIL metric (checked on every GIL of every
-//! profiled process) or a process one (`cores_used`, `failed_samples`).
+//! profiled process) or a process one (`cores_used`, `failed_samples`, `late_ticks`), each
+//! from one table ([`GIL_METRICS`], [`PROCESS_METRICS`]) that the JSON's tests check too.
 
 use std::fmt;
 
 use crate::analysis::{GilMetrics, Profile};
 use crate::error::UserError;
 
-/// The names an expression may test, with what they read.
-const GIL_NAMES: [&str; 7] = [
-    "held",
-    "avg_waiters",
-    "contended",
-    "demand",
-    "speedup_ceiling",
-    "switches_per_s",
-    "switch_interval_ms",
+/// A metric by its JSON key, with what it reads from `T`.
+pub(crate) type Metric<T> = (&'static str, fn(&T) -> Option<f64>);
+
+/// The GIL metrics an expression may test, each by its key in the `gilscope/2` JSON's `gils`
+/// (the JSON's tests check every one is there), with what it reads.
+pub(crate) const GIL_METRICS: [Metric<GilMetrics>; 7] = [
+    ("held", |g| Some(g.held)),
+    ("avg_waiters", |g| Some(g.avg_waiters)),
+    ("contended", |g| Some(g.contended)),
+    ("demand", |g| Some(g.demand)),
+    ("speedup_ceiling", |g| Some(g.speedup_ceiling)),
+    ("switches_per_s", |g| Some(g.switches_per_s)),
+    ("switch_interval_ms", |g| Some(g.switch_interval_ms)),
 ];
-const PROCESS_NAMES: [&str; 3] = ["cores_used", "failed_samples", "late_ticks"];
+
+/// The process metrics an expression may test, each by its key in the JSON's `process` or
+/// `run`, with what it reads (`None`: not measured).
+pub(crate) const PROCESS_METRICS: [Metric<Profile>; 3] = [
+    ("cores_used", |p| p.cores_used),
+    ("failed_samples", |p| Some(p.run.failed_samples as f64)),
+    ("late_ticks", |p| Some(p.run.late_ticks as f64)),
+];
+
+/// Every name an expression may test, GIL metrics first.
+fn names() -> impl Iterator<Item = &'static str> {
+    GIL_METRICS
+        .iter()
+        .map(|&(name, _)| name)
+        .chain(PROCESS_METRICS.iter().map(|&(name, _)| name))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -73,12 +93,7 @@ impl Threshold {
             UserError::Usage(format!(
                 "--fail-if '{expr}': {why}; write NAME OP NUMBER (for example \
                  'contended > 0.5'), where OP is one of > >= < <= == != and NAME one of: {}",
-                GIL_NAMES
-                    .iter()
-                    .chain(PROCESS_NAMES.iter())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names().collect::<Vec<_>>().join(", ")
             ))
         };
         let ops = [
@@ -98,7 +113,7 @@ impl Threshold {
         };
         let name = expr[..at].trim();
         let number = expr[at + text.len()..].trim();
-        if !GIL_NAMES.contains(&name) && !PROCESS_NAMES.contains(&name) {
+        if !names().any(|n| n == name) {
             return Err(bad(&format!("unknown name '{name}'")));
         }
         let percent = number.ends_with('%');
@@ -181,25 +196,17 @@ fn figure(x: f64, limit: f64, percent: bool) -> String {
 }
 
 fn gil_value(g: &GilMetrics, name: &str) -> Option<f64> {
-    Some(match name {
-        "held" => g.held,
-        "avg_waiters" => g.avg_waiters,
-        "contended" => g.contended,
-        "demand" => g.demand,
-        "speedup_ceiling" => g.speedup_ceiling,
-        "switches_per_s" => g.switches_per_s,
-        "switch_interval_ms" => g.switch_interval_ms,
-        _ => return None,
-    })
+    GIL_METRICS
+        .iter()
+        .find(|&&(n, _)| n == name)
+        .and_then(|(_, read)| read(g))
 }
 
 fn process_value(p: &Profile, name: &str) -> Option<f64> {
-    match name {
-        "cores_used" => p.cores_used,
-        "failed_samples" => Some(p.run.failed_samples as f64),
-        "late_ticks" => Some(p.run.late_ticks as f64),
-        _ => None,
-    }
+    PROCESS_METRICS
+        .iter()
+        .find(|&&(n, _)| n == name)
+        .and_then(|(_, read)| read(p))
 }
 
 /// Every threshold crossed by any of `processes` (pid, profile); GIL metrics are checked on
