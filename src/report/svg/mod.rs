@@ -7,8 +7,6 @@
 //! renders to the same bytes. Every string from the target is cleaned and cut by [`canvas`]
 //! and escaped by [`text::xml`](crate::report::text::xml).
 
-// Nothing names `SvgReport` until `--format` does (`Format::renderer`); drop this then.
-
 mod canvas;
 mod flame;
 mod summary;
