@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::UserError;
 use crate::report::Format;
@@ -110,7 +110,7 @@ pub struct OutputArgs {
     pub output: Option<PathBuf>,
     /// Report formats, comma-separated or repeated. Default: svg, the report.
     #[arg(short, long, value_enum, value_delimiter = ',', value_name = "FORMAT")]
-    pub format: Vec<Format>,
+    pub format: Vec<FormatArg>,
     /// Do not print the summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -118,6 +118,54 @@ pub struct OutputArgs {
     /// 'contended > 0.5' or 'avg_waiters >= 2'; names are the JSON keys (repeatable).
     #[arg(long = "fail-if", value_name = "EXPR")]
     pub fail_if: Vec<String>,
+}
+
+/// `--format`'s values, one per [`Format`]: the docs here are what `--help` says of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The report: one self-contained SVG with the verdict, the metrics, per-thread state
+    /// bars, a timeline and the wall and blame flame graphs.
+    Svg,
+    /// Flame graph SVG of every thread, its state as the top frame.
+    Flamegraph,
+    /// Flame graph SVG of the code that holds the GIL.
+    Holders,
+    /// Flame graph SVG of the code that holds the GIL weighted by how many threads wait
+    /// meanwhile: the code that makes others wait.
+    Blame,
+    /// Flame graph SVG of where threads wait for the GIL.
+    Waiters,
+    /// The `gilscope/2` summary JSON.
+    Json,
+    /// Collapsed stacks (`frame;frame count`), the state as the top frame.
+    Collapsed,
+    /// A Markdown summary for CI job pages.
+    Markdown,
+    /// speedscope's JSON file format (a sampled profile per thread).
+    Speedscope,
+    /// Chrome trace / Perfetto JSON: a track per thread with state slices and stack samples.
+    Perfetto,
+    /// pprof's gzipped protocol buffer (go tool pprof, Pyroscope, Grafana), with thread,
+    /// state, interpreter and process labels.
+    Pprof,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Svg => Format::Svg,
+            FormatArg::Flamegraph => Format::Flamegraph,
+            FormatArg::Holders => Format::Holders,
+            FormatArg::Blame => Format::Blame,
+            FormatArg::Waiters => Format::Waiters,
+            FormatArg::Json => Format::Json,
+            FormatArg::Collapsed => Format::Collapsed,
+            FormatArg::Markdown => Format::Markdown,
+            FormatArg::Speedscope => Format::Speedscope,
+            FormatArg::Perfetto => Format::Perfetto,
+            FormatArg::Pprof => Format::Pprof,
+        }
+    }
 }
 
 /// What a run needs, free of clap.
@@ -193,7 +241,7 @@ impl RunArgs {
 impl OutputArgs {
     pub fn options(&self) -> Result<OutputOptions, UserError> {
         let mut formats: Vec<Format> = Vec::new();
-        for &f in &self.format {
+        for f in self.format.iter().map(|&f| Format::from(f)) {
             if !formats.contains(&f) {
                 formats.push(f);
             }
@@ -267,6 +315,15 @@ mod tests {
                 stack_hz: 100.0
             }
         );
+    }
+
+    #[test]
+    fn every_format_has_one_value_in_the_same_order() {
+        let named: Vec<Format> = FormatArg::value_variants()
+            .iter()
+            .map(|&f| Format::from(f))
+            .collect();
+        assert_eq!(named, Format::ALL);
     }
 
     #[test]

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -428,7 +427,7 @@ fn run_one(path: &Path) -> Outcome {
         subprocesses: &r.profiles.subprocesses,
     };
     let mut largest = (terminal::summary(&report).len() as u64, "terminal".into());
-    for format in Format::value_variants() {
+    for format in Format::ALL {
         let mut sink = Sink(0);
         // An error (none is expected into a sink) is not a failure; a panic is.
         let _ = format.renderer().render(&report, &mut sink);

@@ -271,37 +271,39 @@ pub trait Render {
     fn render(&self, report: &Report, out: &mut dyn Write) -> Result<()>;
 }
 
-/// The formats `--format` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+/// The report formats, one renderer each; `--format` names them (`cli::FormatArg`, which
+/// says what each is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
-    /// The report: one self-contained SVG with the verdict, the metrics, per-thread state
-    /// bars, a timeline and the wall and blame flame graphs.
     Svg,
-    /// Flame graph SVG of every thread, its state as the top frame.
     Flamegraph,
-    /// Flame graph SVG of the code that holds the GIL.
     Holders,
-    /// Flame graph SVG of the code that holds the GIL weighted by how many threads wait
-    /// meanwhile: the code that makes others wait.
     Blame,
-    /// Flame graph SVG of where threads wait for the GIL.
     Waiters,
-    /// The `gilscope/2` summary JSON.
     Json,
-    /// Collapsed stacks (`frame;frame count`), the state as the top frame.
     Collapsed,
-    /// A Markdown summary for CI job pages.
     Markdown,
-    /// speedscope's JSON file format (a sampled profile per thread).
     Speedscope,
-    /// Chrome trace / Perfetto JSON: a track per thread with state slices and stack samples.
     Perfetto,
-    /// pprof's gzipped protocol buffer (go tool pprof, Pyroscope, Grafana), with thread,
-    /// state, interpreter and process labels.
     Pprof,
 }
 
 impl Format {
+    /// Every format, in `--help`'s order.
+    pub const ALL: [Format; 11] = [
+        Format::Svg,
+        Format::Flamegraph,
+        Format::Holders,
+        Format::Blame,
+        Format::Waiters,
+        Format::Json,
+        Format::Collapsed,
+        Format::Markdown,
+        Format::Speedscope,
+        Format::Perfetto,
+        Format::Pprof,
+    ];
+
     /// The end of the default file name, `gilscope-<pid>.<suffix>`.
     pub fn suffix(self) -> &'static str {
         match self {

@@ -2,7 +2,8 @@
 //!
 //! An expression is `NAME OP NUMBER` (`contended > 0.5`, `avg_waiters >= 2`, `held > 90%`),
 //! where NAME is a key of the `gilscope/2` JSON: a GIL metric (checked on every GIL of every
-//! profiled process) or a process one (`cores_used`, `failed_samples`).
+//! profiled process) or a process one (`cores_used`, `failed_samples`, `late_ticks`), each
+//! from one table ([`GIL_METRICS`], [`PROCESS_METRICS`]) that the JSON's tests check too.
 
 use std::fmt;
 

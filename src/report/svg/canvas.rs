@@ -100,12 +100,6 @@ fn is_wide(c: char) -> bool {
         | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1FAFF | 0x20000..=0x3FFFD)
 }
 
-/// Escapes text for an SVG text node or attribute ([`text::xml`]): markup as entities, the
-/// characters XML forbids (and controls, bidi overrides) as visible escapes.
-pub fn esc(s: &str) -> String {
-    text::xml(s)
-}
-
 /// A target string made fit to show: every character that may not be drawn as itself
 /// visibly escaped ([`text::visible`]), at most [`MAX_CHARS`] characters.
 pub fn clean(s: &str) -> String {
@@ -247,7 +241,7 @@ impl Canvas {
         }
     }
 
-    /// Markup the caller built from trusted pieces (numbers, constants, [`esc`]aped text).
+    /// Markup the caller built from trusted pieces (numbers, constants, [`text::xml`]-escaped text).
     pub fn raw(&mut self, markup: &str) {
         self.body.push_str(markup);
     }
@@ -258,7 +252,7 @@ impl Canvas {
             self.body,
             r#"<text x="{x:.1}" y="{y:.1}"{}{extra}>{}</text>"#,
             font.attrs(),
-            esc(s)
+            text::xml(s)
         );
     }
 
@@ -320,7 +314,7 @@ impl Canvas {
             let _ = write!(
                 self.body,
                 "<g class=\"key\"><title>{}</title>",
-                esc(&paint.meaning())
+                text::xml(&paint.meaning())
             );
             let fills = paint_fills(paint);
             let stripe = 12.0 / fills.len() as f64;
@@ -361,7 +355,7 @@ impl Canvas {
             ),
             w = WIDTH,
             h = height,
-            title = esc(title),
+            title = text::xml(title),
             defs = SKIPPED_PATTERN
         )?;
         out.write_all(self.body.as_bytes())?;
@@ -380,7 +374,7 @@ mod tests {
     #[test]
     fn escaping_leaves_no_markup_and_no_control_characters() {
         assert_eq!(
-            esc("</svg><script>a&'\"\u{1}\u{7f}\u{202e}x"),
+            text::xml("</svg><script>a&'\"\u{1}\u{7f}\u{202e}x"),
             "&lt;/svg&gt;&lt;script&gt;a&amp;&#39;&quot;\\x01\\x7f\\u{202e}x"
         );
         assert_eq!(clean(&"x".repeat(10_000)).chars().count(), MAX_CHARS);

@@ -5,10 +5,10 @@
 //! [`crate::report::flametree`]'s rule, shared with the standalone flame graphs; the legend
 //! names what was drawn.
 
-use super::canvas::{clean, esc, fit, hex, ink_on, Canvas, Font, CONTENT, DIM, MARGIN};
+use super::canvas::{clean, fit, hex, ink_on, Canvas, Font, CONTENT, DIM, MARGIN};
 use crate::analysis::View;
 use crate::report::flametree::{self, Node, Tree};
-use crate::report::{code_rgb, Paint, Report};
+use crate::report::{code_rgb, text, Paint, Report};
 
 /// Frames deeper than this are folded into one `[… n frames]` frame, keeping the outermost
 /// ones and the last two (the leaf, and in the wall view its state).
@@ -84,7 +84,7 @@ pub fn draw(c: &mut Canvas, report: &Report, view: View) {
                 c.raw(&format!(
                     "<g><title>{} — {} {unit}, {share:.2}%</title><rect x=\"{child_x:.1}\" \
                      y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    esc(&clean(&node.name)),
+                    text::xml(&clean(&node.name)),
                     node.count,
                     (w - 0.6).max(0.3),
                     FRAME_H - 1.0,
@@ -98,7 +98,7 @@ pub fn draw(c: &mut Canvas, report: &Report, view: View) {
                         child_x + 3.0,
                         y + FRAME_H - 5.0,
                         ink(node),
-                        esc(&text)
+                        text::xml(&text)
                     ));
                 }
                 c.raw("</g>\n");

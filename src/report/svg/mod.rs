@@ -4,10 +4,8 @@
 //! artifact viewer.
 //!
 //! Drawn top to bottom on a fixed width; the height follows the content. The same profile
-//! renders to the same bytes. Every string from the target goes through [`canvas`], which
-//! escapes, cleans and cuts it.
-
-// Nothing names `SvgReport` until `--format` does (`Format::renderer`); drop this then.
+//! renders to the same bytes. Every string from the target is cleaned and cut by [`canvas`]
+//! and escaped by [`text::xml`](crate::report::text::xml).
 
 mod canvas;
 mod flame;

@@ -3,12 +3,11 @@
 //! code that holds or waits for the GIL.
 
 use super::canvas::{
-    clean, count, duration, esc, fit, hex, ink_on, state_fill, Canvas, Font, CONTENT, DIM, MARGIN,
-    WIDTH,
+    clean, count, duration, fit, hex, ink_on, state_fill, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH,
 };
 use crate::analysis::{GilMetrics, Profile, Site, ThreadSummary, VerdictKind};
 use crate::model::{TargetInfo, ThreadState};
-use crate::report::{pct, Paint, Report};
+use crate::report::{pct, text, Paint, Report};
 
 fn dim() -> String {
     format!(r#" fill="{DIM}""#)
@@ -510,7 +509,7 @@ pub fn threads(c: &mut Canvas, report: &Report) {
             let w = share * BAR_W;
             c.raw(&format!(
                 r#"<g><title>{}: {} {}</title><rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{bar_h:.1}" fill="{}"/>"#,
-                esc(&label),
+                text::xml(&label),
                 state.key(),
                 pct(share),
                 c.y,
@@ -597,7 +596,7 @@ pub fn processes(c: &mut Canvas, report: &Report) {
         let gil = p.main_gil();
         c.raw(&format!(
             "<g><title>{}</title>\n",
-            esc(&format!("pid {}: {}", info.pid, clean(&p.verdict.summary)))
+            text::xml(&format!("pid {}: {}", info.pid, clean(&p.verdict.summary)))
         ));
         c.text(pid_x, base, font, "", &info.pid.to_string());
         let cmd = fit(&command_line(info), verdict_x - cmd_x - 12.0, font);

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use super::canvas::{esc, fit, paint_fills, rate, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
+use super::canvas::{fit, paint_fills, rate, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
 use super::summary::{program, thread_label, LABEL_W};
 use crate::analysis::{Lane, Profile};
 use crate::model::{TargetInfo, ThreadState, Tid};
-use crate::report::{pct, Paint, Report};
+use crate::report::{pct, text, Paint, Report};
 
 const LANES_X: f64 = MARGIN + LABEL_W + 10.0;
 /// Room at the right for the handoff track's scale.
@@ -301,7 +301,7 @@ fn lanes(c: &mut Canvas, block: &Block, axis: &Axis, lane_h: f64, shown: usize) 
             .collect();
         c.raw(&format!(
             "<g class=\"lane\"><title>{}: {}</title>\n",
-            esc(label),
+            text::xml(label),
             shares.join(", ")
         ));
         // One path per paint, a rectangle in it for each run of slices in that paint.
