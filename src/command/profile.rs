@@ -229,6 +229,8 @@ fn profile(
     if let Some(children) = children.as_mut() {
         children.poll(&mut set);
     }
+    // Sampling ends with the run, before the program is given its time to exit.
+    set.stop_sampling();
     let stop = signals::received();
     match (program.as_mut(), stop) {
         (Some(p), Some(stop)) => _ = after_signal(p, stop)?,

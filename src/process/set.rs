@@ -208,12 +208,10 @@ impl ProcessSet {
         }
     }
 
-    /// Stops every sampler still running, ends the recording, and analyses each process.
-    /// Returns the profiles and the recording's path if it was written whole. A sampler that
-    /// failed costs its last samples, said in one line, not its process.
-    pub fn finish(mut self) -> (Profiles, Option<std::path::PathBuf>) {
-        self.hide_progress();
-        for p in 0..self.members.len() as ProcessId {
+    /// Stops every sampler still running and takes its last samples. A sampler that failed
+    /// costs its last samples, said in one line, not its process.
+    pub fn stop_sampling(&mut self) {
+        for p in self.live() {
             if let Err(e) = self.stop(p) {
                 crate::sayln!(
                     "gilscope: warning: sampling pid {} failed at the end ({e:#}); its report \
@@ -221,6 +219,15 @@ impl ProcessSet {
                     self.members[p as usize].info.pid
                 );
             }
+        }
+    }
+
+    /// Stops every sampler still running, ends the recording, and analyses each process.
+    /// Returns the profiles and the recording's path if it was written whole.
+    pub fn finish(mut self) -> (Profiles, Option<std::path::PathBuf>) {
+        self.hide_progress();
+        self.stop_sampling();
+        for p in 0..self.members.len() as ProcessId {
             if !self.members[p as usize].ended {
                 self.end(p, None);
             }
