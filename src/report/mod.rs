@@ -5,6 +5,8 @@
 mod collapsed;
 mod colour;
 mod command;
+#[cfg(test)]
+mod fixtures;
 mod flamegraph;
 mod flametree;
 mod json;
