@@ -609,7 +609,7 @@ fn frame_fills(
 
 #[test]
 fn every_state_is_in_the_legend_the_bars_and_the_lanes_in_its_colour() {
-    let p = crate::report::testing::every_state(500);
+    let p = crate::report::fixtures::every_state(500);
     let svg = render(&p);
     let doc = parse(&svg);
     let text = texts(&doc);
