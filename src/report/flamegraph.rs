@@ -274,18 +274,13 @@ mod tests {
     }
 
     fn render(profile: &crate::analysis::Profile, view: View) -> String {
-        let mut out = Vec::new();
-        Flamegraph(view)
-            .render(
-                &Report {
-                    target: &target(),
-                    profile,
-                    subprocesses: &[],
-                },
-                &mut out,
-            )
-            .unwrap();
-        String::from_utf8(out).unwrap()
+        String::from_utf8(crate::report::fixtures::render(
+            &Flamegraph(view),
+            &target(),
+            profile,
+            &[],
+        ))
+        .unwrap()
     }
 
     /// inferno's SVG, which has a DOCTYPE.
