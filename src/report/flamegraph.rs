@@ -274,18 +274,13 @@ mod tests {
     }
 
     fn render(profile: &crate::analysis::Profile, view: View) -> String {
-        let mut out = Vec::new();
-        Flamegraph(view)
-            .render(
-                &Report {
-                    target: &target(),
-                    profile,
-                    subprocesses: &[],
-                },
-                &mut out,
-            )
-            .unwrap();
-        String::from_utf8(out).unwrap()
+        String::from_utf8(crate::report::fixtures::render(
+            &Flamegraph(view),
+            &target(),
+            profile,
+            &[],
+        ))
+        .unwrap()
     }
 
     /// inferno's SVG, which has a DOCTYPE.
@@ -360,7 +355,7 @@ mod tests {
 
     #[test]
     fn every_view_speaks_the_colour_language_with_a_legend_of_what_it_drew() {
-        let p = crate::report::testing::every_state(5000);
+        let p = crate::report::fixtures::every_state(5000);
         let states: Vec<Rgb> = ThreadState::ALL.map(super::super::state_rgb).to_vec();
         for view in [View::Wall, View::Holders, View::Blame, View::Waiters] {
             let svg = render(&p, view);
@@ -413,7 +408,7 @@ mod tests {
 
     #[test]
     fn the_script_leaves_out_labels_that_would_be_only_dots() {
-        let p = crate::report::testing::every_state(5000);
+        let p = crate::report::fixtures::every_state(5000);
         let svg = render(&p, View::Wall);
         // Both of inferno's fitting paths (fixed-width fonts, and any other) were told.
         assert!(svg.contains("if (w < 5 * known_font_width) {"));
@@ -423,7 +418,7 @@ mod tests {
 
     #[test]
     fn labels_fit_their_frames_and_keep_their_start() {
-        let p = crate::report::testing::every_state(5000);
+        let p = crate::report::fixtures::every_state(5000);
         let svg = render(&p, View::Wall);
         let doc = parse(&svg);
         let mut cut = 0;

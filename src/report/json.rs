@@ -293,6 +293,7 @@ mod tests {
         Frame, GilReading, Sample, StackTick, StateTick, TargetInfo, ThreadInfo, ThreadObservation,
         ThreadStack,
     };
+    use crate::report::fixtures;
     use std::time::Duration;
 
     fn render() -> serde_json::Value {
@@ -344,24 +345,10 @@ mod tests {
         }));
         let profile = acc.finish(0, 2);
         let target = TargetInfo {
-            pid: 42,
-            python: "3.12.1".into(),
-            command: vec!["python3".into(), "app.py".into()],
-            state_hz: 1000.0,
-            stack_hz: 100.0,
-            monotonic_zero_ns: 5_000_000_000,
             cwd: Some("/srv".into()),
+            ..fixtures::app(42)
         };
-        let mut out = Vec::new();
-        Json.render(
-            &Report {
-                target: &target,
-                profile: &profile,
-                subprocesses: &[],
-            },
-            &mut out,
-        )
-        .unwrap();
+        let out = fixtures::render(&Json, &target, &profile, &[]);
         serde_json::from_slice(&out).expect("valid JSON, whatever the thread is called")
     }
 

@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn the_thread_table_has_a_column_per_state_used_and_says_what_they_mean() {
-        let p = crate::report::testing::every_state(500);
+        let p = crate::report::fixtures::every_state(500);
         let mut out = Vec::new();
         process(&mut out, &TargetInfo::default(), &p).unwrap();
         let md = String::from_utf8(out).unwrap();
@@ -250,7 +250,7 @@ mod tests {
         let long = md(&"a".repeat(10_000));
         assert!(long.chars().count() <= 120);
         // A site's function is code that no backtick, pipe or markup can end.
-        let mut p = crate::report::testing::every_state(500);
+        let mut p = crate::report::fixtures::every_state(500);
         p.top_holders[0].function = "a`b|c\u{202e}".into();
         let row = site(&p.top_holders[0]);
         assert!(

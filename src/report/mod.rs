@@ -5,6 +5,8 @@
 mod collapsed;
 mod colour;
 mod command;
+#[cfg(test)]
+mod fixtures;
 mod flamegraph;
 mod flametree;
 mod json;
@@ -338,107 +340,17 @@ impl Format {
     }
 }
 
-/// Profiles built for the formats' tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::time::Duration;
-
-    use crate::analysis::{Accumulator, Profile};
-    use crate::model::{
-        Frame, GilReading, IoKind, Sample, StackTick, StateTick, ThreadInfo, ThreadObservation,
-        ThreadStack, ThreadState,
-    };
-
-    /// A thread in each state a build with a GIL has, for 1 s at 250 Hz: two workers take
-    /// turns holding the GIL and waiting for it (one hands it off now and then), the others
-    /// stay native, ready, lock, I/O (a socket), sleep, idle. The switch interval is
-    /// `interval_us`.
-    pub fn every_state(interval_us: u64) -> Profile {
-        use ThreadState::*;
-        let mut acc = Accumulator::default();
-        let names = [
-            "worker-1", "worker-2", "zlib", "starved", "db", "fetcher", "ticker", "parked",
-        ];
-        for (k, name) in names.iter().enumerate() {
-            acc.push(Sample::Thread(ThreadInfo {
-                tid: 10 + k as i32,
-                name: Some(name.to_string()),
-                interpreter: 0,
-            }));
-        }
-        for i in 0..250u64 {
-            let (holder, other) = if (i / 5) % 2 == 0 { (10, 11) } else { (11, 10) };
-            let other_state = if i % 9 == 0 { Handoff } else { Waiting };
-            let states = [
-                (holder, Holding),
-                (other, other_state),
-                (12, Native),
-                (13, Ready),
-                (14, Lock),
-                (15, Io),
-                (16, Sleep),
-                (17, Idle),
-            ];
-            let at = Duration::from_millis(4 * i);
-            acc.push(Sample::State(StateTick {
-                at,
-                gils: vec![GilReading {
-                    interpreter: 0,
-                    locked: true,
-                    holder: Some(holder),
-                    switch_number: i / 5,
-                    interval_us,
-                    enabled: None,
-                }],
-                threads: states
-                    .iter()
-                    .map(|&(tid, state)| ThreadObservation {
-                        tid,
-                        state,
-                        on_cpu: matches!(state, Holding | Native),
-                        queued: state == Ready,
-                        gil: 0,
-                        io: (state == Io).then_some(IoKind::Socket),
-                        ..Default::default()
-                    })
-                    .collect(),
-            }));
-            if i % 5 == 0 {
-                acc.push(Sample::Stacks(StackTick {
-                    at,
-                    waiters: 1,
-                    stacks: states
-                        .iter()
-                        .map(|&(tid, state)| ThreadStack {
-                            tid,
-                            state,
-                            on_cpu: matches!(state, Holding | Native),
-                            frames: vec![Frame {
-                                function: format!("work_{tid}"),
-                                file: "/srv/app.py".into(),
-                                line: tid as u32,
-                            }],
-                            ..Default::default()
-                        })
-                        .collect(),
-                }));
-            }
-        }
-        acc.finish(0, 4)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn columns_are_the_states_used_and_always_holding_and_waiting() {
-        let p = testing::every_state(5000);
+        let p = fixtures::every_state(5000);
         let all: Vec<ThreadState> = ThreadState::WITH_GIL.to_vec();
         assert_eq!(state_columns(&[&p]), all);
         // A thread alone, sleeping: holding and waiting stay, unused states go.
-        let mut sleepy = testing::every_state(5000);
+        let mut sleepy = fixtures::every_state(5000);
         sleepy.threads.retain(|t| t.share(ThreadState::Sleep) > 0.0);
         assert_eq!(
             state_columns(&[&sleepy]),

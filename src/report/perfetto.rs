@@ -446,22 +446,12 @@ fn other_data(report: &Report, limits: &Limits) -> Map<String, Value> {
 mod tests {
     use serde_json::Value;
 
-    use super::super::speedscope::fixtures::{self, HOSTILE};
     use super::*;
+    use crate::report::fixtures::{self, HOSTILE};
     use crate::report::Subprocess;
 
     fn render(target: &TargetInfo, profile: &Profile, subprocesses: &[Subprocess]) -> Value {
-        let mut out = Vec::new();
-        Perfetto
-            .render(
-                &Report {
-                    target,
-                    profile,
-                    subprocesses,
-                },
-                &mut out,
-            )
-            .unwrap();
+        let out = fixtures::render(&Perfetto, target, profile, subprocesses);
         let text = String::from_utf8(out).expect("UTF-8");
         assert!(!text.contains('\u{1}'), "control characters are escaped");
         serde_json::from_str(&text).expect("valid JSON, whatever the threads are called")
@@ -661,19 +651,7 @@ mod tests {
     fn is_deterministic() {
         let bytes = || {
             let (target, profile) = fixtures::target();
-            let sub = [fixtures::subprocess()];
-            let mut out = Vec::new();
-            Perfetto
-                .render(
-                    &Report {
-                        target: &target,
-                        profile: &profile,
-                        subprocesses: &sub,
-                    },
-                    &mut out,
-                )
-                .unwrap();
-            out
+            fixtures::render(&Perfetto, &target, &profile, &[fixtures::subprocess()])
         };
         assert_eq!(bytes(), bytes());
     }

@@ -202,191 +202,16 @@ fn process_name(info: &TargetInfo) -> String {
     }
 }
 
-/// Synthetic runs for the renderers' tests.
-#[cfg(test)]
-pub(super) mod fixtures {
-    use std::time::Duration;
-
-    use crate::analysis::{Accumulator, Profile};
-    use crate::model::{
-        Frame, GilReading, Sample, StackTick, StateTick, TargetInfo, ThreadInfo, ThreadObservation,
-        ThreadStack, ThreadState, Tid,
-    };
-    use crate::report::Subprocess;
-
-    pub const HOSTILE: &str = "</script>\"\u{1}";
-
-    /// A 10 kB thread name.
-    pub fn long_name() -> String {
-        "ab\u{e9}\\\n".repeat(2000)
-    }
-
-    pub fn frame(function: &str, line: u32) -> Frame {
-        Frame {
-            function: function.into(),
-            file: "app.py".into(),
-            line,
-        }
-    }
-
-    /// One thread over the run: its name, its state at each ms from the start (`None`:
-    /// not seen), and its stack at stack ticks.
-    pub struct Thread {
-        pub tid: Tid,
-        pub name: Option<String>,
-        pub state: fn(u64) -> Option<ThreadState>,
-        pub stack: Vec<Frame>,
-    }
-
-    /// A run of 100 ms starting 1 s after time zero, a state tick every ms, a stack tick
-    /// every 10 ms; the GIL changes hands every 5 ms.
-    pub fn profile(threads: &[Thread]) -> Profile {
-        let mut acc = Accumulator::default();
-        for t in threads {
-            acc.push(Sample::Thread(ThreadInfo {
-                tid: t.tid,
-                name: t.name.clone(),
-                interpreter: 0,
-            }));
-        }
-        for ms in 0..100u64 {
-            let at = Duration::from_millis(1000 + ms);
-            let seen: Vec<(Tid, ThreadState)> = threads
-                .iter()
-                .filter_map(|t| Some((t.tid, (t.state)(ms)?)))
-                .collect();
-            let holder = seen
-                .iter()
-                .find(|(_, s)| *s == ThreadState::Holding)
-                .map(|(tid, _)| *tid);
-            acc.push(Sample::State(StateTick {
-                at,
-                gils: vec![GilReading {
-                    interpreter: 0,
-                    locked: holder.is_some(),
-                    holder,
-                    switch_number: ms / 5,
-                    interval_us: 5000,
-                    enabled: None,
-                }],
-                threads: seen
-                    .iter()
-                    .map(|&(tid, state)| ThreadObservation {
-                        tid,
-                        state,
-                        on_cpu: true,
-                        gil: 0,
-                        ..Default::default()
-                    })
-                    .collect(),
-            }));
-            if ms % 10 == 0 {
-                acc.push(Sample::Stacks(StackTick {
-                    at,
-                    waiters: 0,
-                    stacks: threads
-                        .iter()
-                        .filter_map(|t| {
-                            Some(ThreadStack {
-                                tid: t.tid,
-                                state: (t.state)(ms)?,
-                                on_cpu: true,
-                                frames: t.stack.clone(),
-                                ..Default::default()
-                            })
-                        })
-                        .collect(),
-                }));
-            }
-        }
-        acc.finish(0, 4)
-    }
-
-    /// The target: pid 42, threads 1 (holding, then waiting), 2 (hostile name and function;
-    /// waiting, then holding), 3 (10 kB name, idle, unseen from 30 to 60 ms, no frames).
-    pub fn target() -> (TargetInfo, Profile) {
-        use ThreadState::*;
-        let info = TargetInfo {
-            pid: 42,
-            python: "3.12.1".into(),
-            command: vec!["python3".into(), "app.py".into()],
-            state_hz: 1000.0,
-            stack_hz: 100.0,
-            monotonic_zero_ns: 5_000_000_000,
-            cwd: None,
-        };
-        let profile = profile(&[
-            Thread {
-                tid: 1,
-                name: Some("MainThread".into()),
-                state: |ms| Some(if ms < 50 { Holding } else { Waiting }),
-                stack: vec![frame("main", 3), frame("compute", 12)],
-            },
-            Thread {
-                tid: 2,
-                name: Some(HOSTILE.into()),
-                state: |ms| Some(if ms < 50 { Waiting } else { Holding }),
-                stack: vec![frame("main", 3), frame(HOSTILE, 7)],
-            },
-            Thread {
-                tid: 3,
-                name: Some(long_name()),
-                state: |ms| (!(30..60).contains(&ms)).then_some(Idle),
-                stack: vec![],
-            },
-        ]);
-        (info, profile)
-    }
-
-    /// A subprocess, pid 43, whose time zero is 2 ms after the target's.
-    pub fn subprocess() -> Subprocess {
-        let info = TargetInfo {
-            pid: 43,
-            python: "3.12.1".into(),
-            command: vec!["python3".into(), "worker.py".into()],
-            state_hz: 1000.0,
-            stack_hz: 100.0,
-            monotonic_zero_ns: 5_002_000_000,
-            cwd: None,
-        };
-        let profile = profile(&[Thread {
-            tid: 100,
-            name: Some("Sub".into()),
-            state: |_| Some(ThreadState::Holding),
-            stack: vec![frame("main", 3), frame("work", 20)],
-        }]);
-        Subprocess { info, profile }
-    }
-
-    pub fn empty() -> (TargetInfo, Profile) {
-        let info = TargetInfo {
-            pid: 7,
-            ..TargetInfo::default()
-        };
-        (info, Accumulator::default().finish(0, 1))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
 
-    use super::fixtures::{self, HOSTILE};
     use super::*;
+    use crate::report::fixtures::{self, HOSTILE};
     use crate::report::Subprocess;
 
     fn render(target: &TargetInfo, profile: &Profile, subprocesses: &[Subprocess]) -> Value {
-        let mut out = Vec::new();
-        Speedscope
-            .render(
-                &Report {
-                    target,
-                    profile,
-                    subprocesses,
-                },
-                &mut out,
-            )
-            .unwrap();
+        let out = fixtures::render(&Speedscope, target, profile, subprocesses);
         let text = String::from_utf8(out).expect("UTF-8");
         assert!(
             !text.contains('\u{1}'),
@@ -575,19 +400,7 @@ mod tests {
     fn is_deterministic() {
         let bytes = || {
             let (target, profile) = fixtures::target();
-            let sub = [fixtures::subprocess()];
-            let mut out = Vec::new();
-            Speedscope
-                .render(
-                    &Report {
-                        target: &target,
-                        profile: &profile,
-                        subprocesses: &sub,
-                    },
-                    &mut out,
-                )
-                .unwrap();
-            out
+            fixtures::render(&Speedscope, &target, &profile, &[fixtures::subprocess()])
         };
         assert_eq!(bytes(), bytes());
     }

@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn every_state_gets_a_column_within_100_columns_and_the_odd_ones_a_meaning() {
-        let s = summary_of(&crate::report::testing::every_state(500));
+        let s = summary_of(&crate::report::fixtures::every_state(500));
         let header = s.lines().find(|l| l.starts_with("Thread")).unwrap();
         let keys: Vec<&str> = header.split_whitespace().collect();
         assert_eq!(
@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn unused_states_have_no_column_but_holding_and_waiting_stay() {
-        let mut p = crate::report::testing::every_state(5000);
+        let mut p = crate::report::fixtures::every_state(5000);
         p.threads.retain(|t| t.label() == "fetcher");
         let s = summary_of(&p);
         let header = s.lines().find(|l| l.starts_with("Thread")).unwrap();

@@ -9,7 +9,7 @@ use crate::model::{
     Frame, GilEnabled, GilReading, Sample, StackTick, StateTick, TargetInfo, ThreadInfo,
     ThreadObservation, ThreadStack, ThreadState, Tid,
 };
-use crate::report::{Render, Report, Subprocess};
+use crate::report::{fixtures, Subprocess};
 
 /// How a synthetic run goes.
 struct Run<'a> {
@@ -170,18 +170,7 @@ fn target(pid: i32) -> TargetInfo {
 }
 
 fn render_with(target: &TargetInfo, profile: &Profile, subprocesses: &[Subprocess]) -> String {
-    let mut out = Vec::new();
-    SvgReport
-        .render(
-            &Report {
-                target,
-                profile,
-                subprocesses,
-            },
-            &mut out,
-        )
-        .unwrap();
-    String::from_utf8(out).unwrap()
+    String::from_utf8(fixtures::render(&SvgReport, target, profile, subprocesses)).unwrap()
 }
 
 fn render(profile: &Profile) -> String {
@@ -620,7 +609,7 @@ fn frame_fills(
 
 #[test]
 fn every_state_is_in_the_legend_the_bars_and_the_lanes_in_its_colour() {
-    let p = crate::report::testing::every_state(500);
+    let p = crate::report::fixtures::every_state(500);
     let svg = render(&p);
     let doc = parse(&svg);
     let text = texts(&doc);
