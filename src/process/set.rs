@@ -119,11 +119,6 @@ impl ProcessSet {
         p
     }
 
-    /// Process `p`'s description.
-    pub fn info(&self, p: ProcessId) -> &TargetInfo {
-        &self.members[p as usize].info
-    }
-
     /// One sample of process `p`.
     pub fn push(&mut self, p: ProcessId, sample: Sample) {
         self.tape.sample(p, &sample);
@@ -295,7 +290,7 @@ mod tests {
         assert_eq!(set.add(info(50, &["python3", "app.py"]), 2, None), TARGET);
         let late = set.add(info(90, &["python3", "-c", "w"]), 2, None);
         let early = set.add(info(60, &["python3", "-c", "w"]), 2, None);
-        let silent = set.add(info(70, &["python3", "-c", "w"]), 2, None);
+        set.add(info(70, &["python3", "-c", "w"]), 2, None);
         set.launched(vec!["sh".into(), "run.sh".into()]);
         for ms in 0..3 {
             set.push(TARGET, tick(ms));
@@ -303,7 +298,6 @@ mod tests {
         set.push(late, tick(0));
         set.push(early, tick(0));
         set.push(early, tick(1));
-        assert_eq!(set.info(silent).pid, 70);
         assert!(set.live().is_empty(), "no sampler runs in a replay");
         let exit = ProgramExit {
             code: Some(2),
