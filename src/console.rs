@@ -2,7 +2,7 @@
 //! is a closed pipe (`gilscope … 2>&1 | head -1`), which would lose the report. Every message
 //! goes through [`say`]; a failed write is dropped, since there is nowhere left to tell.
 //!
-//! Knows nothing of what the messages say; reports go through [`crate::output`].
+//! Knows nothing of what the messages say; reports go through [`crate::run::output`].
 
 use std::io::Write;
 

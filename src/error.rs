@@ -13,7 +13,7 @@ pub enum UserError {
     NoSuchProcess(i32),
 
     /// `advice` is the likeliest fix first, for who gilscope runs as (see
-    /// [`crate::attach`]): as root, what else can refuse root.
+    /// [`crate::process::attach`]): as root, what else can refuse root.
     #[error("permission denied: gilscope may not read process {pid}{owner}. {advice}")]
     PermissionDenied {
         pid: i32,
