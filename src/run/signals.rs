@@ -1,6 +1,6 @@
 //! The signals that end a run: SIGINT (Ctrl-C), SIGTERM (`kill`, `timeout`, `docker stop`, a
 //! CI job's timeout) and SIGHUP (a closed terminal). Each one asks the run to stop; the run
-//! then stops the program it launched and writes every report (see [`crate::session`]).
+//! then stops the program it launched and writes every report (see [`crate::command::profile`]).
 //!
 //! The handler only stores numbers in atomics, which is all a signal handler may safely do;
 //! it never touches the sampler or the reports. A third signal gives up on a clean end and
