@@ -20,6 +20,11 @@ const MAX_PARAGRAPH: usize = 2000;
 
 pub const DIM: &str = "#666666";
 
+/// The fill attribute of dimmed text.
+pub fn dim() -> String {
+    format!(r#" fill="{DIM}""#)
+}
+
 /// How a piece of text is set: what its width is estimated from.
 #[derive(Clone, Copy, Debug)]
 pub struct Font {

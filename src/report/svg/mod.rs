@@ -10,6 +10,7 @@
 mod canvas;
 mod flame;
 mod summary;
+mod tables;
 #[cfg(test)]
 mod tests;
 mod timeline;
@@ -31,11 +32,11 @@ impl Render for SvgReport {
         summary::header(&mut c, report);
         summary::verdict(&mut c, report.profile);
         summary::findings(&mut c, report.profile);
-        summary::gils(&mut c, report.profile);
-        summary::threads(&mut c, report);
+        tables::gils(&mut c, report.profile);
+        tables::threads(&mut c, report);
         if !report.subprocesses.is_empty() {
             // Before the timeline, which shows each of them under a heading.
-            summary::processes(&mut c, report);
+            tables::processes(&mut c, report);
         }
         summary::sites(&mut c, report.profile);
         timeline::draw(&mut c, report);

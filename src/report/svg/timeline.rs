@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 
 use super::canvas::{fit, paint_fills, rate, Canvas, Font, CONTENT, DIM, MARGIN, WIDTH};
-use super::summary::{program, thread_label, LABEL_W};
+use super::summary::program;
+use super::tables::{thread_label, LABEL_W};
 use crate::analysis::{Lane, Profile};
 use crate::model::{TargetInfo, ThreadState, Tid};
 use crate::report::{pct, text, Paint, Report};
