@@ -330,6 +330,11 @@ pub struct Profile {
 impl Profile {
     /// The main GIL (interpreter 0's, or the first one read).
     pub fn main_gil(&self) -> Option<&GilMetrics> {
-        self.gils.iter().min_by_key(|g| g.interpreter)
+        main_gil(&self.gils)
     }
+}
+
+/// The main GIL of `gils`: interpreter 0's, or the lowest interpreter read.
+pub(crate) fn main_gil(gils: &[GilMetrics]) -> Option<&GilMetrics> {
+    gils.iter().min_by_key(|g| g.interpreter)
 }

@@ -119,7 +119,7 @@ impl Timeline {
             }
             lane.counts[i][o.state.index()] += 1;
         }
-        if let Some(main) = tick.gils.iter().min_by_key(|g| g.interpreter) {
+        if let Some(main) = tick.main_gil() {
             if let Some(last) = self.last_switch {
                 self.handoffs[i] += main.switch_number.saturating_sub(last);
             }

@@ -257,6 +257,13 @@ pub struct StateTick {
     pub threads: Vec<ThreadObservation>,
 }
 
+impl StateTick {
+    /// The main GIL's reading (interpreter 0's, or the lowest interpreter read).
+    pub fn main_gil(&self) -> Option<&GilReading> {
+        self.gils.iter().min_by_key(|g| g.interpreter)
+    }
+}
+
 /// The Python stack of every thread at one instant: the expensive, rarer sample. Each stack
 /// carries the state its thread was in at the state tick taken with it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

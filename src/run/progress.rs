@@ -45,7 +45,7 @@ impl Progress {
             Sample::State(tick) => {
                 self.samples += 1;
                 self.ticks += 1;
-                let main = tick.gils.iter().min_by_key(|g| g.interpreter);
+                let main = tick.main_gil();
                 self.held += u64::from(main.is_some_and(|g| g.holder.is_some()));
                 self.waiting += tick
                     .threads

@@ -17,7 +17,7 @@ use super::{findings, ratio, verdict, GilMetrics, Profile, RunCounts, ThreadSumm
 use crate::model::{IoKind, Sample, StateTick, ThreadState, Tid};
 use gils::GilCounts;
 use stacks::StackCounts;
-use threads::{mean_threads_in, ThreadCounts};
+use threads::{mean_threads, ThreadCounts};
 
 /// Native modules an accumulator keeps names for: ids beyond are a hostile recording's.
 const MAX_MODULES: usize = 4096;
@@ -153,34 +153,18 @@ impl Accumulator {
         let cores_used = self.cpu.cores_used();
         // The verdict blames the code that makes others wait; with no waiters, the holder;
         // with no GIL, the code that runs most.
-        let gil_disabled = gils
-            .iter()
-            .min_by_key(|g| g.interpreter)
-            .is_some_and(GilMetrics::ran_without_gil);
+        let main_gil = super::main_gil(&gils);
+        let gil_disabled = main_gil.is_some_and(GilMetrics::ran_without_gil);
         let lists = self
             .stacks
             .lists(&threads, gil_disabled, self.cwd.as_deref());
-        let mean_in = |state| mean_threads_in(&threads, self.state_samples, state);
-        let threads_in: [f64; ThreadState::COUNT] = ThreadState::ALL.map(mean_in);
-        let queued_threads: f64 = threads
-            .iter()
-            .map(|t| t.queued_share * t.ticks as f64)
-            .sum::<f64>()
-            / self.state_samples.max(1) as f64;
-        let lock_gil_threads: f64 = threads
-            .iter()
-            .map(|t| t.lock_gil_wait * t.ticks as f64)
-            .sum::<f64>()
-            / self.state_samples.max(1) as f64;
-        let contended_lock_threads: f64 = if self.state_samples == 0 {
-            0.0
-        } else {
-            threads
-                .iter()
-                .map(|t| t.contended_lock * t.ticks as f64)
-                .sum::<f64>()
-                / self.state_samples as f64
+        let mean = |share: &dyn Fn(&ThreadSummary) -> f64| {
+            mean_threads(&threads, self.state_samples, share)
         };
+        let threads_in: [f64; ThreadState::COUNT] = ThreadState::ALL.map(|s| mean(&|t| t.share(s)));
+        let queued_threads = mean(&|t| t.queued_share);
+        let lock_gil_threads = mean(&|t| t.lock_gil_wait);
+        let contended_lock_threads = mean(&|t| t.contended_lock);
         let mut io_threads = [0.0; IoKind::ALL.len()];
         for t in &threads {
             for (sum, share) in io_threads.iter_mut().zip(t.io) {
@@ -199,9 +183,8 @@ impl Accumulator {
             .collect();
         native_modules.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let supply = self.cpu.supply(cores_used, cpu_count);
-        let native_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Native);
-        let running_threads = mean_threads_in(&threads, self.state_samples, ThreadState::Running);
-        let main_gil = gils.iter().min_by_key(|g| g.interpreter);
+        let native_threads = threads_in[ThreadState::Native.index()];
+        let running_threads = threads_in[ThreadState::Running.index()];
         // With subinterpreters, the verdict is about the GIL most threads want.
         let verdict_gil = gils
             .iter()

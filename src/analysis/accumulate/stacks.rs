@@ -93,17 +93,17 @@ impl StackCounts {
         let mut lock_waiters = 0;
         let mut holders = Vec::new();
         for s in tick.stacks {
+            let contended = s.state == ThreadState::Lock && !waits::is_signal_wait(&s.frames);
+            let id = self.table.intern(s.frames);
             if s.state == ThreadState::Lock {
                 let t = threads.entry(s.tid).or_default();
                 t.lock_stacks += 1;
-                if !waits::is_signal_wait(&s.frames) {
+                if contended {
                     t.contended_stacks += 1;
                     lock_waiters += 1;
-                    let id = self.table.intern(s.frames.clone());
                     *self.lock_waits.entry(id).or_default() += 1;
                 }
             }
-            let id = self.table.intern(s.frames);
             if s.state == ThreadState::Holding {
                 holders.push(id);
                 if s.native.is_some_and(|m| m != IN_INTERPRETER) {

@@ -129,12 +129,14 @@ impl ThreadCounts {
     }
 }
 
-/// Mean number of threads in `state` per tick.
-pub(super) fn mean_threads_in(threads: &[ThreadSummary], ticks: u64, state: ThreadState) -> f64 {
-    let n: f64 = threads
-        .iter()
-        .map(|t| t.share(state) * t.ticks as f64)
-        .sum();
+/// Mean number of threads per tick of `ticks` in what `share` reads of each (its share of its
+/// own ticks in a state, in a queue, ...).
+pub(super) fn mean_threads(
+    threads: &[ThreadSummary],
+    ticks: u64,
+    share: &dyn Fn(&ThreadSummary) -> f64,
+) -> f64 {
+    let n: f64 = threads.iter().map(|t| share(t) * t.ticks as f64).sum();
     if ticks == 0 {
         0.0
     } else {
