@@ -314,7 +314,8 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
         .args(["record", "-f", "json", "-o", "out.json", "--"])
         .args(py.argv())
         .arg(py.fixture("single_busy.py"))
-        .args(["--seconds", "60"])
+        .args(["--seconds", "60", "--ready"])
+        .arg(py.inside(&dir.path().join("ready")))
         .current_dir(dir.path())
         .process_group(0)
         .stdout(Stdio::null())
@@ -324,6 +325,17 @@ fn ctrl_c_ends_a_record_run_with_its_report() {
     // Wait until gilscope says it samples (its first line on stderr).
     let (mut stderr, first) = first_stderr_line(&mut run);
     assert!(first.contains("sampling pid"), "{first}");
+    // And until the program runs its own code: Ctrl-C while CPython still starts up makes
+    // it fail on its own (status 1), which is not what this test is about.
+    let ready = dir.path().join("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fixture never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(-(run.id() as i32), libc::SIGINT) };
