@@ -195,6 +195,9 @@ pub fn frame_layout(major: u64, minor: u64) -> Option<FrameLayout> {
         ascii_data: 48,
         compact_data: 72,
         kind_shift: 2,
+        datastack: None,
+        tstate_interp: None,
+        code_generation: None,
     };
     // 3.8–3.10: `PyFrameObject`s from `tstate->frame`, each with `f_back`, `f_code`, and
     // `int f_lasti`; `PyCodeObject` with `co_filename`, `co_name` (no `co_qualname` yet),
@@ -238,6 +241,7 @@ pub fn frame_layout(major: u64, minor: u64) -> Option<FrameLayout> {
             co_linetable: 136,
             co_firstlineno: 72,
             co_code_adaptive: 184,
+            datastack: Some(296),
             ..common
         },
         // 3.12 drops `wstr`: a `PyASCIIObject` is 40 bytes, a compact one 56.
@@ -254,6 +258,7 @@ pub fn frame_layout(major: u64, minor: u64) -> Option<FrameLayout> {
             co_linetable: 136,
             co_firstlineno: 68,
             co_code_adaptive: 192,
+            datastack: Some(232),
             ascii_data: 40,
             compact_data: 56,
             ..common

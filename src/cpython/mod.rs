@@ -6,11 +6,13 @@
 //! Reads target memory only through [`Memory`], never opens files, tells no thread state
 //! (that is [`crate::gil`]) and renders nothing.
 
+mod batch;
 pub mod debug_offsets;
 pub mod frames;
 pub mod layout;
 mod walk;
 
+pub use batch::{Batch, Range, ReadId};
 pub use layout::Layout;
 pub use walk::{walk, Interpreter, PyThread};
 
@@ -20,6 +22,17 @@ use anyhow::{Context, Result};
 /// garbage, and callers treat both as one failed sample.
 pub trait Memory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()>;
+
+    /// Every read of `batch`, each marked read or not. One by one unless the memory knows a
+    /// faster way.
+    fn read_batch(&self, batch: &mut Batch) {
+        let (reads, data) = batch.parts();
+        for r in reads {
+            r.ok = self
+                .read(r.addr, &mut data[r.start..r.start + r.len])
+                .is_ok();
+        }
+    }
 
     fn read_u64(&self, addr: u64) -> Result<u64> {
         let mut buf = [0u8; 8];

@@ -11,6 +11,7 @@ mod native;
 pub mod procfs;
 mod python;
 mod raw_stack;
+mod remote;
 mod snapshot;
 mod stacks;
 mod target;

@@ -90,23 +90,34 @@ impl StackSource {
 }
 
 /// Each thread's stack from its thread states, oldest interpreter first: a thread inside a
-/// subinterpreter shows the call that entered it, then the code it runs there. A thread that
-/// ended since the thread table was read (its `/proc` files no longer answer) is left out
-/// rather than failing the sample with its freed thread state.
+/// subinterpreter shows the call that entered it, then the code it runs there. Every thread
+/// state is read in one batched walk. A thread that ended since the thread table was read
+/// (its `/proc` files no longer answer) is left out rather than failing the sample with its
+/// freed thread state.
 fn read_own(
     reader: &mut frames::StackReader,
     mem: &dyn Memory,
     table: &ThreadTable,
 ) -> Result<Vec<RawStack>> {
+    let tstates: Vec<u64> = table
+        .threads
+        .iter()
+        .flat_map(|t| t.tstates.iter().map(|&(_, tstate)| tstate))
+        .collect();
+    let mut read = reader.read_stacks(mem, &tstates).into_iter();
     let mut stacks = Vec::with_capacity(table.threads.len());
-    'threads: for t in &table.threads {
+    for t in &table.threads {
         let mut frames = Vec::new();
-        for &(_, tstate) in &t.tstates {
-            match reader.read_stack(mem, tstate) {
+        let mut gone = false;
+        for part in read.by_ref().take(t.tstates.len()) {
+            match part {
                 Ok(part) => frames.extend(part),
-                Err(_) if t.files.stat().is_none() => continue 'threads,
+                Err(_) if gone || t.files.stat().is_none() => gone = true,
                 Err(e) => return Err(e.context(format!("reading the stack of thread {}", t.tid))),
             }
+        }
+        if gone {
+            continue;
         }
         stacks.push(RawStack {
             pthread: t.pthread,

@@ -2,10 +2,11 @@
 //! the layout to read it with. Reads the target; never samples it.
 
 use anyhow::anyhow;
-use remoteprocess::{Process, ProcessMemory};
+use remoteprocess::Process;
 
 use super::maps;
 use super::python::{self, PythonInfo};
+pub(super) use super::remote::Remote;
 use super::stacks::StackSource;
 use crate::cpython::debug_offsets::{self, DebugOffsets, Preamble};
 use crate::cpython::frames::{self, FrameLayout};
@@ -38,17 +39,6 @@ pub enum OpenError {
     Unsupported(String),
     #[error("the interpreter is not ready yet: {0:#}")]
     NotReady(anyhow::Error),
-}
-
-/// The target's memory, as [`Memory`] for the GIL module.
-pub(super) struct Remote<'a>(pub(super) &'a Process);
-
-impl Memory for Remote<'_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0
-            .read(addr as usize, buf)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }
 }
 
 /// The version of a CPython 3.13+ process as its `_Py_DebugOffsets` states it, with the

@@ -1,7 +1,8 @@
 //! The frame walk of every version against synthetic memory laid out as each CPython lays it.
 
+use super::strings::read_str;
 use super::*;
-use crate::cpython::debug_offsets::{read_len, COOKIE};
+use crate::cpython::debug_offsets::{read_len, DebugOffsets, COOKIE};
 use crate::model::MAX_NAME_CHARS;
 
 /// `_Py_DebugOffsets` after the cookie, as a free-threaded CPython 3.13.5 fills it in
@@ -286,7 +287,7 @@ fn a_stack_is_read_outermost_first_without_shims_or_non_code() {
     let mut reader = StackReader::new(l);
     let expected = [at_line("main", 10), at_line("spin", 21)];
     assert_eq!(reader.read_stack(&m, TSTATE).unwrap(), expected);
-    assert_eq!(reader.code.len(), 2);
+    assert_eq!(reader.codes.len(), 2);
 
     // spin's code object is freed and another takes its address.
     code(&mut m, &l, 0x50_000, "work", 30, &TABLE);
@@ -350,7 +351,7 @@ fn a_name_that_is_not_a_string_keeps_its_frame_as_a_placeholder() {
             ..at_line("main", 11)
         }]
     );
-    assert!(reader.code.is_empty(), "a placeholder is not remembered");
+    assert_eq!(reader.codes.len(), 0, "a placeholder is not remembered");
     // Readable at the next sample: the name shows.
     code(&mut m, &l, 0x40_000, "main", 10, &TABLE);
     assert_eq!(
