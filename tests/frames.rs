@@ -1,7 +1,10 @@
 //! gilscope's own stack reader on real CPython processes: a frame is never dropped for its
 //! names. A function named with 5000 characters and one in a file whose name holds bytes
 //! that are not UTF-8 (both of which py-spy dropped, blaming the caller) show with their
-//! names capped or replaced, and the GIL is blamed on them, on every interpreter found.
+//! names capped or replaced, and the GIL is blamed on them, on every interpreter found. And
+//! py-spy as the oracle: on every interpreter with a GIL, the own reader's stacks are
+//! py-spy's frame for frame (`fixtures/still_stacks.py`: 900 frames deep, a generator, a
+//! closure).
 
 mod common;
 
@@ -156,4 +159,102 @@ fn dump_shows_the_frames_py_spy_dropped() {
         );
         assert!(bad[1].0.ends_with("calls_bad_file"), "{who}: {bad:?}");
     }
+}
+
+/// `(function, file, line)` of each frame, innermost first.
+type Frames = Vec<(String, String, u32)>;
+
+/// Every thread's stack as py-spy reads it, in order. (Threads are compared by their stacks:
+/// py-spy does not know every thread's OS id before 3.11.)
+fn py_spy_stacks(pid: i32) -> Result<Vec<Frames>, String> {
+    use py_spy::config::{Config, LockingStrategy};
+    let config = Config {
+        blocking: LockingStrategy::NonBlocking,
+        include_idle: true,
+        ..Config::default()
+    };
+    let mut spy = py_spy::PythonSpy::new(pid, &config).map_err(|e| format!("{e:#}"))?;
+    let traces = spy.get_stack_traces().map_err(|e| format!("{e:#}"))?;
+    let mut stacks: Vec<Frames> = traces
+        .into_iter()
+        .map(|t| {
+            t.frames
+                .into_iter()
+                .map(|f| (f.name, f.filename, f.line.max(0) as u32))
+                .collect()
+        })
+        .collect();
+    stacks.sort();
+    Ok(stacks)
+}
+
+/// Every thread's stack as gilscope's own reader reads it, in order.
+fn own_stacks(pid: i32) -> Vec<Frames> {
+    let target = gilscope::sampler::Target::open(pid).expect("gilscope opens the fixture");
+    let snapshot = gilscope::sampler::snapshot(target).expect("gilscope reads the fixture");
+    let mut stacks: Vec<Frames> = snapshot
+        .threads
+        .into_iter()
+        .map(|t| {
+            t.frames
+                .into_iter()
+                .map(|f| (f.function, f.file, f.line))
+                .collect()
+        })
+        .collect();
+    stacks.sort();
+    stacks
+}
+
+#[test]
+fn the_own_reader_reads_the_stacks_py_spy_reads_frame_for_frame() {
+    let test = "the_own_reader_reads_the_stacks_py_spy_reads_frame_for_frame";
+    let _turn = exclusive();
+    let mut compared = Vec::new();
+    // py-spy cannot read free-threaded builds: those have no oracle.
+    for py in pythons() {
+        let who = &py.label;
+        let run = Running::start(py, "still_stacks.py", &["--seconds", "60"]);
+        if let Err(e) = py_spy_stacks(run.pid) {
+            skip(test, format!("{who}: py-spy cannot read it ({e})"));
+            continue;
+        }
+        // Threads may still be between the event they set and the wait they park in: take
+        // both readings again until they agree, or give up and show the difference.
+        let mut last = None;
+        for _ in 0..50 {
+            let spy = py_spy_stacks(run.pid).unwrap();
+            let own = own_stacks(run.pid);
+            if spy == own {
+                last = None;
+                let depths: Vec<usize> = own.iter().map(Vec::len).collect();
+                assert!(
+                    depths.iter().any(|&d| d > 900),
+                    "{who}: no thread 900 frames deep: {depths:?}"
+                );
+                break;
+            }
+            last = Some((spy, own));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if let Some((spy, own)) = last {
+            for (a, b) in spy.iter().zip(&own) {
+                if a != b {
+                    let at = a.iter().zip(b).position(|(x, y)| x != y);
+                    panic!(
+                        "{who}: a thread differs (py-spy {} frames, gilscope {}) first at \
+                         frame {at:?}: py-spy {:?} / gilscope {:?}",
+                        a.len(),
+                        b.len(),
+                        at.map(|k| &a[k]),
+                        at.map(|k| &b[k])
+                    );
+                }
+            }
+            panic!("{who}: the threads differ: py-spy {spy:?}\ngilscope {own:?}");
+        }
+        compared.push(who.clone());
+    }
+    assert!(!compared.is_empty(), "no interpreter was compared");
+    eprintln!("same stacks as py-spy on: {compared:?}");
 }

@@ -15,7 +15,7 @@
 //! At most [`MAX_CACHED_CODE`] entries are kept: memory is bounded by distinct code objects,
 //! not by samples, and a target that makes code without end cannot grow it past the bound.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use anyhow::{Context, Result};
 
@@ -129,11 +129,17 @@ impl Codes {
     /// The code object at `code` as [`Codes::check`] left it this tick; `None` when it is
     /// not a code object.
     pub fn get(&self, code: u64) -> Result<Option<&CodeInfo>> {
-        if let Some(e) = self.failed.get(&code) {
-            anyhow::bail!("{e}");
+        // A code object that failed or is odd this tick has no entry, or one that stands
+        // for what was at its address before.
+        if !self.failed.is_empty() {
+            if let Some(e) = self.failed.get(&code) {
+                anyhow::bail!("{e}");
+            }
         }
-        if let Some(odd) = self.odd.get(&code) {
-            return Ok(odd.as_ref());
+        if !self.odd.is_empty() {
+            if let Some(odd) = self.odd.get(&code) {
+                return Ok(odd.as_ref());
+            }
         }
         match self.entries.get(&code) {
             Some(e) => Ok(Some(&e.info)),
