@@ -305,6 +305,80 @@ fn attach_profiles_a_running_process_and_writes_the_report() {
 }
 
 #[test]
+fn a_rate_the_sampler_cannot_keep_up_with_is_said_with_the_rate_taken() {
+    let test = "a_rate_the_sampler_cannot_keep_up_with_is_said_with_the_rate_taken";
+    let _turn = exclusive();
+    let py = pythons()[0];
+    // Sixteen threads' stacks 10 000 times a second: more than a sampler can read.
+    let target = Running::start(py, "gil_bound.py", &["--threads", "16", "--seconds", "30"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pid = target.pid.to_string();
+    let out = gilscope(
+        dir.path(),
+        &[
+            "attach",
+            "--duration",
+            "2",
+            "--rate",
+            "10000",
+            "--state-rate",
+            "10000",
+            "-f",
+            "json",
+            "-o",
+            "out.json",
+            &pid,
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", py.label);
+    let json = json_file(&dir.path().join("out.json"));
+    let run = &json["run"];
+    let duration = f(&run["duration_s"]);
+    let per_s = |key: &str| (f(&run[key]) - 1.0).max(0.0) / duration;
+    let (state_hz, stack_hz) = (per_s("state_samples"), per_s("stack_samples"));
+    if state_hz >= 9000.0 {
+        skip(
+            test,
+            format!("this machine kept up: {state_hz:.0} samples/s of 10000"),
+        );
+        return;
+    }
+    assert_eq!(run["rate_fell_short"], true, "{run}");
+    assert!(
+        (f(&run["achieved_state_rate_hz"]) - state_hz).abs() <= 0.05 * state_hz + 2.0,
+        "{run}"
+    );
+    // The summary says what it took, and that number is the JSON's samples over its length.
+    let line = stderr
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("asked for 10000 GIL-state samples/s")
+        })
+        .unwrap_or_else(|| panic!("{}: no shortfall said: {stderr}", py.label));
+    let took = |after: &str| -> f64 {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        let rest = rest.trim_start_matches(", took ");
+        rest[..rest.find("/s").unwrap()].parse().unwrap()
+    };
+    let (said_state, said_stack) = (took("GIL-state samples/s"), took("stack samples/s"));
+    for (said, json_hz) in [(said_state, state_hz), (said_stack, stack_hz)] {
+        assert!(
+            (said - json_hz).abs() <= 0.15 * json_hz + 2.0,
+            "{}: said {said}/s, the JSON's counts give {json_hz:.0}/s: {line}",
+            py.label
+        );
+    }
+    assert!(said_state < 9000.0, "{line}");
+    assert!(
+        line.contains("could not keep up") && line.contains("a lower --rate"),
+        "{line}"
+    );
+    passed(py, "a rate not kept up with");
+}
+
+#[test]
 fn ctrl_c_ends_a_record_run_with_its_report() {
     use std::os::unix::process::CommandExt;
     let _turn = exclusive();

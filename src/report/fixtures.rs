@@ -43,6 +43,16 @@ pub fn app(pid: i32) -> TargetInfo {
     }
 }
 
+/// [`app`] (pid 42) asking for other rates: with [`every_state`] (250 state and 50 stack
+/// samples/s for 1 s), the asked rates are met at (250, 50) and fall short at more.
+pub fn asking(state_hz: f64, stack_hz: f64) -> TargetInfo {
+    TargetInfo {
+        state_hz,
+        stack_hz,
+        ..app(42)
+    }
+}
+
 pub const HOSTILE: &str = "</script>\"\u{1}";
 
 /// A 10 kB thread name.

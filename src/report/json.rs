@@ -118,8 +118,16 @@ struct Target<'a> {
 struct Run<'a> {
     #[serde(flatten)]
     counts: &'a RunCounts,
+    /// The rates asked.
     state_rate_hz: f64,
     stack_rate_hz: f64,
+    /// The rates taken ([`RunCounts::achieved`]); `null` for a run of fewer than two state
+    /// samples.
+    achieved_state_rate_hz: Option<f64>,
+    achieved_stack_rate_hz: Option<f64>,
+    /// Either achieved rate fell short of the one asked ([`RunCounts::shortfall`]): what the
+    /// summary says in a sentence.
+    rate_fell_short: bool,
     /// `CLOCK_MONOTONIC` (ns) of the first GIL-state sample: the window the metrics cover is
     /// [this, this + duration_s], comparable with bpftrace's `nsecs` and perf timestamps.
     monotonic_start_ns: u64,
@@ -214,6 +222,9 @@ fn process<'a>(target: &'a TargetInfo, p: &'a Profile) -> ProcessDoc<'a> {
             counts: &p.run,
             state_rate_hz: target.state_hz,
             stack_rate_hz: target.stack_hz,
+            achieved_state_rate_hz: p.run.achieved().map(|a| a.state_hz),
+            achieved_stack_rate_hz: p.run.achieved().map(|a| a.stack_hz),
+            rate_fell_short: p.run.shortfall(target).is_some(),
             monotonic_start_ns: target.monotonic_zero_ns + (p.run.first_sample_s * 1e9) as u64,
         },
         process: Process {
@@ -353,6 +364,37 @@ mod tests {
     }
 
     #[test]
+    fn the_rates_taken_are_beside_the_rates_asked_and_a_shortfall_is_flagged() {
+        // 250 GIL-state and 50 stack samples a second for a second.
+        let p = fixtures::every_state(500);
+        let run = |t| {
+            let out = fixtures::render(&Json, &t, &p, &[]);
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()["run"].clone()
+        };
+        let met = run(fixtures::asking(250.0, 50.0));
+        let hz = |run: &serde_json::Value, key: &str| run[key].as_f64().unwrap();
+        assert!(
+            (hz(&met, "achieved_state_rate_hz") - 250.0).abs() < 0.5,
+            "{met}"
+        );
+        assert!(
+            (hz(&met, "achieved_stack_rate_hz") - 50.0).abs() < 0.5,
+            "{met}"
+        );
+        assert_eq!(met["rate_fell_short"], false);
+        let short = run(fixtures::asking(10_000.0, 10_000.0));
+        assert_eq!(hz(&short, "state_rate_hz"), 10_000.0);
+        assert!((hz(&short, "achieved_state_rate_hz") - 250.0).abs() < 0.5);
+        assert_eq!(short["rate_fell_short"], true);
+        // A run too short to have a rate.
+        let (t, empty) = fixtures::empty();
+        let out = fixtures::render(&Json, &t, &empty, &[]);
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(doc["run"]["achieved_state_rate_hz"].is_null(), "{doc}");
+        assert_eq!(doc["run"]["rate_fell_short"], false);
+    }
+
+    #[test]
     fn has_every_field_of_the_gilscope_2_contract() {
         let doc = render();
         assert_eq!(doc["schema"], "gilscope/2");
@@ -365,6 +407,9 @@ mod tests {
                     "state_samples",
                     "stack_samples",
                     "failed_samples",
+                    "achieved_state_rate_hz",
+                    "achieved_stack_rate_hz",
+                    "rate_fell_short",
                 ][..],
             ),
             ("process", &["cores_used", "cpu_count", "cpu_supply"][..]),

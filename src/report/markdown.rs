@@ -68,6 +68,9 @@ impl Render for Markdown {
             let sentence = crate::analysis::exit_sentence(&t.command, &exit);
             writeln!(out, "**{}.**\n", md_text(&sentence))?;
         }
+        if let Some(short) = super::rate_shortfall(t, &p.run) {
+            writeln!(out, "{}.\n", md_text(&super::sentence_case(&short)))?;
+        }
         process(out, t, p)?;
         if !report.subprocesses.is_empty() {
             writeln!(out, "\n### Subprocesses\n")?;
@@ -228,6 +231,29 @@ mod tests {
         assert!(md.contains("*lock*: blocked on a lock, condition, event, queue or join"));
         assert!(md.contains("| 500 µs |"), "{md}");
         assert!(md.contains("### Waits for a lock at"), "{md}");
+    }
+
+    #[test]
+    fn a_rate_that_fell_short_is_said_under_the_run_line_and_a_met_one_is_not() {
+        use crate::report::fixtures::{asking, every_state, render};
+        let p = every_state(500);
+        let md = |t| String::from_utf8(render(&Markdown, &t, &p, &[])).unwrap();
+        let met = md(asking(250.0, 50.0));
+        assert!(!met.contains("Asked for"), "{met}");
+        let short = md(asking(10_000.0, 10_000.0));
+        let para = short.lines().find(|l| l.starts_with("Asked for")).unwrap();
+        assert!(
+            para.starts_with(
+                "Asked for 10000 GIL-state samples/s, took 250/s, and 10000 stack samples/s, \
+                 took 50/s: the sampler could not keep up"
+            ),
+            "{para}"
+        );
+        assert!(para.ends_with("lets it."), "{para}");
+        let run_line = short.find("250 GIL-state and 50 stack samples").unwrap();
+        let verdict = short.find(&format!("**{}**", md_text(&p.verdict.summary)));
+        assert!(run_line < short.find(para).unwrap());
+        assert!(short.find(para).unwrap() < verdict.unwrap(), "{short}");
     }
 
     #[test]

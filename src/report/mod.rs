@@ -22,7 +22,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::analysis::{GilMetrics, Profile, RunCounts, Site, View};
+use crate::analysis::{GilMetrics, Profile, RunCounts, ShortCause, Site, View};
 use crate::model::{TargetInfo, ThreadState};
 pub(crate) use colour::{code_rgb, state_rgb, Paint};
 
@@ -112,6 +112,52 @@ pub(crate) fn scarce_cpu_late_percent(r: &RunCounts) -> Option<f64> {
     let late = r.late_ticks as f64;
     let ticks = (r.state_samples + r.late_ticks) as f64;
     (late > SCARCE_CPU_LATE_SHARE * ticks).then(|| 100.0 * late / ticks)
+}
+
+/// What the terminal summary, the Markdown and the SVG report say under the run's counts when
+/// the sampler took fewer samples a second than asked (the rule: [`RunCounts::shortfall`]),
+/// starting in lower case: `asked for 10000 stack samples/s, took 731/s: the sampler could
+/// not keep up; …`. `None` when the rates were met or the run was too short to tell.
+pub(crate) fn rate_shortfall(target: &TargetInfo, r: &RunCounts) -> Option<String> {
+    let short = r.shortfall(target)?;
+    let took = |kind: &str, (asked, got): (f64, f64)| {
+        format!("{asked:.0} {kind} samples/s, took {got:.0}/s")
+    };
+    let facts: Vec<String> = [
+        short.state.map(|s| took("GIL-state", s)),
+        short.stack.map(|s| took("stack", s)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let why = match short.cause {
+        ShortCause::Failed => {
+            "most of the missing samples were failed reads (torn reads or threads ending \
+             mid-read)"
+                .to_string()
+        }
+        ShortCause::Slow => {
+            // The state ticks set the pace, and `--state-rate` is raised to `--rate`.
+            let flags = match short.state {
+                Some(_) if target.stack_hz >= target.state_hz => "--rate and --state-rate",
+                Some(_) => "--state-rate",
+                None => "--rate",
+            };
+            format!(
+                "the sampler could not keep up, so shares rest on fewer samples; a lower \
+                 {flags}, or fewer threads in the target, lets it"
+            )
+        }
+    };
+    Some(format!("asked for {}: {why}", facts.join(", and ")))
+}
+
+/// `s` with its first letter in upper case, for a sentence of its own.
+pub(crate) fn sentence_case(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
 }
 
 /// The program a process runs, for labels: the script of `python3 -u app.py` (`app.py`),

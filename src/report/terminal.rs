@@ -171,7 +171,7 @@ pub fn summary(report: &Report) -> String {
     let (t, p) = (report.target, report.profile);
     let mut s = String::new();
     let r = &p.run;
-    let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
+    let achieved = r.achieved();
     let build = if p.gils.iter().any(|g| g.free_threaded) {
         " free-threaded"
     } else {
@@ -189,10 +189,10 @@ pub fn summary(report: &Report) -> String {
         t.pid,
         r.duration_s,
         r.state_samples,
-        per_s(r.state_samples),
+        achieved.map_or(0.0, |a| a.state_hz),
         t.state_hz,
         r.stack_samples,
-        per_s(r.stack_samples),
+        achieved.map_or(0.0, |a| a.stack_hz),
         t.stack_hz
     );
     if let Some(exit) = p.exit.filter(|e| e.failed()) {
@@ -231,6 +231,9 @@ pub fn summary(report: &Report) -> String {
             "  {} ticks skipped: the sampler got no CPU in time (a busy machine)",
             r.late_ticks
         );
+    }
+    if let Some(short) = super::rate_shortfall(t, r) {
+        let _ = writeln!(s, "  {short}");
     }
     if let Some(late) = super::scarce_cpu_late_percent(r) {
         let _ = writeln!(
@@ -433,6 +436,46 @@ mod tests {
         assert!(
             busy.contains("warning: CPUs were scarce (17% of ticks came late)"),
             "{busy}"
+        );
+    }
+
+    #[test]
+    fn a_rate_that_fell_short_is_said_with_what_was_taken_and_a_met_one_is_not() {
+        use crate::report::fixtures::{asking, every_state};
+        // 250 GIL-state and 50 stack samples a second for a second.
+        let p = every_state(500);
+        let of = |t: &TargetInfo| {
+            summary(&Report {
+                target: t,
+                profile: &p,
+                subprocesses: &[],
+            })
+        };
+        let met = of(&asking(250.0, 50.0));
+        assert!(!met.contains("asked for"), "{met}");
+        assert!(
+            met.contains("250 GIL-state samples (250/s, 250 Hz asked), 50 stack samples (50/s"),
+            "{met}"
+        );
+        let short = of(&asking(10_000.0, 10_000.0));
+        let line = short.lines().find(|l| l.contains("asked for")).unwrap();
+        assert_eq!(
+            line,
+            "  asked for 10000 GIL-state samples/s, took 250/s, and 10000 stack samples/s, \
+             took 50/s: the sampler could not keep up, so shares rest on fewer samples; a \
+             lower --rate and --state-rate, or fewer threads in the target, lets it"
+        );
+        // Under the run's counts, before the verdict.
+        let verdict = short.find(&p.verdict.summary).unwrap();
+        assert!(short.find(line).unwrap() < verdict, "{short}");
+        // Stacks alone short: the lever is --rate.
+        let stacks = of(&asking(250.0, 100.0));
+        assert!(
+            stacks.contains(
+                "  asked for 100 stack samples/s, took 50/s: the sampler could not keep up, so \
+                 shares rest on fewer samples; a lower --rate, or fewer threads"
+            ),
+            "{stacks}"
         );
     }
 

@@ -2,7 +2,8 @@
 //!
 //! An expression is `NAME OP NUMBER` (`contended > 0.5`, `avg_waiters >= 2`, `held > 90%`),
 //! where NAME is a key of the `gilscope/2` JSON: a GIL metric (checked on every GIL of every
-//! profiled process) or a process one (`cores_used`, `failed_samples`, `late_ticks`), each
+//! profiled process) or a process one (`cores_used`, `failed_samples`, `late_ticks`,
+//! `achieved_state_rate_hz`, `achieved_stack_rate_hz`), each
 //! from one table ([`GIL_METRICS`], [`PROCESS_METRICS`]) that the JSON's tests check too.
 
 use std::fmt;
@@ -27,10 +28,16 @@ pub(crate) const GIL_METRICS: [Metric<GilMetrics>; 7] = [
 
 /// The process metrics an expression may test, each by its key in the JSON's `process` or
 /// `run`, with what it reads (`None`: not measured).
-pub(crate) const PROCESS_METRICS: [Metric<Profile>; 3] = [
+pub(crate) const PROCESS_METRICS: [Metric<Profile>; 5] = [
     ("cores_used", |p| p.cores_used),
     ("failed_samples", |p| Some(p.run.failed_samples as f64)),
     ("late_ticks", |p| Some(p.run.late_ticks as f64)),
+    ("achieved_state_rate_hz", |p| {
+        p.run.achieved().map(|a| a.state_hz)
+    }),
+    ("achieved_stack_rate_hz", |p| {
+        p.run.achieved().map(|a| a.stack_hz)
+    }),
 ];
 
 /// Every name an expression may test, GIL metrics first.

@@ -102,19 +102,19 @@ pub fn header(c: &mut Canvas, report: &Report) {
             &format!("{}.", clean(&sentence)),
         );
     }
-    let per_s = |n: u64| n as f64 / r.duration_s.max(1e-9);
+    let achieved = r.achieved();
     let mut facts = vec![
         format!("{} run", duration(r.duration_s)),
         format!(
             "{} GIL-state samples ({:.0}/s, {:.0} Hz asked)",
             r.state_samples,
-            per_s(r.state_samples),
+            achieved.map_or(0.0, |a| a.state_hz),
             t.state_hz
         ),
         format!(
             "{} stack samples ({:.0}/s, {:.0} Hz asked)",
             r.stack_samples,
-            per_s(r.stack_samples),
+            achieved.map_or(0.0, |a| a.stack_hz),
             t.stack_hz
         ),
     ];
@@ -165,6 +165,15 @@ pub fn header(c: &mut Canvas, report: &Report) {
             Font::sans(12.0),
             &dim(),
             &trouble.join("  ·  "),
+        );
+    }
+    if let Some(short) = crate::report::rate_shortfall(t, r) {
+        c.para(
+            MARGIN,
+            CONTENT,
+            Font::sans(12.0).bold(),
+            r##" fill="#b06000""##,
+            &format!("{}.", crate::report::sentence_case(&short)),
         );
     }
     if let Some(late) = crate::report::scarce_cpu_late_percent(r) {

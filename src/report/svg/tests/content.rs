@@ -78,6 +78,29 @@ fn an_empty_profile_is_a_valid_report_that_says_so() {
 }
 
 #[test]
+fn a_rate_that_fell_short_is_a_warning_under_the_run_and_a_met_one_is_not() {
+    // 250 GIL-state and 50 stack samples a second for a second.
+    let p = fixtures::every_state(500);
+    let text = |t: &TargetInfo| texts(&parse(&render_with(t, &p, &[]))).join(" ");
+    let met = text(&fixtures::asking(250.0, 50.0));
+    assert!(!met.contains("Asked for"), "{met}");
+    assert!(
+        met.contains("250 GIL-state samples (250/s, 250 Hz asked)"),
+        "{met}"
+    );
+    let short = text(&fixtures::asking(10_000.0, 10_000.0));
+    assert!(
+        short.contains(
+            "Asked for 10000 GIL-state samples/s, took 250/s, and 10000 stack samples/s, took \
+             50/s: the sampler could not keep up"
+        ),
+        "{short}"
+    );
+    let at = |needle: &str| short.find(needle).unwrap();
+    assert!(at("Asked for") < at("VERDICT"), "{short}");
+}
+
+#[test]
 fn a_free_threaded_run_shows_running_threads_and_a_disabled_gil() {
     let state = |k: usize, i: u64| {
         if (i + k as u64) % 4 == 0 {
