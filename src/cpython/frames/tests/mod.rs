@@ -237,27 +237,45 @@ fn frame(
     unit: u64,
     owner: u8,
 ) {
-    let instr_ptr = (executable & !3) + l.co_code_adaptive as u64 + 2 * unit;
-    m.put(
-        addr,
-        object(
-            80,
-            &[
-                (l.previous, &previous.to_le_bytes()),
-                (l.executable, &executable.to_le_bytes()),
-                (l.instr_ptr, &instr_ptr.to_le_bytes()),
-                (l.owner.unwrap(), &[owner]),
-            ],
-        ),
-    );
+    m.put(addr, frame_bytes(l, previous, executable, unit, owner));
 }
+
+/// The bytes of a frame as [`frame`] puts them.
+fn frame_bytes(l: &FrameLayout, previous: u64, executable: u64, unit: u64, owner: u8) -> Vec<u8> {
+    let instr_ptr = (executable & !3) + l.co_code_adaptive as u64 + 2 * unit;
+    object(
+        FRAME_SIZE,
+        &[
+            (l.previous, &previous.to_le_bytes()),
+            (l.executable, &executable.to_le_bytes()),
+            (l.instr_ptr, &instr_ptr.to_le_bytes()),
+            (l.owner.unwrap(), &[owner]),
+        ],
+    )
+}
+
+/// What a frame takes in the synthetic memory, and on a synthetic data stack.
+const FRAME_SIZE: usize = 80;
 
 const TSTATE: u64 = 0x90_000;
 
 fn tstate(m: &mut Ranges, l: &FrameLayout, current_frame: u64) {
+    tstate_with_chunk(m, l, current_frame, 0, 0);
+}
+
+/// A thread state whose newest data-stack chunk is at `chunk`, used up to `top`.
+fn tstate_with_chunk(m: &mut Ranges, l: &FrameLayout, current_frame: u64, chunk: u64, top: u64) {
+    let ds = l.datastack.unwrap();
     m.put(
         TSTATE,
-        object(256, &[(l.current_frame, &current_frame.to_le_bytes())]),
+        object(
+            1024,
+            &[
+                (l.current_frame, &current_frame.to_le_bytes()),
+                (ds, &chunk.to_le_bytes()),
+                (ds + 8, &top.to_le_bytes()),
+            ],
+        ),
     );
 }
 
@@ -413,3 +431,5 @@ fn the_function_is_the_qualified_name_where_there_is_one() {
 fn ucs2_units(units: &[u16]) -> Vec<u8> {
     units.iter().flat_map(|u| u.to_le_bytes()).collect()
 }
+
+mod chunks;
