@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 /// The most characters of a function or file name (or a thread name) gilscope keeps: longer
 /// ones, which only hostile or generated code has, are cut there and end in `…`, so that one

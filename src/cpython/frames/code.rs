@@ -15,7 +15,7 @@
 //! At most [`MAX_CACHED_CODE`] entries are kept: memory is bounded by distinct code objects,
 //! not by samples, and a target that makes code without end cannot grow it past the bound.
 
-use rustc_hash::FxHashMap as HashMap;
+use foldhash::HashMap;
 
 use anyhow::{Context, Result};
 
