@@ -100,6 +100,11 @@ impl Codes {
     pub fn check(&mut self, mem: &dyn Memory, l: &FrameLayout, codes: &[u64]) {
         self.failed.clear();
         self.odd.clear();
+        // Full: start again, before the tick rather than inside it, so that every code
+        // object this tick checks stays until its frames are built.
+        if self.entries.len() + codes.len() > MAX_CACHED_CODE {
+            self.entries.clear();
+        }
         self.batch.clear();
         self.heads.clear();
         for &code in codes {
@@ -183,9 +188,6 @@ impl Codes {
         if !complete {
             self.odd.insert(code, Some(info));
             return Ok(());
-        }
-        if self.entries.len() >= MAX_CACHED_CODE && !self.entries.contains_key(&code) {
-            self.entries.clear();
         }
         self.entries.insert(
             code,

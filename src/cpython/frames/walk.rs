@@ -219,7 +219,7 @@ impl Walker {
         self.copies.push(Copy {
             thread,
             start,
-            end: start + bytes.len() as u64,
+            end: start.saturating_add(bytes.len() as u64),
             at: self.copied.len(),
         });
         self.copied.extend_from_slice(bytes);
@@ -233,11 +233,9 @@ impl Walker {
         for k in 0..self.walks.len() {
             while self.walks[k].error.is_none() && self.walks[k].next != 0 {
                 let addr = self.walks[k].next;
-                let Some(c) = self
-                    .copies
-                    .iter()
-                    .find(|c| c.thread == k && addr >= c.start && addr + len as u64 <= c.end)
-                else {
+                let Some(c) = self.copies.iter().find(|c| {
+                    c.thread == k && addr >= c.start && addr.saturating_add(len as u64) <= c.end
+                }) else {
                     let w = &mut self.walks[k];
                     let older = w.older;
                     w.pending = if older != 0 && addr > older && addr - older <= MAX_COPY {
