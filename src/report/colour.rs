@@ -135,8 +135,9 @@ impl Paint {
             Paint::Absent => "not started or ended (light grey): the process was sampled but \
                               this thread did not exist then"
                 .into(),
-            Paint::Skipped => "no sample (grey stripes): ticks the sampler skipped because it \
-                               got no CPU in time; the run's header counts them"
+            Paint::Skipped => "no sample (grey stripes): ticks the sampler skipped, having \
+                               fallen behind (no CPU in time, or ticks longer than their \
+                               period); the run's header counts them"
                 .into(),
         }
     }

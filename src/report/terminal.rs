@@ -228,7 +228,8 @@ pub fn summary(report: &Report) -> String {
     if r.late_ticks > 0 {
         let _ = writeln!(
             s,
-            "  {} ticks skipped: the sampler got no CPU in time (a busy machine)",
+            "  {} ticks skipped: the sampler fell behind (it got no CPU in time, or its ticks took \
+             longer than their period)",
             r.late_ticks
         );
     }

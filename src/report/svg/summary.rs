@@ -154,7 +154,7 @@ pub fn header(c: &mut Canvas, report: &Report) {
     }
     if r.late_ticks > 0 {
         trouble.push(format!(
-            "{} skipped: the sampler got no CPU in time",
+            "{} skipped: the sampler fell behind (no CPU in time, or ticks longer than their period)",
             count(r.late_ticks, "tick", "ticks")
         ));
     }
