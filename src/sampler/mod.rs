@@ -1,9 +1,10 @@
 //! The sampling thread: reads the target at two rates and sends plain samples.
 //!
 //! At every state tick it reads each GIL's head (one `process_vm_readv` per GIL) and each
-//! Python thread's `/proc/…/syscall` (one `pread` per thread); at every stack tick it also asks
-//! py-spy for every thread's stack. It never stops the target and never renders anything: it
-//! sends [`Sample`]s over a channel and counts what failed.
+//! Python thread's `/proc/…/syscall` (one `pread` per thread); at every stack tick it also
+//! reads every thread's stack ([`stacks`]: gilscope's own reader, all threads together in a few
+//! batched `process_vm_readv` calls; py-spy only for thread names). It never stops the target
+//! and never renders anything: it sends [`Sample`]s over a channel and counts what failed.
 
 mod cgroup;
 mod maps;
