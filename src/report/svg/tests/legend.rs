@@ -136,15 +136,7 @@ fn slices_without_a_sample_say_why_in_the_legend() {
             .find(|n| n.attribute("fill") == Some("url(#skipped)"))
             .expect("a hatched gap");
         let d = hatch.attribute("d").unwrap();
-        let w: f64 = d
-            .split('h')
-            .nth(1)
-            .unwrap()
-            .split('v')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let w = first_run_width(d);
         let expected = crate::report::svg::timeline::LANES_W * 0.2 / 2.0;
         assert!((w - expected).abs() < expected * 0.2, "{w} vs {expected}");
     }

@@ -199,6 +199,13 @@ fn texts<'a>(doc: &'a roxmltree::Document) -> Vec<&'a str> {
         .collect()
 }
 
+/// The width of the first horizontal run (`h…`) of a path's `d`, as the timeline draws a
+/// slice: `M x y h W v H …`.
+fn first_run_width(d: &str) -> f64 {
+    let after = d.split('h').nth(1).unwrap_or_else(|| panic!("no h in {d}"));
+    after.split('v').next().unwrap().trim().parse().unwrap()
+}
+
 fn states_fill(state: ThreadState) -> String {
     crate::report::svg::canvas::state_fill(state)
 }

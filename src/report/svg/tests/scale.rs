@@ -76,15 +76,7 @@ fn a_thread_that_holds_the_whole_run_is_one_rectangle() {
     let d = shapes[0].attribute("d").unwrap();
     assert_eq!(d.matches('M').count(), 1, "{d}");
     // It spans the lanes' width.
-    let run_width: f64 = d
-        .split('h')
-        .nth(1)
-        .unwrap()
-        .split('v')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let run_width = first_run_width(d);
     assert!(
         (crate::report::svg::timeline::LANES_W - run_width).abs() < 1.0,
         "{run_width} of {}",
