@@ -198,7 +198,7 @@ fn own_stacks(pid: i32) -> Vec<Frames> {
         .map(|t| {
             t.frames
                 .into_iter()
-                .map(|f| (f.function, f.file, f.line))
+                .map(|f| (f.function.to_string(), f.file.to_string(), f.line))
                 .collect()
         })
         .collect();

@@ -173,7 +173,7 @@ fn synthetic(path: &Path) {
                         state: *state,
                         on_cpu: *on_cpu,
                         queued: *queued,
-                        frames: frames.clone(),
+                        frames: frames.clone().into(),
                         ..Default::default()
                     })
                     .collect(),

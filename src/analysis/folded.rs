@@ -45,7 +45,7 @@ pub enum Paths<'a> {
 /// `function (file:line)`, as py-spy and inferno show frames.
 pub fn frame_label(f: &Frame, paths: Paths) -> String {
     let file = match paths {
-        Paths::Full => f.file.as_str(),
+        Paths::Full => &*f.file,
         Paths::Shown(cwd) => super::code::display_path(&f.file, cwd),
     };
     format!("{} ({}:{})", clean(&f.function), clean(file), f.line)
@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(clean(&long).chars().count(), MAX_NAME_CHARS);
         // A long function keeps its file and line.
         let f = Frame {
-            function: long,
+            function: long.into(),
             file: "a;b.py".into(),
             line: 7,
         };
@@ -176,7 +176,7 @@ mod tests {
                 tid: 1,
                 state: ThreadState::Holding,
                 on_cpu: true,
-                frames: vec![f("main"), f(leaf)],
+                frames: vec![f("main"), f(leaf)].into(),
                 ..Default::default()
             }];
             for tid in 2..2 + waiters as i32 {
@@ -184,7 +184,7 @@ mod tests {
                     tid,
                     state: ThreadState::Waiting,
                     on_cpu: false,
-                    frames: vec![f("main"), f("step")],
+                    frames: vec![f("main"), f("step")].into(),
                     ..Default::default()
                 });
             }

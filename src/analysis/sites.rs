@@ -133,7 +133,7 @@ fn tally<'a>(
         let frames = stacks.get(w.id);
         let hash = stack_hash(w.id);
         for (depth, f) in frames.iter().enumerate() {
-            let key = (f.function.as_str(), f.file.as_str());
+            let key = (&*f.function, &*f.file);
             // Once per stack: only the outermost frame of a recursive function counts.
             if frames[..depth]
                 .iter()
@@ -157,7 +157,7 @@ fn tally<'a>(
             *t.lines.entry(f.line).or_default() += w.weight;
         }
         if let Some(leaf) = frames.last() {
-            if let Some(t) = by_function.get_mut(&(leaf.function.as_str(), leaf.file.as_str())) {
+            if let Some(t) = by_function.get_mut(&(&*leaf.function, &*leaf.file)) {
                 t.self_weight += w.weight;
                 t.self_samples += w.samples;
             }
@@ -168,8 +168,8 @@ fn tally<'a>(
 
 fn site(t: &Tally, total_weight: u64, total_samples: u64, cwd: Option<&str>) -> Site {
     Site {
-        function: t.frame.function.clone(),
-        file: t.frame.file.clone(),
+        function: t.frame.function.to_string(),
+        file: t.frame.file.to_string(),
         path_shown: code::display_path(&t.frame.file, cwd).to_string(),
         origin: code::origin(&t.frame.file),
         line: hottest_line(&t.lines),
@@ -213,8 +213,9 @@ pub fn top_sites(
             by_function
                 .values()
                 .filter(|t| {
-                    let is_named = named
-                        .is_some_and(|n| n.function == t.frame.function && n.file == t.frame.file);
+                    let is_named = named.is_some_and(|n| {
+                        *n.function == *t.frame.function && *n.file == *t.frame.file
+                    });
                     let (deepest, user) = chains[&(t.signature, t.weight)];
                     let own = t.depth == deepest || Some(t.depth) == user;
                     let root =
@@ -256,7 +257,7 @@ fn best<'a>(m: &HashMap<(&'a str, &'a str), u64>) -> Option<(&'a str, &'a str)> 
 }
 
 fn frame_key(f: Option<&Frame>) -> Option<(&str, &str, u32)> {
-    f.map(|f| (f.function.as_str(), f.file.as_str(), f.line))
+    f.map(|f| (&*f.function, &*f.file, f.line))
 }
 
 /// The code the verdict names from a list: the user's own function that is the innermost
@@ -309,9 +310,9 @@ pub fn blamed(
                 .max_by(|a, b| a.1.cmp(b.1).then(frame_key(*b.0).cmp(&frame_key(*a.0))))
                 .and_then(|(f, _)| *f)
                 .map(|f| Via {
-                    function: f.function.clone(),
+                    function: f.function.to_string(),
                     package: package(code::display_path(&f.file, cwd)),
-                    file: f.file.clone(),
+                    file: f.file.to_string(),
                 });
             (key, via)
         }
@@ -384,7 +385,7 @@ mod tests {
     fn inclusive_shares_count_a_function_once_per_stack_and_rank_who_to_blame() {
         let (t, w) = web();
         let sites = top_sites(&t, &w, Rank::Inclusive, Some("/srv/app"), None);
-        let names: Vec<&str> = sites.iter().map(|s| s.function.as_str()).collect();
+        let names: Vec<&str> = sites.iter().map(|s| &*s.function).collect();
         // serve() and the bootstrap are on every stack and never innermost: left out.
         assert_eq!(names[0], "report", "{names:?}");
         let report = &sites[0];
@@ -395,7 +396,7 @@ mod tests {
         assert_eq!(report.path_shown, "app.py");
         assert_eq!(report.line, 12, "the hottest line");
         assert!(!names.contains(&"serve") && !names.contains(&"_bootstrap"));
-        let render = sites.iter().find(|s| s.function == "render").unwrap();
+        let render = sites.iter().find(|s| &*s.function == "render").unwrap();
         assert_eq!(render.inclusive_share, 0.7);
         assert_eq!(render.path_shown, "jinja2/environment.py");
         for s in &sites {
@@ -420,7 +421,7 @@ mod tests {
         };
         let (t, w) = table(&[(fib(5), 30), (fib(2), 10)]);
         let sites = top_sites(&t, &w, Rank::Inclusive, None, None);
-        let fib_site = sites.iter().find(|s| s.function == "fib").unwrap();
+        let fib_site = sites.iter().find(|s| &*s.function == "fib").unwrap();
         assert_eq!(fib_site.inclusive_share, 1.0);
         assert_eq!(fib_site.inclusive_samples, 40);
         // A thread that runs one function under the bootstrap: one row, not five.
@@ -458,10 +459,7 @@ mod tests {
         assert_eq!(b.site.function, "report");
         assert_eq!(b.site.inclusive_share, 0.87);
         let via = b.via.unwrap();
-        assert_eq!(
-            (via.function.as_str(), via.package.as_str()),
-            ("render", "jinja2")
-        );
+        assert_eq!((&*via.function, via.package.as_str()), ("render", "jinja2"));
         // No user frame anywhere: the library's hottest innermost code.
         let (t, w) = table(&[
             (
@@ -474,7 +472,7 @@ mod tests {
             ),
         ]);
         let b = blamed(&t, &w, "holders", None).unwrap();
-        assert_eq!((b.site.function.as_str(), b.via), ("loads", None));
+        assert_eq!((&*b.site.function, b.via), ("loads", None));
         // A handful of samples names nothing.
         let (t, w) = table(&[(vec![f("compute", APP, 3)], MIN_SAMPLES - 1)]);
         assert_eq!(blamed(&t, &w, "holders", None), None);

@@ -17,7 +17,7 @@ pub fn is_signal_wait(stack: &[Frame]) -> bool {
     };
     let caller = stack.len().checked_sub(2).map(|i| &stack[i]);
     let in_module =
-        |f: &Frame, module: &str| f.file == module || f.file.ends_with(&format!("/{module}"));
+        |f: &Frame, module: &str| &*f.file == module || f.file.ends_with(&format!("/{module}"));
     // py-spy names methods by their qualified name (`Thread.join`) on 3.11+.
     let name = |f: &Frame| f.function.rsplit('.').next().unwrap_or("").to_string();
     let caller_is_acquire = caller.is_some_and(|c| name(c) == "acquire");
@@ -40,8 +40,8 @@ mod tests {
         frames
             .iter()
             .map(|(function, file)| Frame {
-                function: function.to_string(),
-                file: file.to_string(),
+                function: (*function).into(),
+                file: (*file).into(),
                 line: 1,
             })
             .collect()

@@ -55,7 +55,8 @@ fn samples() -> Vec<Sample> {
                         function: "compute".into(),
                         file: "/app/app.py".into(),
                         line: 10 + (i % 2) as u32,
-                    }],
+                    }]
+                    .into(),
                     ..Default::default()
                 }],
             }));

@@ -6,7 +6,7 @@
 mod stacks;
 mod state;
 
-pub use stacks::{bounded_name, Frame, StackId, StackTable, MAX_NAME_CHARS};
+pub use stacks::{bounded_name, Frame, Stack, StackId, StackTable, MAX_NAME_CHARS};
 pub use state::ThreadState;
 
 use std::time::Duration;
@@ -292,7 +292,7 @@ pub struct ThreadStack {
     /// Held the GIL in this native module's code at that tick ([`Sample::Module`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<u32>,
-    pub frames: Vec<Frame>,
+    pub frames: Stack,
 }
 
 /// Facts about a thread that change rarely: sent when first seen and when they change.

@@ -168,18 +168,10 @@ impl Bounds {
         let cost = function.len() + file.len() + FRAME_OVERHEAD;
         if self.frame_bytes + cost > MAX_FRAME_BYTES {
             self.dropped.frames += 1;
-            return Frame {
-                function: DROPPED_FRAME.into(),
-                file: String::new(),
-                line,
-            };
+            return Frame::new(DROPPED_FRAME, "", line);
         }
         self.frame_bytes += cost;
-        Frame {
-            function,
-            file,
-            line,
-        }
+        Frame::new(function, file, line)
     }
 
     /// A frame id past [`MAX_FRAMES`]: its definition is dropped.

@@ -429,7 +429,7 @@ fn parse(text: &str) -> serde_json::Result<Line> {
 fn frame(frames: &[Frame], id: u32) -> Frame {
     frames.get(id as usize).cloned().unwrap_or_else(|| Frame {
         function: super::bounds::DROPPED_FRAME.into(),
-        file: String::new(),
+        file: "".into(),
         line: 0,
     })
 }

@@ -45,7 +45,7 @@ fn samples() -> Vec<Sample> {
                 state: ThreadState::Holding,
                 on_cpu: true,
                 // The same frame twice: defined once in the file, named by id.
-                frames: vec![frame("main", 1), frame("compute", 10), frame("compute", 10)],
+                frames: vec![frame("main", 1), frame("compute", 10), frame("compute", 10)].into(),
                 ..Default::default()
             }],
         }),

@@ -110,8 +110,8 @@ impl Writer {
         let id = self.frames.len() as u32;
         self.line(&Line::Frame {
             id,
-            function: frame.function.clone(),
-            file: frame.file.clone(),
+            function: frame.function.to_string(),
+            file: frame.file.to_string(),
             line: frame.line,
         })?;
         self.frames.insert(frame.clone(), id);

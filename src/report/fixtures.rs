@@ -130,7 +130,7 @@ pub fn profile(threads: &[Thread]) -> Profile {
                             tid: t.tid,
                             state: (t.state)(ms)?,
                             on_cpu: true,
-                            frames: t.stack.clone(),
+                            frames: t.stack.clone().into(),
                             ..Default::default()
                         })
                     })
@@ -258,10 +258,11 @@ pub fn every_state(interval_us: u64) -> Profile {
                         state,
                         on_cpu: matches!(state, Holding | Native),
                         frames: vec![Frame {
-                            function: format!("work_{tid}"),
+                            function: format!("work_{tid}").into(),
                             file: "/srv/app.py".into(),
                             line: tid as u32,
-                        }],
+                        }]
+                        .into(),
                         ..Default::default()
                     })
                     .collect(),

@@ -453,7 +453,7 @@ mod tests {
             interpreter: 0,
         }));
         let frame = |function: String, file: &str| Frame {
-            function,
+            function: function.into(),
             file: file.into(),
             line: 1,
         };
@@ -485,7 +485,7 @@ mod tests {
                     tid: 1,
                     state: ThreadState::Holding,
                     on_cpu: true,
-                    frames,
+                    frames: frames.into(),
                     ..Default::default()
                 }],
             }));

@@ -350,7 +350,8 @@ mod tests {
                     function: "compute".into(),
                     file: "app.py".into(),
                     line: 12,
-                }],
+                }]
+                .into(),
                 ..Default::default()
             }],
         }));

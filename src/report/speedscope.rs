@@ -47,7 +47,7 @@ impl<'a> FrameDoc<'a> {
     fn python(f: &'a Frame) -> Self {
         FrameDoc {
             name: &f.function,
-            file: (!f.file.is_empty()).then_some(f.file.as_str()),
+            file: (!f.file.is_empty()).then_some(&*f.file),
             line: (f.line > 0).then_some(f.line),
         }
     }
@@ -156,7 +156,7 @@ fn thread_profile<'a>(
         .filter(|((t, _, _), _)| *t == tid)
         .map(|((_, state, id), n)| (profile.stacks.get(*id), *state, *n))
         .collect();
-    let key = |f: &'a Frame| (f.function.as_str(), f.file.as_str(), f.line);
+    let key = |f: &'a Frame| (&*f.function, &*f.file, f.line);
     stacks.sort_by(|a, b| {
         a.0.iter()
             .map(key)

@@ -55,7 +55,7 @@ impl Progress {
             }
             Sample::Stacks(tick) => {
                 if let Some(s) = tick.stacks.iter().find(|s| s.state == ThreadState::Holding) {
-                    self.holder = s.frames.last().map(|f| f.function.clone());
+                    self.holder = s.frames.last().map(|f| f.function.to_string());
                 }
             }
             _ => {}
@@ -143,7 +143,8 @@ mod tests {
                     function: "compute\u{1b}[31m".into(),
                     file: "app.py".into(),
                     line: 3,
-                }],
+                }]
+                .into(),
                 ..Default::default()
             }],
         }));

@@ -76,11 +76,7 @@ impl StackReader {
                     .frames
                     .into_iter()
                     .rev()
-                    .map(|f| Frame {
-                        function: f.name,
-                        file: f.filename,
-                        line: f.line.max(0) as u32,
-                    })
+                    .map(|f| Frame::new(f.name, f.filename, f.line.max(0) as u32))
                     .collect(),
             })
             .collect())

@@ -1,7 +1,7 @@
 //! One thread's stack as a reader gives it, before it is matched to the thread table: what
 //! both stack readers ([`super::stacks`], through py-spy in [`super::python`]) produce.
 
-use crate::model::Frame;
+use crate::model::Stack;
 
 /// One thread's stack as read.
 #[derive(Clone, Debug)]
@@ -12,5 +12,5 @@ pub struct RawStack {
     pub tid: Option<i32>,
     pub name: Option<String>,
     /// Outermost frame first.
-    pub frames: Vec<Frame>,
+    pub frames: Stack,
 }

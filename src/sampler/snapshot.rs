@@ -117,7 +117,7 @@ fn assemble(
                 .position(|(tid, _)| *tid == obs.tid)
                 .map(|i| by_tid.swap_remove(i).1);
             let (name, mut frames) = match stack {
-                Some(s) => (s.name, s.frames),
+                Some(s) => (s.name, s.frames.to_vec()),
                 None => (None, Vec::new()),
             };
             frames.reverse();

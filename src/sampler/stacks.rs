@@ -16,6 +16,7 @@ use super::python;
 use super::raw_stack::RawStack;
 use super::threads::ThreadTable;
 use crate::cpython::{frames, Memory};
+use crate::model::Stack;
 
 /// The readers a target's stacks can come from.
 pub struct StackSource {
@@ -107,11 +108,11 @@ fn read_own(
     let mut read = reader.read_stacks(mem, &tstates).into_iter();
     let mut stacks = Vec::with_capacity(table.threads.len());
     for t in &table.threads {
-        let mut frames = Vec::new();
+        let mut parts = Vec::with_capacity(t.tstates.len());
         let mut gone = false;
         for part in read.by_ref().take(t.tstates.len()) {
             match part {
-                Ok(part) => frames.extend(part),
+                Ok(part) => parts.push(part),
                 Err(_) if gone || t.files.stat().is_none() => gone = true,
                 Err(e) => return Err(e.context(format!("reading the stack of thread {}", t.tid))),
             }
@@ -119,6 +120,11 @@ fn read_own(
         if gone {
             continue;
         }
+        // One thread state, the usual case: its stack as the reader shares it.
+        let frames: Stack = match parts.len() {
+            1 => parts.pop().unwrap_or_default(),
+            _ => parts.iter().flat_map(|p| p.iter().cloned()).collect(),
+        };
         stacks.push(RawStack {
             pthread: t.pthread,
             tid: Some(t.tid),

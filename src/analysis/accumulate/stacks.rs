@@ -78,7 +78,7 @@ fn weighted(map: HashMap<StackId, (u64, u64)>) -> Vec<Weighted> {
 /// asyncio's `BaseEventLoop._run_once`, which every event loop runs each iteration.
 fn is_event_loop_frame(frame: &Frame) -> bool {
     frame.function.ends_with("_run_once")
-        && (frame.file.ends_with("asyncio/base_events.py") || frame.file == "base_events.py")
+        && (frame.file.ends_with("asyncio/base_events.py") || &*frame.file == "base_events.py")
 }
 
 impl StackCounts {
@@ -285,14 +285,14 @@ mod tests {
                         tid: 1,
                         state: Holding,
                         on_cpu: true,
-                        frames: vec![f("main", 1), hot],
+                        frames: vec![f("main", 1), hot].into(),
                         ..Default::default()
                     },
                     ThreadStack {
                         tid: 2,
                         state: Waiting,
                         on_cpu: false,
-                        frames: vec![f("worker", 20)],
+                        frames: vec![f("worker", 20)].into(),
                         ..Default::default()
                     },
                 ],
@@ -304,7 +304,7 @@ mod tests {
         let rows: Vec<(&str, u32, f64, u64)> = p
             .top_holders
             .iter()
-            .map(|s| (s.function.as_str(), s.line, s.share, s.inclusive_samples))
+            .map(|s| (&*s.function, s.line, s.share, s.inclusive_samples))
             .collect();
         assert_eq!(rows, [("compute", 12, 0.75, 3), ("other", 30, 0.25, 1)]);
         assert_eq!(p.top_waiters[0].function, "worker");
@@ -332,7 +332,7 @@ mod tests {
             };
             let mut frames = vec![frame("main", "/srv/app/app.py", 1)];
             frames.push(frame("report", "/srv/app/web/app.py", 8));
-            if leaf.function == "_loop" {
+            if &*leaf.function == "_loop" {
                 frames.push(frame("render", lib, 20));
             }
             frames.push(leaf);
@@ -343,7 +343,7 @@ mod tests {
                     tid: 1,
                     state: Holding,
                     on_cpu: true,
-                    frames,
+                    frames: frames.into(),
                     ..Default::default()
                 }],
             }));
@@ -352,7 +352,11 @@ mod tests {
         assert_eq!(p.verdict.kind, verdict::VerdictKind::GilBound);
         let named = p.blamed.as_ref().unwrap();
         assert_eq!(named.site.path_shown, "web/app.py");
-        let row = p.top_blame.iter().find(|s| s.function == "report").unwrap();
+        let row = p
+            .top_blame
+            .iter()
+            .find(|s| &*s.function == "report")
+            .unwrap();
         let share = format!("{:.0}%", 100.0 * row.inclusive_share);
         assert!(
             p.verdict.summary.contains(&format!(

@@ -31,12 +31,12 @@ fn ran_program_code(p: &Profile, command: &[String]) -> bool {
         let inline = inline
             && frames
                 .first()
-                .is_some_and(|f| f.file == "<string>" || f.file == "<stdin>");
+                .is_some_and(|f| &*f.file == "<string>" || &*f.file == "<stdin>");
         let run_module = frames
             .iter()
             .rev()
             .skip(1)
-            .any(|f| f.function == "_run_code" && f.file.ends_with("runpy.py"));
+            .any(|f| &*f.function == "_run_code" && f.file.ends_with("runpy.py"));
         inline || run_module || frames.iter().any(|f| code::origin(&f.file).is_user())
     })
 }

@@ -15,6 +15,8 @@
 //! At most [`MAX_CACHED_CODE`] entries are kept: memory is bounded by distinct code objects,
 //! not by samples, and a target that makes code without end cannot grow it past the bound.
 
+use std::sync::Arc;
+
 use foldhash::HashMap;
 
 use anyhow::{Context, Result};
@@ -44,8 +46,8 @@ pub(super) struct CodeKey {
 }
 
 pub(super) struct CodeInfo {
-    pub function: String,
-    pub file: String,
+    pub function: Arc<str>,
+    pub file: Arc<str>,
     lines: Vec<LineRun>,
     firstlineno: i32,
 }
@@ -77,6 +79,9 @@ pub(super) struct Codes {
     /// The sum of every interpreter's code generation at this tick (3.14+), `None` where
     /// the version has none or it could not be read.
     pub generation: Option<u64>,
+    /// Whether the last [`Codes::check`] dropped or replaced an entry: what was read for an
+    /// address before no longer holds.
+    pub changed: bool,
     batch: Batch,
     /// The code objects of this tick whose head is read, and which read holds it.
     heads: Vec<(u64, usize)>,
@@ -100,10 +105,12 @@ impl Codes {
     pub fn check(&mut self, mem: &dyn Memory, l: &FrameLayout, codes: &[u64]) {
         self.failed.clear();
         self.odd.clear();
+        self.changed = false;
         // Full: start again, before the tick rather than inside it, so that every code
         // object this tick checks stays until its frames are built.
         if self.entries.len() + codes.len() > MAX_CACHED_CODE {
             self.entries.clear();
+            self.changed = true;
         }
         self.batch.clear();
         self.heads.clear();
@@ -129,6 +136,11 @@ impl Codes {
             }
         }
         self.heads = heads;
+    }
+
+    /// Whether every code object of this tick is a cached entry: none failed, none odd.
+    pub fn all_cached(&self) -> bool {
+        self.failed.is_empty() && self.odd.is_empty()
     }
 
     /// The code object at `code` as [`Codes::check`] left it this tick; `None` when it is
@@ -182,6 +194,7 @@ impl Codes {
                 e.checked = self.generation;
                 return Ok(());
             }
+            self.changed = true;
         }
         let (info, complete) = read_code(mem, l, &key)
             .with_context(|| format!("reading the code object at {code:#x}"))?;
@@ -237,8 +250,8 @@ fn read_code(mem: &dyn Memory, l: &FrameLayout, key: &CodeKey) -> Result<(CodeIn
     let complete = function.is_some() && file.is_some();
     let table = read_bytes(mem, l, key.linetable, MAX_LINETABLE).context("reading co_linetable")?;
     let info = CodeInfo {
-        function: function.unwrap_or_else(|| UNREADABLE_NAME.into()),
-        file: file.unwrap_or_else(|| UNREADABLE_NAME.into()),
+        function: function.map_or_else(|| UNREADABLE_NAME.into(), Into::into),
+        file: file.map_or_else(|| UNREADABLE_NAME.into(), Into::into),
         lines: lines::decode(l.lines, &table, key.firstlineno),
         firstlineno: key.firstlineno,
     };

@@ -20,6 +20,7 @@
 //! code objects) are left out, as py-spy leaves them out.
 
 mod code;
+mod known;
 mod layout;
 mod lines;
 mod strings;
@@ -28,8 +29,9 @@ mod walk;
 use anyhow::{Context, Result};
 
 use super::Memory;
-use crate::model::Frame;
+use crate::model::Stack;
 use code::Codes;
+use known::Known;
 pub use layout::{FrameLayout, FrameRoot, Position};
 pub use lines::LineFormat;
 use walk::Walker;
@@ -37,13 +39,15 @@ use walk::Walker;
 /// What a frame shows for a name that cannot be read as a string.
 pub const UNREADABLE_NAME: &str = "<unreadable name>";
 
-/// Reads stacks: every thread's frames walked together ([`walk`]), and what each code
-/// object says remembered ([`code`]), so that a tick costs a few batched reads however many
-/// threads there are, and a frame costs no read once its code is known.
+/// Reads stacks: every thread's frames walked together ([`walk`]), what each code object
+/// says remembered ([`code`]), and the stacks already built ([`known`]), so that a tick
+/// costs a few batched reads however many threads there are, a frame costs no read once its
+/// code is known, and a stack seen before costs no frame built.
 pub struct StackReader {
     layout: FrameLayout,
     walker: Walker,
     codes: Codes,
+    known: Known,
     /// The distinct code objects of a tick.
     distinct: Vec<u64>,
 }
@@ -54,6 +58,7 @@ impl StackReader {
             layout,
             walker: Walker::default(),
             codes: Codes::default(),
+            known: Known::default(),
             distinct: Vec::new(),
         }
     }
@@ -62,17 +67,28 @@ impl StackReader {
     /// when the thread runs no Python). Shim frames, and frames whose executable is not a
     /// code object, are left out. A thread whose frames cannot be read is an error for that
     /// thread only.
-    pub fn read_stacks(&mut self, mem: &dyn Memory, tstates: &[u64]) -> Vec<Result<Vec<Frame>>> {
+    pub fn read_stacks(&mut self, mem: &dyn Memory, tstates: &[u64]) -> Vec<Result<Stack>> {
         let l = self.layout;
         self.codes.generation = self.walker.walk(mem, &l, tstates);
         self.distinct.clear();
         for w in self.walker.walks.iter().filter(|w| w.error.is_none()) {
-            self.distinct.extend(w.found.iter().map(|f| f.code));
+            for f in &w.found {
+                // A recursion runs one code object frame after frame.
+                if self.distinct.last() != Some(&f.code) {
+                    self.distinct.push(f.code);
+                }
+            }
         }
         self.distinct.sort_unstable();
         self.distinct.dedup();
         self.codes.check(mem, &l, &self.distinct);
-        let codes = &self.codes;
+        if self.codes.changed {
+            self.known.forget();
+        }
+        // Only stacks of cached code objects are remembered: the others' frames may read
+        // otherwise at the next tick.
+        let remember = self.codes.all_cached();
+        let (codes, known) = (&self.codes, &mut self.known);
         self.walker
             .walks
             .iter_mut()
@@ -81,19 +97,28 @@ impl StackReader {
                 if let Some(e) = w.error.take() {
                     return Err(e.context(format!("walking the frames of {tstate:#x}")));
                 }
+                if remember {
+                    if let Some(stack) = known.get(&w.found) {
+                        return Ok(stack.clone());
+                    }
+                }
                 let mut frames = Vec::with_capacity(w.found.len());
                 for f in w.found.iter().rev() {
                     if let Some(info) = codes.get(f.code)? {
                         frames.push(info.frame(f.index));
                     }
                 }
-                Ok(frames)
+                let stack: Stack = frames.into();
+                if remember {
+                    known.insert(&w.found, stack.clone());
+                }
+                Ok(stack)
             })
             .collect()
     }
 
     /// The stack of the one thread whose `PyThreadState` is at `tstate`.
-    pub fn read_stack(&mut self, mem: &dyn Memory, tstate: u64) -> Result<Vec<Frame>> {
+    pub fn read_stack(&mut self, mem: &dyn Memory, tstate: u64) -> Result<Stack> {
         self.read_stacks(mem, &[tstate])
             .pop()
             .context("no stack read")?

@@ -29,7 +29,7 @@ const MAX_COPIES: usize = 16 << 20;
 
 /// A frame the walk found: its code object (not yet known to be one) and the instruction
 /// it runs, as [`super::lines::line_at`] counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Found {
     pub code: u64,
     pub index: i64,

@@ -344,7 +344,7 @@ fn stack_samples<'a>(p: &'a Process<'a>, stride: usize) -> impl Iterator<Item = 
         let mut args = json!({
             "stack": frames
                 .iter()
-                .map(|f| f.function.as_str())
+                .map(|f| &*f.function)
                 .collect::<Vec<_>>()
                 .join(";"),
             "state": sample.state.key(),
@@ -354,7 +354,7 @@ fn stack_samples<'a>(p: &'a Process<'a>, stride: usize) -> impl Iterator<Item = 
         }
         Event {
             name: match frames.last() {
-                Some(f) => f.function.clone(),
+                Some(f) => f.function.to_string(),
                 None => sample.state.frame_label().into(),
             },
             cat: Some("stack"),

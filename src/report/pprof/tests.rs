@@ -182,7 +182,7 @@ fn stack_tick(acc: &mut Accumulator, ms: u64, stacks: &[(i32, ThreadState, Vec<F
                 tid: *tid,
                 state: *state,
                 on_cpu: true,
-                frames: frames.clone(),
+                frames: frames.clone().into(),
                 ..Default::default()
             })
             .collect(),
@@ -346,7 +346,7 @@ fn every_stack_count_is_one_labelled_sample() {
             .get(*id)
             .iter()
             .rev()
-            .map(|f| f.function.as_str())
+            .map(|f| &*f.function)
             .collect();
         expected.push((42, (*tid).into(), state.key(), name, "app.py", names, *n));
     }

@@ -6,6 +6,7 @@ use std::cell::Cell;
 
 use super::*;
 use crate::cpython::Batch;
+use crate::model::Frame;
 
 /// Memory that counts what is asked of it: batches, and the ranges read.
 struct Counting<'a> {
@@ -115,7 +116,7 @@ fn a_deep_stack_is_read_a_chunk_at_a_time_and_then_without_a_read_per_frame() {
     let (m, expected) = deep(&l, OLDER);
     let mem = Counting::new(&m);
     let mut reader = StackReader::new(l);
-    assert_eq!(reader.read_stack(&mem, TSTATE).unwrap(), expected);
+    assert_eq!(reader.read_stack(&mem, TSTATE).unwrap().to_vec(), expected);
     let (batches, ranges) = mem.take();
     // Heads, starts (the newer chunk), the generator's frame, the older chunk, code heads;
     // then the code objects' types, names and line tables once.
@@ -126,8 +127,31 @@ fn a_deep_stack_is_read_a_chunk_at_a_time_and_then_without_a_read_per_frame() {
     );
     // Known code: the next tick makes the same five batches of six reads (the thread state,
     // two chunks, the generator's frame, two code heads) and nothing else.
-    assert_eq!(reader.read_stack(&mem, TSTATE).unwrap(), expected);
+    assert_eq!(reader.read_stack(&mem, TSTATE).unwrap().to_vec(), expected);
     assert_eq!(mem.take(), (5, 6));
+}
+
+#[test]
+fn a_stack_read_again_is_the_same_stack_until_its_code_changes() {
+    let l = layout_3_13t();
+    let (mut m, expected) = deep(&l, OLDER);
+    let mut reader = StackReader::new(l);
+    let first = reader.read_stack(&m, TSTATE).unwrap();
+    let again = reader.read_stack(&m, TSTATE).unwrap();
+    // The same allocation: no frame built, and the stack table knows it by its address.
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    assert_eq!(*again, *expected);
+    // Other code at f's address (a function defined where a freed one was): the frames are
+    // the same code addresses at the same instructions, and still read again from the code.
+    code(&mut m, &l, F, "g", 20, &TABLE);
+    let after = reader.read_stack(&m, TSTATE).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &after));
+    assert_eq!(after.len(), expected.len());
+    assert_eq!(after[0], at_line("main", 10));
+    assert!(after[1..].iter().all(|f| *f == at_line("g", 21)));
+    // And the stack built from the new code is the one known from then on.
+    let later = reader.read_stack(&m, TSTATE).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&after, &later));
 }
 
 #[test]
@@ -137,14 +161,17 @@ fn a_chunk_that_cannot_be_followed_is_read_frame_by_frame() {
     let (m, expected) = deep(&l, 0x7000_0000);
     let mem = Counting::new(&m);
     assert_eq!(
-        StackReader::new(l).read_stack(&mem, TSTATE).unwrap(),
+        StackReader::new(l)
+            .read_stack(&mem, TSTATE)
+            .unwrap()
+            .to_vec(),
         expected
     );
     // A top past what a copy may read: every frame alone, and still the same stack.
     let (mut m, expected) = deep(&l, OLDER);
     tstate_with_chunk(&mut m, &l, GENERATOR_FRAME, NEWER, NEWER + (1 << 30));
     assert_eq!(
-        StackReader::new(l).read_stack(&m, TSTATE).unwrap(),
+        StackReader::new(l).read_stack(&m, TSTATE).unwrap().to_vec(),
         expected
     );
 }
@@ -175,7 +202,7 @@ fn garbage_on_a_data_stack_fails_the_thread_not_the_reader() {
     frame(&mut m, &l, 0xa5_000, 0, F, 2, 0);
     let stacks = reader.read_stacks(&m, &[TSTATE, good]);
     assert!(stacks[0].is_err());
-    assert_eq!(stacks[1].as_ref().unwrap(), &[at_line("f", 11)]);
+    assert_eq!(**stacks[1].as_ref().unwrap(), [at_line("f", 11)]);
 }
 
 /// 3.14's layout, with `PyThreadState.interp` and the interpreter's code generation.
@@ -209,13 +236,19 @@ fn while_no_code_object_is_freed_known_code_costs_no_read() {
         |m: &mut Ranges, n: u64| m.put(INTERP, object(gen + 8, &[(gen, &n.to_le_bytes())]));
     generation(&mut m, 7);
     let mut reader = StackReader::new(l);
-    assert_eq!(reader.read_stack(&m, TSTATE).unwrap(), [at_line("f", 11)]);
+    assert_eq!(
+        reader.read_stack(&m, TSTATE).unwrap().to_vec(),
+        [at_line("f", 11)]
+    );
     let counted = Counting::new(&m);
-    reader.read_stack(&counted, TSTATE).unwrap();
+    reader.read_stack(&counted, TSTATE).unwrap().to_vec();
     // The thread state, then its frame and the generation: no code object read.
     assert_eq!(counted.take(), (3, 3));
     // A code object is freed (the generation moves) and new code takes its address.
     code(&mut m, &l, F, "g", 20, &TABLE);
     generation(&mut m, 8);
-    assert_eq!(reader.read_stack(&m, TSTATE).unwrap(), [at_line("g", 21)]);
+    assert_eq!(
+        reader.read_stack(&m, TSTATE).unwrap().to_vec(),
+        [at_line("g", 21)]
+    );
 }

@@ -108,7 +108,7 @@ fn build(run: &Run) -> Profile {
                         tid: *tid,
                         state,
                         on_cpu: state != ThreadState::Idle,
-                        frames: (run.frames)(k),
+                        frames: (run.frames)(k).into(),
                         ..Default::default()
                     })
                     .collect(),
