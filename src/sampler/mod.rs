@@ -49,6 +49,14 @@ const CPU_EVERY: Duration = Duration::from_millis(250);
 /// How long samples are batched before they are sent: one wake-up of the consumer per batch
 /// instead of one per tick.
 const BATCH_EVERY: Duration = Duration::from_millis(50);
+/// How much a batch holds before it is sent sooner, counted in frames and thread readings
+/// ([`weight`]): 50 ms of a deep stack at 1 kHz is over a hundred thousand frames.
+const BATCH_WEIGHT: usize = 8192;
+/// Batches the channel holds. While the consumer falls behind (a recording, a busy machine)
+/// the sampler waits at a full channel, so what waits in it is bounded in frames, not in
+/// ticks: at most this many batches of [`BATCH_WEIGHT`] and one tick each (tens of MiB at
+/// most, with 900-frame stacks), or 0.8 s of samples at 1 kHz from 17 shallow threads.
+const CHANNEL_BATCHES: usize = 16;
 
 /// How the sampler ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +119,7 @@ impl Sampler {
         monotonic_zero_ns: u64,
     ) -> Result<Sampler> {
         // Bounded, so a stalled consumer slows the sampler instead of growing memory.
-        let (tx, rx) = sync_channel(64);
+        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let start = zero;
@@ -168,6 +176,7 @@ fn run(
     let mut out = Outbox {
         tx,
         batch: Vec::new(),
+        weight: 0,
         since: Instant::now(),
     };
 
@@ -476,24 +485,39 @@ impl Pending {
 struct Outbox<'a> {
     tx: &'a SyncSender<Vec<Sample>>,
     batch: Vec<Sample>,
+    /// The batch's [`weight`].
+    weight: usize,
     since: Instant,
+}
+
+/// What a sample weighs in a batch: its frames and thread readings, at least 1.
+fn weight(sample: &Sample) -> usize {
+    1 + match sample {
+        Sample::Stacks(tick) => tick.stacks.iter().map(|s| 1 + s.frames.len()).sum(),
+        Sample::State(tick) => tick.threads.len(),
+        Sample::Cpu { threads, .. } => threads.len(),
+        _ => 0,
+    }
 }
 
 impl Outbox<'_> {
     fn push(&mut self, sample: Sample) {
+        self.weight += weight(&sample);
         self.batch.push(sample);
     }
 
     /// Sends the batch; false once the receiver is gone.
     fn flush(&mut self) -> bool {
         self.since = Instant::now();
+        self.weight = 0;
         if self.batch.is_empty() {
             return true;
         }
         self.tx.send(std::mem::take(&mut self.batch)).is_ok()
     }
 
+    /// Sends the batch once it is [`BATCH_EVERY`] old or [`BATCH_WEIGHT`] heavy.
     fn flush_if_due(&mut self) -> bool {
-        self.since.elapsed() < BATCH_EVERY || self.flush()
+        (self.since.elapsed() < BATCH_EVERY && self.weight < BATCH_WEIGHT) || self.flush()
     }
 }

@@ -373,3 +373,59 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod bounded {
+    use super::super::testing::tick;
+    use crate::analysis::timeline::{MAX_BUCKETS, MAX_TIMED_STACKS};
+    use crate::analysis::Accumulator;
+    use crate::model::{Frame, Sample, StackTick, ThreadStack, ThreadState::*};
+    use std::time::Duration;
+
+    #[test]
+    fn a_long_run_of_the_same_stacks_keeps_one_entry_per_distinct_stack() {
+        let frame = |function: &str| Frame {
+            function: function.into(),
+            file: "app.py".into(),
+            line: 1,
+        };
+        let stack = |tid, state, leaf| ThreadStack {
+            tid,
+            state,
+            on_cpu: state == Holding,
+            frames: vec![frame("main"), frame(leaf)].into(),
+            ..Default::default()
+        };
+        // 200 s at 1 kHz: one holder and three waiters, every tick alike.
+        let ticks = 200_000u64;
+        let mut acc = Accumulator::default();
+        for i in 0..ticks {
+            let states = [(1, Holding), (2, Waiting), (3, Waiting), (4, Waiting)];
+            acc.push(tick(i, Some(1), i, &states));
+            acc.push(Sample::Stacks(StackTick {
+                at: Duration::from_millis(i),
+                waiters: 3,
+                stacks: states
+                    .iter()
+                    .map(|&(tid, s)| stack(tid, s, if s == Holding { "compute" } else { "wait" }))
+                    .collect(),
+            }));
+        }
+        let p = acc.finish(0, 2);
+        assert_eq!(p.run.stack_samples, ticks);
+        // What is kept per stack is per distinct stack (two) and per thread and stack
+        // (four), not per sample.
+        assert_eq!(p.stacks.len(), 2);
+        assert_eq!(p.stack_counts.len(), 4);
+        assert_eq!(
+            p.stack_counts.iter().map(|(_, n)| n).sum::<u64>(),
+            4 * ticks
+        );
+        // The timeline keeps slices and a thinned list of timed stacks, both capped.
+        let t = &p.timeline;
+        assert!(t.buckets <= MAX_BUCKETS, "{}", t.buckets);
+        assert_eq!(t.lanes.len(), 4);
+        assert!(t.lanes.iter().all(|l| l.counts.len() <= MAX_BUCKETS));
+        assert!(t.stacks.len() < MAX_TIMED_STACKS, "{}", t.stacks.len());
+    }
+}
