@@ -37,7 +37,7 @@ use crate::gil::{settle, Classified};
 use crate::model::{Sample, StackTick, StateTick, ThreadInfo, ThreadStack, ThreadState, Tid};
 use target::Remote;
 use threads::ThreadTable;
-use tick::read_state;
+use tick::StateReader;
 
 /// How often the thread list is re-read even when nothing suggests a change.
 const REFRESH_EVERY: Duration = Duration::from_millis(200);
@@ -155,6 +155,7 @@ fn run(
     let pid = target.pid;
     let tick_s = procfs::clock_tick_s();
     let mut table = ThreadTable::default();
+    let mut reader = StateReader::default();
     let mut timer = timer::Timer::new(rates.state_hz);
     let stack_share = rates.stack_share();
     let mut stack_credit = 1.0;
@@ -222,7 +223,7 @@ fn run(
             }
         }
 
-        let Some(mut state) = read_state(&mem, pid, &mut table, at) else {
+        let Some(mut state) = reader.read(&mem, pid, &target.layout, &mut table, at) else {
             if !procfs::is_alive(pid) {
                 break;
             }
