@@ -1,7 +1,8 @@
 //! The sampling thread: reads the target at two rates and sends plain samples.
 //!
-//! At every state tick it reads each GIL's head (one `process_vm_readv` per GIL) and each
-//! Python thread's `/proc/…/syscall` (one `pread` per thread); at every stack tick it also
+//! At every state tick it reads each GIL's head (all in one `process_vm_readv`, with 3.15's
+//! per-thread GIL words) and each Python thread's `/proc/…/syscall` (one `pread` per thread,
+//! except 3.15 threads known from memory to wait inside take_gil()); at every stack tick it also
 //! reads every thread's stack ([`stacks`]: gilscope's own reader, all threads together in a few
 //! batched `process_vm_readv` calls; py-spy only for thread names). It never stops the target
 //! and never renders anything: it sends [`Sample`]s over a channel and counts what failed.
