@@ -11,6 +11,8 @@
 mod common;
 #[path = "states/evidence.rs"]
 mod evidence;
+#[path = "states/from_memory.rs"]
+mod from_memory;
 #[path = "states/quota.rs"]
 mod quota;
 

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::layout::{gil_struct, GilPlace, Layout};
+use super::layout::{gil_struct, GilFlags, GilPlace, Layout};
 
 /// The first eight bytes of `_Py_DebugOffsets`.
 pub const COOKIE: &[u8; 8] = b"xdebugpy";
@@ -267,8 +267,24 @@ impl DebugOffsets {
             tstate_next: self.offset(tstate, "next")?,
             tstate_thread_id: self.offset(tstate, "thread_id")?,
             tstate_native_thread_id: Some(self.offset(tstate, "native_thread_id")?),
+            tstate_gil_flags: self.gil_flags()?,
             free_threaded: self.free_threaded,
         })
+    }
+}
+
+impl DebugOffsets {
+    /// `thread_state.holds_gil` and `.gil_requested`, where this version publishes them
+    /// (3.15+; 3.13 and 3.14 have neither).
+    fn gil_flags(&self) -> Result<Option<GilFlags>> {
+        let has = |field| self.shape.index("thread_state", field).is_some();
+        if !(has("holds_gil") && has("gil_requested")) {
+            return Ok(None);
+        }
+        Ok(Some(GilFlags {
+            holds_gil: self.offset("thread_state", "holds_gil")?,
+            gil_requested: self.offset("thread_state", "gil_requested")?,
+        }))
     }
 }
 
@@ -332,6 +348,46 @@ mod tests {
     fn the_3_13_shape_agrees_with_the_3_13_table() {
         let offsets = DebugOffsets::parse(&debug_offsets_3_13()).unwrap();
         assert_eq!(Some(offsets.layout().unwrap()), Layout::for_version(3, 13));
+    }
+
+    /// The runtime, interpreter and thread sections as Debian sid's CPython 3.15.0a2 fills
+    /// them in (read from a live process).
+    fn debug_offsets_3_15() -> Vec<u8> {
+        let mut words = vec![0u64; read_len() / 8];
+        words[1] = 0x030f02f0;
+        words[3..6].copy_from_slice(&[346568, 912, 936]);
+        words[6..22].copy_from_slice(&[
+            226240, 7272, 7264, 7336, 7352, 7400, 7592, 7576, 7584, 16, 7736, 0, 7752, 7744, 7944,
+            0,
+        ]);
+        words[22..38].copy_from_slice(&[
+            888, 0, 8, 16, 72, 80, 88, 96, 176, 184, 256, 32, 36, 40, 136, 288,
+        ]);
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        bytes[0..8].copy_from_slice(COOKIE);
+        bytes
+    }
+
+    #[test]
+    fn only_3_15_publishes_where_a_thread_says_it_holds_or_wants_the_gil() {
+        let v15 = DebugOffsets::parse(&debug_offsets_3_15()).unwrap();
+        let layout = v15.layout().unwrap();
+        assert_eq!(
+            layout.tstate_gil_flags,
+            Some(GilFlags {
+                holds_gil: 36,
+                gil_requested: 40
+            })
+        );
+        assert_eq!(Some(layout), Layout::for_version(3, 15));
+        for bytes in [debug_offsets_3_14(), debug_offsets_3_13()] {
+            let layout = DebugOffsets::parse(&bytes).unwrap().layout().unwrap();
+            assert_eq!(layout.tstate_gil_flags, None);
+        }
+        // An offset past the thread state's size is refused, not read.
+        let mut bytes = debug_offsets_3_15();
+        bytes[35 * 8..36 * 8].copy_from_slice(&4096u64.to_le_bytes());
+        assert!(DebugOffsets::parse(&bytes).unwrap().layout().is_err());
     }
 
     #[test]

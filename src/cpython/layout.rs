@@ -51,6 +51,15 @@ pub enum GilPlace {
     InterpreterPointer(usize),
 }
 
+/// Where a `PyThreadState` (3.15+) says whether its thread holds its interpreter's GIL
+/// (`int holds_gil`, set by take_gil() once it took the GIL, cleared by drop_gil()) and
+/// whether it waits for it (`int gil_requested`, set while the thread is inside take_gil()).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GilFlags {
+    pub holds_gil: usize,
+    pub gil_requested: usize,
+}
+
 /// Byte offsets of the fields gilscope follows from `_PyRuntime` to every thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -65,6 +74,9 @@ pub struct Layout {
     pub tstate_next: usize,
     pub tstate_thread_id: usize,
     pub tstate_native_thread_id: Option<usize>,
+    /// `PyThreadState.holds_gil` and `.gil_requested` (3.15+), which let a state tick tell a
+    /// thread waiting inside `take_gil()` from memory alone.
+    pub tstate_gil_flags: Option<GilFlags>,
     /// A free-threaded build (3.13t+): its GIL struct starts with `int enabled`, and the
     /// fields of [`gil_struct`] follow at [`gil_struct::FREE_THREADED_FIELDS_AT`].
     pub free_threaded: bool,
@@ -83,6 +95,7 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 176,
                 tstate_native_thread_id: None,
+                tstate_gil_flags: None,
                 free_threaded: false,
             },
             (3, 9) | (3, 10) => Layout {
@@ -94,6 +107,7 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 176,
                 tstate_native_thread_id: None,
+                tstate_gil_flags: None,
                 free_threaded: false,
             },
             (3, 11) => Layout {
@@ -105,6 +119,7 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 152,
                 tstate_native_thread_id: Some(160),
+                tstate_gil_flags: None,
                 free_threaded: false,
             },
             (3, 12) => Layout {
@@ -116,6 +131,7 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 136,
                 tstate_native_thread_id: Some(144),
+                tstate_gil_flags: None,
                 free_threaded: false,
             },
             (3, 13) => Layout {
@@ -127,6 +143,7 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 152,
                 tstate_native_thread_id: Some(160),
+                tstate_gil_flags: None,
                 free_threaded: false,
             },
             (3, 14) => Layout {
@@ -138,6 +155,7 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 152,
                 tstate_native_thread_id: Some(160),
+                tstate_gil_flags: None,
                 free_threaded: false,
             },
             (3, 15) => Layout {
@@ -149,6 +167,11 @@ impl Layout {
                 tstate_next: 8,
                 tstate_thread_id: 176,
                 tstate_native_thread_id: Some(184),
+                // `status`, `holds_gil`, `gil_requested` follow `eval_breaker` (at 24).
+                tstate_gil_flags: Some(GilFlags {
+                    holds_gil: 36,
+                    gil_requested: 40,
+                }),
                 free_threaded: false,
             },
             _ => return None,

@@ -54,13 +54,21 @@ pub struct GilHead {
 impl GilHead {
     /// Reads the first [`layout::gil_struct::HEAD`] bytes of the GIL struct at `addr`.
     pub fn read(mem: &dyn Memory, addr: u64) -> Result<GilHead> {
-        use layout::gil_struct as g;
-        let mut buf = [0u8; g::HEAD];
+        let mut buf = [0u8; layout::gil_struct::HEAD];
         mem.read(addr, &mut buf)
             .with_context(|| format!("reading the GIL at {addr:#x}"))?;
+        GilHead::parse(&buf).with_context(|| format!("reading the GIL at {addr:#x}"))
+    }
+
+    /// The head from its first [`layout::gil_struct::HEAD`] bytes; `None` when fewer.
+    pub fn parse(buf: &[u8]) -> Option<GilHead> {
+        use layout::gil_struct as g;
+        if buf.len() < g::HEAD {
+            return None;
+        }
         let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
         let locked = u32::from_le_bytes(buf[g::LOCKED..g::LOCKED + 4].try_into().unwrap());
-        Ok(GilHead {
+        Some(GilHead {
             interval_us: word(g::INTERVAL),
             last_holder: word(g::LAST_HOLDER),
             locked: locked != 0,

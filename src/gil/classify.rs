@@ -160,7 +160,7 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
         .iter()
         .position(|g| !g.disabled && g.holder == Some(r.tid));
     let runnable = r.syscall == Syscall::Running;
-    let mut memo = account(r, previous);
+    let mut memo = account(r.at_ns, r.own_gil, r.sched, previous);
     let cpu = if runnable {
         memo.spend(r, previous)
     } else {
@@ -317,10 +317,46 @@ pub fn classify(r: &Reading, previous: Option<&Classified>, gils: &[GilView]) ->
     }
 }
 
-/// The previous tick's memory with this tick's scheduler statistics added to the budgets.
-fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
-    let mut memo = previous.copied().unwrap_or(Classified {
-        state: ThreadState::Idle,
+/// A thread whose own thread state says, at this tick, that it is inside `take_gil()`:
+/// CPython 3.15+ sets `PyThreadState.gil_requested` there and `holds_gil` once the GIL is
+/// taken, so `gil_requested` set with `holds_gil` clear is a waiter, read from memory without
+/// any `/proc` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requesting {
+    pub tid: Tid,
+    /// When the tick was taken, as [`Reading::at_ns`].
+    pub at_ns: u64,
+    /// Index in the tick's GILs of the GIL its interpreter uses: the one it waits for.
+    pub own_gil: usize,
+}
+
+/// Classifies a [`Requesting`] thread: `waiting` on its interpreter's GIL, neither on a CPU
+/// nor queued (inside take_gil() a waiter sleeps in a timed wait on the GIL's `cond` nearly
+/// all the time; it runs only for the few microseconds of a timeout or a wake-up).
+///
+/// `None` when the thread needs its full reading at this tick after all ([`classify`]):
+/// - no previous tick: the first reading is the scheduler statistics' baseline;
+/// - at the previous tick it ran, waited for a CPU or was provisional: this tick's reading
+///   measures that run ([`wants_sched`], [`settle`]), and a woken waiter the kernel runs is
+///   told on a CPU only from `/proc`;
+/// - the GIL names it as its holder (it took the GIL a moment ago), or the GIL is disabled.
+///
+/// The result carries the previous tick's scheduler statistics and budgets on, as a tick
+/// blocked on the GIL does: the next full reading measures the time since the last one.
+pub fn classify_requesting(
+    r: &Requesting,
+    previous: Option<&Classified>,
+    gils: &[GilView],
+) -> Option<Classified> {
+    let p = previous?;
+    let g = gils.get(r.own_gil)?;
+    let ran = p.on_cpu || p.queued || p.provisional || p.state.is_on_cpu();
+    if ran || g.disabled || g.holder == Some(r.tid) {
+        return None;
+    }
+    let memo = account(r.at_ns, r.own_gil, None, previous);
+    Some(Classified {
+        state: ThreadState::Waiting,
         on_cpu: false,
         queued: false,
         stalled: false,
@@ -328,15 +364,42 @@ fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
         io: None,
         provisional: false,
         after_holding: false,
+        switch_number: g.switch_number,
+        asleep: Some(Asleep {
+            state: ThreadState::Waiting,
+            gil: r.own_gil,
+            io: None,
+            futex: None,
+        }),
+        ..memo
+    })
+}
+
+/// The previous tick's memory with this tick's scheduler statistics added to the budgets.
+fn account(
+    at_ns: u64,
+    own_gil: usize,
+    sched: Option<SchedStat>,
+    previous: Option<&Classified>,
+) -> Classified {
+    let mut memo = previous.copied().unwrap_or(Classified {
+        state: ThreadState::Idle,
+        on_cpu: false,
+        queued: false,
+        stalled: false,
+        gil: own_gil,
+        io: None,
+        provisional: false,
+        after_holding: false,
         switch_number: 0,
         sched: None,
-        at_ns: r.at_ns,
+        at_ns,
         tick_ns: 0,
         run_budget_ns: 0,
         queue_budget_ns: 0,
         asleep: None,
     });
-    if let Some(now) = r.sched {
+    if let Some(now) = sched {
         if let Some(then) = memo.sched {
             let gain = |a: u64, b: u64| i64::try_from(a.saturating_sub(b)).unwrap_or(i64::MAX);
             memo.run_budget_ns = memo
@@ -348,14 +411,19 @@ fn account(r: &Reading, previous: Option<&Classified>) -> Classified {
         }
         memo.sched = Some(now);
     }
-    memo.at_ns = r.at_ns;
-    memo.tick_ns = tick_ns(r, previous);
+    memo.at_ns = at_ns;
+    memo.tick_ns = ticked(at_ns, previous);
     memo
 }
 
 /// The time since the thread's previous tick.
 fn tick_ns(r: &Reading, previous: Option<&Classified>) -> i64 {
-    let tick = previous.map_or(0, |p| r.at_ns.saturating_sub(p.at_ns));
+    ticked(r.at_ns, previous)
+}
+
+/// The time from the thread's previous tick to `at_ns`.
+fn ticked(at_ns: u64, previous: Option<&Classified>) -> i64 {
+    let tick = previous.map_or(0, |p| at_ns.saturating_sub(p.at_ns));
     i64::try_from(tick).unwrap_or(i64::MAX / 16)
 }
 

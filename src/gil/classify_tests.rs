@@ -467,3 +467,171 @@ fn with_the_gil_disabled_threads_run_or_wait_for_a_cpu_or_block() {
     let c = classify(&reading(blocked(45, [3; 6]), None), None, &[off]);
     assert_eq!(c.state, Io);
 }
+
+/// A thread whose thread state says it is inside take_gil(), at tick `k` of 100 µs.
+fn requesting(k: u64) -> Requesting {
+    Requesting {
+        tid: 7,
+        at_ns: 100_000 * k,
+        own_gil: 0,
+    }
+}
+
+#[test]
+fn a_thread_known_from_memory_to_be_in_take_gil_waits_off_any_cpu() {
+    let gils = [gil(Some(1), 4)];
+    let asleep = classify(
+        &reading(Syscall::futex(BASE + 40), Some((5_000_000, 100))),
+        None,
+        &gils,
+    );
+    let c = classify_requesting(&requesting(1), Some(&asleep), &gils).unwrap();
+    assert_eq!(
+        (c.state, c.gil, c.on_cpu, c.queued),
+        (Waiting, 0, false, false)
+    );
+    assert!(!c.stalled && !c.provisional && c.io.is_none());
+    // It carries the scheduler statistics of the last reading on, for the next one.
+    assert_eq!(c.sched, asleep.sched);
+    // Seen waiting at this tick's switch count: a runnable reading with no handoff since is
+    // still in take_gil().
+    let woken = classify(&reading(Syscall::Running, None), Some(&c), &gils);
+    assert_eq!(woken.state, Waiting);
+    // Once the GIL is disabled, held by it, or at its first sight, its full reading decides.
+    let disabled = [GilView {
+        disabled: true,
+        ..gils[0]
+    }];
+    assert_eq!(
+        classify_requesting(&requesting(1), Some(&asleep), &disabled),
+        None
+    );
+    let its_own = [gil(Some(7), 5)];
+    assert_eq!(
+        classify_requesting(&requesting(1), Some(&asleep), &its_own),
+        None
+    );
+    assert_eq!(classify_requesting(&requesting(1), None, &gils), None);
+    // Another interpreter's GIL it does not have.
+    let elsewhere = Requesting {
+        own_gil: 3,
+        ..requesting(1)
+    };
+    assert_eq!(classify_requesting(&elsewhere, Some(&asleep), &gils), None);
+}
+
+#[test]
+fn a_thread_that_ran_at_the_previous_tick_is_read_in_full() {
+    let gils = [gil(Some(1), 4)];
+    // On a CPU (it held the GIL, or a woken waiter ran): this tick measures that run.
+    let held = classify(
+        &reading(Syscall::Running, Some((1_000_000, 0))),
+        None,
+        &[gil(Some(7), 3)],
+    );
+    assert!(held.on_cpu);
+    assert_eq!(
+        classify_requesting(&requesting(1), Some(&held), &gils),
+        None
+    );
+    // Waiting for a CPU.
+    let first = classify(&reading(Syscall::Running, Some((0, 0))), None, &gils);
+    let queued = classify(
+        &Reading {
+            at_ns: 4_000_000,
+            ..reading(Syscall::Running, Some((0, 4_000_000)))
+        },
+        Some(&first),
+        &gils,
+    );
+    assert!(queued.queued);
+    assert_eq!(
+        classify_requesting(&requesting(1), Some(&queued), &gils),
+        None
+    );
+    // Provisional: the next full reading settles it.
+    let provisional = Classified {
+        provisional: true,
+        on_cpu: false,
+        queued: false,
+        state: Waiting,
+        ..held
+    };
+    assert_eq!(
+        classify_requesting(&requesting(1), Some(&provisional), &gils),
+        None
+    );
+}
+
+#[test]
+fn holder_then_waiter_from_memory_then_holder_keeps_the_kernels_account() {
+    let at = |k: u64, syscall, sched: (u64, u64)| Reading {
+        at_ns: 100_000 * k,
+        ..reading(syscall, Some(sched))
+    };
+    let held_by_us = [gil(Some(7), 10)];
+    let held_by_other = [gil(Some(1), 11)];
+    // Tick 0 and 1: it holds the GIL and runs the whole 100 µs tick.
+    let t0 = classify(&at(0, Syscall::Running, (1_000_000, 0)), None, &held_by_us);
+    let t1 = classify(
+        &at(1, Syscall::Running, (1_100_000, 0)),
+        Some(&t0),
+        &held_by_us,
+    );
+    assert_eq!((t1.state, t1.on_cpu), (Holding, true));
+    // Tick 2: it dropped the GIL right after tick 1 and sleeps in take_gil(); read in full
+    // (it ran at tick 1).
+    let t2 = classify(
+        &at(2, Syscall::futex(BASE + 40), (1_100_000, 0)),
+        Some(&t1),
+        &held_by_other,
+    );
+    assert_eq!((t2.state, t2.on_cpu), (Waiting, false));
+    // Ticks 3 to 9: from memory, no /proc file read.
+    let mut previous = t2;
+    for k in 3..10 {
+        previous = classify_requesting(&requesting(k), Some(&previous), &held_by_other)
+            .unwrap_or_else(|| panic!("tick {k} needed a full reading"));
+        assert_eq!(
+            (previous.state, previous.on_cpu),
+            (Waiting, false),
+            "tick {k}"
+        );
+    }
+    // Tick 10: it holds the GIL again, ran 100 µs since tick 2 (the wake-up and this
+    // tick's hold): one tick on a CPU...
+    let held_again = [gil(Some(7), 12)];
+    let t10 = classify(
+        &at(10, Syscall::Running, (1_200_000, 0)),
+        Some(&previous),
+        &held_again,
+    );
+    assert_eq!((t10.state, t10.on_cpu, t10.queued), (Holding, true, false));
+    // ... and if it had not run at all since tick 2 (woken, waiting for a CPU), it holds
+    // the GIL queued, as it would after blocked ticks read in full.
+    let t10 = classify(
+        &at(10, Syscall::Running, (1_100_000, 100_000)),
+        Some(&previous),
+        &held_again,
+    );
+    assert_eq!((t10.state, t10.on_cpu, t10.queued), (Holding, false, true));
+    // The same ticks read in full give the same answers.
+    let mut full = t2;
+    for k in 3..10 {
+        full = classify(
+            &at(k, Syscall::futex(BASE + 40), (1_100_000, 0)),
+            Some(&full),
+            &held_by_other,
+        );
+        assert_eq!(full.state, Waiting);
+    }
+    for sched in [(1_200_000, 0), (1_100_000, 100_000)] {
+        let a = classify(&at(10, Syscall::Running, sched), Some(&full), &held_again);
+        let b = classify(
+            &at(10, Syscall::Running, sched),
+            Some(&previous),
+            &held_again,
+        );
+        assert_eq!((a.state, a.on_cpu, a.queued), (b.state, b.on_cpu, b.queued));
+    }
+}

@@ -7,7 +7,7 @@ pub mod classify;
 pub mod syscall;
 
 pub use classify::{
-    classify, settle, still_waiting, wants_sched, Classified, GilAddresses, GilView, Reading,
-    SchedStat,
+    classify, classify_requesting, settle, still_waiting, wants_sched, Classified, GilAddresses,
+    GilView, Reading, Requesting, SchedStat,
 };
 pub use syscall::Syscall;

@@ -1,7 +1,8 @@
 //! The sampling thread: reads the target at two rates and sends plain samples.
 //!
-//! At every state tick it reads each GIL's head (one `process_vm_readv` per GIL) and each
-//! Python thread's `/proc/…/syscall` (one `pread` per thread); at every stack tick it also
+//! At every state tick it reads each GIL's head (all in one `process_vm_readv`, with 3.15's
+//! per-thread GIL words) and each Python thread's `/proc/…/syscall` (one `pread` per thread,
+//! except 3.15 threads known from memory to wait inside take_gil()); at every stack tick it also
 //! reads every thread's stack ([`stacks`]: gilscope's own reader, all threads together in a few
 //! batched `process_vm_readv` calls; py-spy only for thread names). It never stops the target
 //! and never renders anything: it sends [`Sample`]s over a channel and counts what failed.
@@ -37,7 +38,7 @@ use crate::gil::{settle, Classified};
 use crate::model::{Sample, StackTick, StateTick, ThreadInfo, ThreadStack, ThreadState, Tid};
 use target::Remote;
 use threads::ThreadTable;
-use tick::read_state;
+use tick::StateReader;
 
 /// How often the thread list is re-read even when nothing suggests a change.
 const REFRESH_EVERY: Duration = Duration::from_millis(200);
@@ -163,6 +164,7 @@ fn run(
     let pid = target.pid;
     let tick_s = procfs::clock_tick_s();
     let mut table = ThreadTable::default();
+    let mut reader = StateReader::default();
     let mut timer = timer::Timer::new(rates.state_hz);
     let stack_share = rates.stack_share();
     let mut stack_credit = 1.0;
@@ -231,7 +233,7 @@ fn run(
             }
         }
 
-        let Some(mut state) = read_state(&mem, pid, &mut table, at) else {
+        let Some(mut state) = reader.read(&mem, pid, &target.layout, &mut table, at) else {
             if !procfs::is_alive(pid) {
                 break;
             }

@@ -10,7 +10,7 @@ use super::procfs;
 use super::raw_stack::RawStack;
 use super::target::Remote;
 use super::threads::ThreadTable;
-use super::tick::read_state;
+use super::tick::StateReader;
 use super::Target;
 use crate::model::{Frame, GilReading, IoKind, StateTick, ThreadState, Tid};
 
@@ -87,9 +87,15 @@ fn read_once(target: &mut Target, table: &mut ThreadTable, start: Instant) -> Re
         .refresh(pid, &mem, target.runtime, &target.layout)
         .context("reading the thread list")?;
     let inconsistent = || anyhow!("the GIL state read was torn or names an unknown thread");
-    read_state(&mem, pid, table, start.elapsed()).ok_or_else(inconsistent)?;
+    let mut reader = StateReader::default();
+    let layout = &target.layout;
+    reader
+        .read(&mem, pid, layout, table, start.elapsed())
+        .ok_or_else(inconsistent)?;
     std::thread::sleep(TICK_GAP);
-    let state = read_state(&mem, pid, table, start.elapsed()).ok_or_else(inconsistent)?;
+    let state = reader
+        .read(&mem, pid, layout, table, start.elapsed())
+        .ok_or_else(inconsistent)?;
     let stacks = target
         .stacks
         .read(&mem, table)
