@@ -21,7 +21,7 @@ fn on_3_15_gil_waiters_are_read_from_memory_and_tell_the_same_story() {
         return;
     }
     let Ok(perf) = which("perf") else {
-        skip(test, "perf is not on PATH (apt-get install linux-perf)");
+        skip_unless_required(test, "perf is not on PATH (apt-get install linux-perf)");
         return;
     };
     let pys: Vec<_> = require_from(test, 15)
