@@ -64,9 +64,10 @@ pub type Stack = Arc<[Frame]>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StackId(pub u32);
 
-/// The most stacks [`StackTable`] knows by address besides its own: after that many it
-/// forgets them and learns again.
-const MAX_ALIASES: usize = 4096;
+/// The most frames of stacks [`StackTable`] knows by address besides its own: past that it
+/// forgets them and learns again, so that a reader that hands a new copy at every tick (py-spy,
+/// a thread in two interpreters) keeps little alive.
+const MAX_ALIAS_FRAMES: usize = 1 << 16;
 
 /// Distinct stacks, each stored once: memory grows with distinct stacks, not with run length.
 /// A stack lists frames outermost first.
@@ -80,6 +81,7 @@ pub struct StackTable {
     /// Allocations equal to a stored stack but not it, kept alive while their address is in
     /// `by_address` so that no other stack can take that address meanwhile.
     aliases: Vec<Stack>,
+    alias_frames: usize,
 }
 
 impl StackTable {
@@ -92,13 +94,17 @@ impl StackTable {
         }
         if let Some(&id) = self.index.get(&frames) {
             if let Some(a) = address {
-                if self.aliases.len() >= MAX_ALIASES {
+                if self.alias_frames + frames.len() > MAX_ALIAS_FRAMES {
                     for old in self.aliases.drain(..) {
                         self.by_address.remove(&(old.as_ptr() as usize));
                     }
+                    self.alias_frames = 0;
                 }
-                self.aliases.push(frames);
-                self.by_address.insert(a, id);
+                if frames.len() <= MAX_ALIAS_FRAMES {
+                    self.alias_frames += frames.len();
+                    self.aliases.push(frames);
+                    self.by_address.insert(a, id);
+                }
             }
             return id;
         }
@@ -147,6 +153,17 @@ mod tests {
         assert_eq!(table.intern(copy.clone()), a);
         assert_eq!(table.intern(copy), a);
         assert_eq!(table.len(), 1);
+        // A reader that hands a new copy at every tick keeps a bounded number alive.
+        let deep: Vec<Frame> = (0..1000).map(|_| frame("f")).collect();
+        let deep_id = table.intern(deep.clone());
+        for _ in 0..200 {
+            assert_eq!(table.intern(deep.clone()), deep_id);
+        }
+        assert!(table.alias_frames <= MAX_ALIAS_FRAMES);
+        assert_eq!(
+            table.alias_frames,
+            table.aliases.iter().map(|a| a.len()).sum::<usize>()
+        );
         // An empty stack has no address of its own.
         let empty = table.intern(Vec::new());
         assert_ne!(empty, a);
